@@ -1,0 +1,21 @@
+//! Warden's business rules: entities, validated newtypes, the ports the outside world plugs into,
+//! and the services (use cases) built on them.
+//!
+//! Nothing here does I/O or knows about HTTP, SQL, argon2 or JWT: adapters implement the ports in
+//! [`ports`], and the `warden` app drives the services in [`services`]. That keeps every rule
+//! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
+
+pub mod ports;
+pub mod scope;
+pub mod services;
+pub mod session;
+pub mod token;
+pub mod user;
+
+pub use scope::{Scope, Scopes, UnknownScopeError};
+pub use session::{NewSession, Session, SessionId};
+pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};
+pub use user::{
+    EmailAddress, EmailAddressError, NewUser, Password, PasswordError, PasswordHash, User,
+    UserCredentials, UserId,
+};

@@ -1,0 +1,103 @@
+//! Sessions: one per password login. Every token issued for a login names its session, so ending
+//! the session ends the tokens.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::UserId;
+
+/// A session's id: a random UUID, so ids reveal nothing about how many logins there were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+
+    /// Parses the hyphenated form found in a token's `sid` claim.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Uuid::try_parse(raw).ok().map(Self)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    /// The absolute end of the session, however it is used.
+    pub expires_at: DateTime<Utc>,
+    /// When the session was ended early (logout, password change, account disabled).
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// What it takes to store a new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn session(revoked_at: Option<DateTime<Utc>>) -> (Session, DateTime<Utc>) {
+        let now = Utc::now();
+        let session = Session {
+            id: SessionId::random(),
+            user_id: UserId::new(1),
+            created_at: now,
+            expires_at: now + TimeDelta::hours(1),
+            revoked_at,
+        };
+        (session, now)
+    }
+
+    #[test]
+    fn a_session_is_active_until_it_expires() {
+        let (session, now) = session(None);
+        assert!(session.is_active_at(now));
+        assert!(!session.is_active_at(session.expires_at));
+    }
+
+    #[test]
+    fn a_revoked_session_is_not_active() {
+        let (session, now) = session(Some(Utc::now()));
+        assert!(!session.is_active_at(now));
+    }
+
+    #[test]
+    fn session_ids_round_trip_through_their_text_form() {
+        let id = SessionId::random();
+        assert_eq!(SessionId::parse(&id.to_string()), Some(id));
+        assert_eq!(SessionId::parse("not-a-uuid"), None);
+    }
+}

@@ -1,0 +1,46 @@
+//! Access tokens as the domain sees them: what goes into one and what comes out of a valid one.
+//! The wire format (a signed JWT) belongs to the adapter behind [`crate::ports::TokenIssuer`].
+
+use std::time::Duration;
+
+use crate::{Scopes, SessionId, UserId};
+
+/// What an access token is issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessGrant {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub scopes: Scopes,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// What a token that passed every check (signature, algorithm, type, issuer, audience, time)
+/// says about its bearer. Whether its session and user are still active is for the service to
+/// check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub scopes: Scopes,
+}
+
+/// Why a token was refused. The reason is for logs only: clients always get the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid access token: {reason}")]
+pub struct InvalidTokenError {
+    pub reason: String,
+}
+
+impl InvalidTokenError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
