@@ -1,0 +1,133 @@
+//! Fresh, migrated databases for tests: a SQLite file in a temporary directory, or a new
+//! database on the PostgreSQL server that `DATABASE_URL` points at. Each is removed when the
+//! [`TestDb`] is dropped.
+//!
+//! PostgreSQL tests never skip: without a `postgres://` `DATABASE_URL` they fail and say how to
+//! get one (`cargo xtask ci` finds or starts a server and sets it).
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::{Backend, Store};
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Sqlite(#[allow(dead_code, reason = "held for its Drop")] tempfile::TempDir),
+    Postgres {
+        admin: PgConnectOptions,
+        name: String,
+    },
+}
+
+/// The PostgreSQL server tests run against, from `DATABASE_URL`.
+pub fn postgres_admin_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if matches!(Backend::of_url(&url), Ok(Backend::Postgres)) => url,
+        _ => panic!(
+            "PostgreSQL tests need DATABASE_URL=postgres://... pointing at a server where they may \
+             create databases. `cargo xtask ci` finds or starts one and sets it; by hand: \
+             DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test"
+        ),
+    }
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::sqlite().await,
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("warden-test.db"))
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .expect("cannot open the test SQLite database");
+        let store = Store::from_sqlite(pool);
+        store.migrate().await.expect("cannot migrate SQLite");
+        Self {
+            store,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let admin_url = postgres_admin_url();
+        let admin =
+            PgConnectOptions::from_str(&admin_url).expect("DATABASE_URL is not a valid URL");
+        let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.unwrap_or_else(|err| {
+            panic!("cannot connect to PostgreSQL at DATABASE_URL={admin_url}: {err}")
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("cannot create the test database");
+        conn.close().await.ok();
+
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .expect("cannot connect to the test database");
+        let store = Store::from_postgres(pool);
+        store.migrate().await.expect("cannot migrate PostgreSQL");
+        Self {
+            store,
+            cleanup: Cleanup::Postgres { admin, name },
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Cleanup::Postgres { admin, name } = &self.cleanup else {
+            return;
+        };
+        // Drop is synchronous and may run inside a runtime, so the database is dropped from a
+        // thread of its own. FORCE ends the connections the test's pool still holds.
+        let (admin, name) = (admin.clone(), name.clone());
+        let dropped = std::thread::spawn({
+            let name = name.clone();
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let mut conn = admin.connect().await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await?;
+                    anyhow::Ok(())
+                })
+            }
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {name}");
+        }
+    }
+}
