@@ -12,4 +12,4 @@ pub mod testing;
 
 pub use jwt::{JwtConfig, JwtConfigError, JwtHs256};
 pub use password::Argon2Hasher;
-pub use store::{Backend, Store, StoreOptions};
+pub use store::{Backend, Store, StoreOptions, sqlite_file};

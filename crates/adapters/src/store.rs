@@ -44,6 +44,13 @@ impl Backend {
     }
 }
 
+/// The file a `sqlite://` URL names, or `None` for an in-memory database.
+pub fn sqlite_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let options = SqliteConnectOptions::from_str(url).context("invalid SQLite URL")?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    Ok((!in_memory).then(|| options.get_filename().to_path_buf()))
+}
+
 /// Connection-pool settings.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {

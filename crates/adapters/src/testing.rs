@@ -17,6 +17,7 @@ use crate::{Backend, Store};
 #[derive(Debug)]
 pub struct TestDb {
     store: Store,
+    url: String,
     cleanup: Cleanup,
 }
 
@@ -24,7 +25,7 @@ pub struct TestDb {
 enum Cleanup {
     Sqlite(#[allow(dead_code, reason = "held for its Drop")] tempfile::TempDir),
     Postgres {
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
         name: String,
     },
 }
@@ -51,8 +52,9 @@ impl TestDb {
 
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let path = dir.path().join("warden-test.db");
         let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("warden-test.db"))
+            .filename(&path)
             .create_if_missing(true)
             .foreign_keys(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
@@ -64,6 +66,7 @@ impl TestDb {
         store.migrate().await.expect("cannot migrate SQLite");
         Self {
             store,
+            url: format!("sqlite://{}", path.display()),
             cleanup: Cleanup::Sqlite(dir),
         }
     }
@@ -89,14 +92,31 @@ impl TestDb {
             .expect("cannot connect to the test database");
         let store = Store::from_postgres(pool);
         store.migrate().await.expect("cannot migrate PostgreSQL");
+        let mut url = admin_url;
+        if let Some(end_of_host) = url
+            .find("://")
+            .and_then(|scheme| url[scheme + 3..].find('/').map(|slash| scheme + 3 + slash))
+        {
+            url.truncate(end_of_host);
+        }
+        let url = format!("{url}/{name}");
         Self {
             store,
-            cleanup: Cleanup::Postgres { admin, name },
+            url,
+            cleanup: Cleanup::Postgres {
+                admin: Box::new(admin),
+                name,
+            },
         }
     }
 
     pub fn store(&self) -> Store {
         self.store.clone()
+    }
+
+    /// A `DATABASE_URL` for this database, for tests that run the `warden` binary on it.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -107,7 +127,7 @@ impl Drop for TestDb {
         };
         // Drop is synchronous and may run inside a runtime, so the database is dropped from a
         // thread of its own. FORCE ends the connections the test's pool still holds.
-        let (admin, name) = (admin.clone(), name.clone());
+        let (admin, name) = ((**admin).clone(), name.clone());
         let dropped = std::thread::spawn({
             let name = name.clone();
             move || {

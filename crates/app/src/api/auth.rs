@@ -1,0 +1,366 @@
+//! The token endpoint, `POST /login` (RFC 6749 sections 4.3 and 5).
+//!
+//! The form is parsed here rather than by poem's `Form<T>`, because OAuth2 wants answers that
+//! `Form<T>` cannot give: a repeated field, a value that is not UTF-8 and a wrong content type
+//! are all `invalid_request` (400, RFC 6749 body), an empty value counts as absent (section 3.1),
+//! and unknown fields are ignored. Its OpenAPI description still comes from [`TokenRequestForm`].
+
+use std::collections::HashMap;
+
+use percent_encoding::percent_decode;
+use poem::http::header;
+use poem::middleware::SetHeader;
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, Request, RequestBody};
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::types::{Example, Type};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+};
+use warden_domain::Password;
+use warden_domain::services::{LoginError, PasswordLogin};
+
+use super::ApiTags;
+use crate::AppState;
+
+/// The largest form accepted, as for every other body.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+/// One message for unknown email, wrong password and disabled account, so that the answer
+/// does not tell which.
+const INVALID_CREDENTIALS: &str = "incorrect username or password";
+
+/// The token request form. Documentation only: the endpoint parses the form itself.
+#[derive(Debug, Object)]
+#[oai(rename = "TokenRequest")]
+struct TokenRequestForm {
+    /// `password` (the default when absent). `refresh_token` is not supported yet.
+    grant_type: Option<String>,
+    /// The account's email.
+    username: String,
+    /// The account's password, at most 1024 bytes.
+    #[oai(validator(max_length = 1024))]
+    password: String,
+    /// Space-separated scopes to request: `profile`, `posts:read`, `posts:write`, `admin`.
+    /// Absent: every scope the account may hold. Scopes the account may not hold are dropped.
+    scope: Option<String>,
+    /// Accepted and ignored.
+    client_id: Option<String>,
+    /// Accepted and ignored.
+    client_secret: Option<String>,
+}
+
+/// A successful token response (RFC 6749 section 5.1).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct TokenResponse {
+    /// A signed JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+}
+
+impl Example for TokenResponse {
+    fn example() -> Self {
+        Self {
+            access_token: "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJIUzI1NiJ9.eyJ...".into(),
+            token_type: "bearer".into(),
+            expires_in: 900,
+            scope: "profile posts:read posts:write".into(),
+        }
+    }
+}
+
+/// An error of the token endpoint (RFC 6749 section 5.2).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope` or
+    /// `server_error`.
+    pub error: String,
+    /// What went wrong, for a person to read.
+    pub error_description: String,
+}
+
+impl Example for OAuthErrorBody {
+    fn example() -> Self {
+        Self {
+            error: "invalid_grant".into(),
+            error_description: INVALID_CREDENTIALS.into(),
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in: an access token and the scopes granted.
+    #[oai(status = 200)]
+    Ok(Json<TokenResponse>),
+    /// The request is malformed (`invalid_request`), the credentials are wrong or the account
+    /// is disabled (`invalid_grant`), the grant type is not supported
+    /// (`unsupported_grant_type`), or a scope is unknown (`invalid_scope`).
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthErrorBody>),
+    /// An unexpected failure (`server_error`); the details are in the server's log.
+    #[oai(status = 500)]
+    ServerError(Json<OAuthErrorBody>),
+}
+
+impl LoginResponse {
+    fn error(error: &str, description: impl Into<String>) -> Self {
+        Self::BadRequest(Json(OAuthErrorBody {
+            error: error.into(),
+            error_description: description.into(),
+        }))
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::error("invalid_request", description)
+    }
+}
+
+/// The fields of a token request, parsed by OAuth2's rules.
+#[derive(Debug)]
+pub struct TokenRequest(HashMap<String, String>);
+
+/// The fields the endpoint knows. Only these are checked for repetition: unknown ones are
+/// ignored altogether (RFC 6749 section 3.2).
+const KNOWN_FIELDS: [&str; 7] = [
+    "grant_type",
+    "username",
+    "password",
+    "scope",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+];
+
+impl TokenRequest {
+    fn parse(body: &[u8]) -> Result<Self, LoginResponse> {
+        let mut fields = HashMap::new();
+        let mut seen = Vec::new();
+        for pair in body
+            .split(|byte| *byte == b'&')
+            .filter(|pair| !pair.is_empty())
+        {
+            let (raw_name, raw_value) = match pair.iter().position(|byte| *byte == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = form_decode(raw_name)?;
+            if !KNOWN_FIELDS.contains(&name.as_str()) {
+                continue;
+            }
+            if seen.contains(&name) {
+                return Err(LoginResponse::invalid_request(format!(
+                    "the {name} parameter is repeated"
+                )));
+            }
+            seen.push(name.clone());
+            let value = form_decode(raw_value)?;
+            if !value.is_empty() {
+                fields.insert(name, value);
+            }
+        }
+        Ok(Self(fields))
+    }
+
+    fn optional(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn required(&self, name: &str) -> Result<&str, LoginResponse> {
+        self.optional(name).ok_or_else(|| {
+            LoginResponse::invalid_request(format!("the {name} parameter is missing"))
+        })
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` name or value, refusing anything that does
+/// not decode to UTF-8 (a lossy decoding would quietly log somebody in with another password).
+fn form_decode(raw: &[u8]) -> Result<String, LoginResponse> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&byte| if byte == b'+' { b' ' } else { byte })
+        .collect();
+    percent_decode(&spaced)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| LoginResponse::invalid_request("the form is not valid UTF-8"))
+}
+
+impl<'a> ApiExtractor<'a> for TokenRequest {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        TokenRequestForm::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: FORM_CONTENT_TYPE,
+                schema: TokenRequestForm::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let is_form = request
+            .content_type()
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE));
+        if !is_form {
+            return Err(LoginResponse::invalid_request(format!(
+                "the content type must be {FORM_CONTENT_TYPE}"
+            ))
+            .into());
+        }
+        let bytes = body.take()?.into_bytes_limit(MAX_FORM_BYTES).await?;
+        Ok(Self::parse(&bytes)?)
+    }
+}
+
+/// Every answer of the token endpoint, errors included, must not be cached
+/// (RFC 6749 section 5.1).
+fn no_store(endpoint: impl Endpoint) -> impl Endpoint {
+    // Errors become responses first: `SetHeader` only touches successful ones.
+    endpoint
+        .catch_all_error(|err| async move { err.into_response() })
+        .with(
+            SetHeader::new()
+                .overriding(header::CACHE_CONTROL, "no-store")
+                .overriding(header::PRAGMA, "no-cache"),
+        )
+}
+
+#[derive(Debug)]
+pub struct AuthApi;
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Log in (OAuth2 token endpoint)
+    ///
+    /// The OAuth2 password grant: send the account's email as `username` and its password as a
+    /// form. Swagger UI's **Authorize** button calls this. `client_id`, `client_secret` and an
+    /// `Authorization: Basic` header are accepted and ignored. Every answer carries
+    /// `Cache-Control: no-store` and `Pragma: no-cache`. Unknown email, wrong password and
+    /// disabled account get the same answer.
+    #[oai(
+        path = "/login",
+        method = "post",
+        operation_id = "login",
+        transform = "no_store"
+    )]
+    async fn login(&self, state: Data<&AppState>, form: TokenRequest) -> LoginResponse {
+        match form.optional("grant_type").unwrap_or("password") {
+            "password" => {}
+            other => {
+                return LoginResponse::error(
+                    "unsupported_grant_type",
+                    format!("the {other} grant type is not supported"),
+                );
+            }
+        }
+        let (username, password) = match (form.required("username"), form.required("password")) {
+            (Ok(username), Ok(password)) => (username, password),
+            (Err(missing), _) | (_, Err(missing)) => return missing,
+        };
+        // Checked before anything else: a huge password must never reach the hasher.
+        let Ok(password) = Password::candidate(password.to_owned()) else {
+            return LoginResponse::invalid_request("the password is longer than 1024 bytes");
+        };
+        let login = PasswordLogin {
+            username: username.to_owned(),
+            password,
+            scope: form.optional("scope").map(str::to_owned),
+        };
+        match state.auth.login(login).await {
+            Ok(grant) => {
+                tracing::info!(session_id = %grant.session_id, "login succeeded");
+                LoginResponse::Ok(Json(TokenResponse {
+                    access_token: grant.access_token,
+                    token_type: "bearer".into(),
+                    expires_in: grant.expires_in.as_secs(),
+                    scope: grant.scopes.to_string(),
+                }))
+            }
+            Err(LoginError::InvalidCredentials) => {
+                tracing::info!("login refused");
+                LoginResponse::error("invalid_grant", INVALID_CREDENTIALS)
+            }
+            Err(LoginError::InvalidScope(err)) => {
+                LoginResponse::error("invalid_scope", err.to_string())
+            }
+            Err(LoginError::Unknown(err)) => {
+                tracing::error!(error = format!("{err:#}"), "login failed");
+                LoginResponse::ServerError(Json(OAuthErrorBody {
+                    error: "server_error".into(),
+                    error_description: "Internal Server Error".into(),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<TokenRequest, String> {
+        TokenRequest::parse(body.as_bytes()).map_err(|err| match err {
+            LoginResponse::BadRequest(Json(body)) => body.error_description,
+            other => format!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn fields_are_percent_and_plus_decoded() {
+        let form = parse("username=ann%40example.com&password=correct+horse%21").unwrap();
+        assert_eq!(form.optional("username"), Some("ann@example.com"));
+        assert_eq!(form.optional("password"), Some("correct horse!"));
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let form = parse("username=&password").unwrap();
+        assert_eq!(form.optional("username"), None);
+        assert!(form.required("password").is_err());
+    }
+
+    #[test]
+    fn a_repeated_field_is_refused() {
+        assert_eq!(
+            parse("username=a&password=b&username=c").unwrap_err(),
+            "the username parameter is repeated"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_even_when_repeated() {
+        let form = parse("x=1&x=2&username=a").unwrap();
+        assert_eq!(form.optional("username"), Some("a"));
+        assert_eq!(form.optional("x"), None);
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused() {
+        assert_eq!(
+            parse("username=a&password=%FF%FE").unwrap_err(),
+            "the form is not valid UTF-8"
+        );
+    }
+}

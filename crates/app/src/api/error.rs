@@ -1,0 +1,134 @@
+//! The error answers of every operation but the token endpoint (which answers RFC 6749 errors,
+//! see [`super::auth`]): `{"detail": "..."}`, FastAPI's shape, so existing clients keep working.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::error::{
+    AuthorizationError, ParseParamError, ParsePathError, ParseRequestPayloadError,
+};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object};
+use warden_domain::Scope;
+
+/// An error answer.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read. Validation errors name the offending field.
+    pub detail: String,
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        Self::new("Could not validate credentials")
+    }
+}
+
+impl ErrorBody {
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A JSON error body with `detail`.
+pub fn detail(detail: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody::new(detail))
+}
+
+/// The generic body of every 5xx: the cause goes to the log, never to the client.
+const INTERNAL: &str = "Internal Server Error";
+
+/// What any protected operation may answer besides its own outcomes.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// No bearer token (`Not authenticated`), or a token that is malformed, badly signed,
+    /// expired, of an ended session or of a disabled or deleted user
+    /// (`Could not validate credentials`).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The token lacks the scope the operation needs (`Not enough permissions`);
+    /// `WWW-Authenticate` names it.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// An unexpected failure; the details are in the server's log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    /// RFC 6750 section 3: a request without credentials gets a challenge with no error code.
+    pub fn not_authenticated() -> Self {
+        Self::Unauthorized(detail("Not authenticated"), "Bearer".into())
+    }
+
+    pub fn invalid_token() -> Self {
+        Self::Unauthorized(
+            detail("Could not validate credentials"),
+            r#"Bearer error="invalid_token""#.into(),
+        )
+    }
+
+    pub fn insufficient_scope(needed: Scope) -> Self {
+        Self::Forbidden(
+            detail("Not enough permissions"),
+            format!(r#"Bearer error="insufficient_scope", scope="{needed}""#),
+        )
+    }
+
+    /// Logs `cause` and answers a bare 500.
+    pub fn internal(cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+        Self::Internal(detail(INTERNAL))
+    }
+}
+
+/// What an unprotected operation may answer besides its own outcomes.
+#[derive(Debug, ApiResponse)]
+pub enum ServerError {
+    /// An unexpected failure; the details are in the server's log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ServerError {
+    /// Logs `cause` and answers a bare 500.
+    pub fn internal(cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+        Self::Internal(detail(INTERNAL))
+    }
+}
+
+/// Turns every error that poem or poem-openapi would answer in plain text into the JSON shape
+/// above. Errors that already carry our own response pass through unchanged.
+pub async fn render_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    // poem-openapi's bearer extractor fails this way when there is no (Bearer) Authorization
+    // header; the checker, which would answer with our 401, never runs.
+    if err.is::<AuthorizationError>() {
+        return ApiError::not_authenticated().into_response();
+    }
+    // A body, query or path value of the wrong shape is a validation error: 422, as FastAPI
+    // answers, with poem-openapi's message, which names the field.
+    let status = if err.is::<ParseRequestPayloadError>()
+        || err.is::<ParseParamError>()
+        || err.is::<ParsePathError>()
+    {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        err.status()
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(error = %err, "request failed");
+        INTERNAL.to_owned()
+    } else if status == StatusCode::NOT_FOUND {
+        "Not Found".to_owned()
+    } else {
+        err.to_string()
+    };
+    detail(message).with_status(status).into_response()
+}

@@ -1,0 +1,46 @@
+//! Liveness and readiness probes (contract section 7).
+
+use poem::web::Data;
+use poem_openapi::payload::PlainText;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::ApiTags;
+use crate::AppState;
+
+#[derive(Debug, ApiResponse)]
+enum ReadyResponse {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(PlainText<&'static str>),
+    /// The database does not answer.
+    #[oai(status = 503)]
+    NotReady(PlainText<&'static str>),
+}
+
+#[derive(Debug)]
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl HealthApi {
+    /// Liveness
+    ///
+    /// 200 while the process runs.
+    #[oai(path = "/health/live", method = "get", operation_id = "health_live")]
+    async fn live(&self) -> PlainText<&'static str> {
+        PlainText("ok")
+    }
+
+    /// Readiness
+    ///
+    /// 200 when the database answers, 503 otherwise.
+    #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
+    async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
+        match state.store.ping().await {
+            Ok(()) => ReadyResponse::Ready(PlainText("ready")),
+            Err(err) => {
+                tracing::warn!(error = format!("{err:#}"), "not ready");
+                ReadyResponse::NotReady(PlainText("database unavailable"))
+            }
+        }
+    }
+}

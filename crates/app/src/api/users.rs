@@ -1,0 +1,196 @@
+//! Accounts: registration, your own profile, and other users' public profiles
+//! (contract section 5).
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use warden_domain::services::{GetUserError, RegisterError};
+use warden_domain::{EmailAddress, Password, Scope, User, UserId};
+
+use super::ApiTags;
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorBody, ServerError, detail};
+use super::security::{OAuth2PasswordBearer, WardenScope};
+use crate::AppState;
+
+/// A new account.
+#[derive(Debug, Object)]
+#[oai(example)]
+struct UserCreate {
+    /// The account's email; surrounding white space is trimmed and case does not matter.
+    email: String,
+    /// 8 to 1024 bytes.
+    #[oai(write_only)]
+    password: String,
+}
+
+impl Example for UserCreate {
+    fn example() -> Self {
+        Self {
+            email: "ann@example.com".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+/// A user as everyone may see them.
+#[derive(Debug, Object)]
+#[oai(example)]
+struct UserOut {
+    id: i64,
+    email: String,
+    created_at: DateTime<Utc>,
+}
+
+impl Example for UserOut {
+    fn example() -> Self {
+        Self {
+            id: 1,
+            email: "ann@example.com".into(),
+            created_at: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+impl From<User> for UserOut {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.get(),
+            email: user.email.to_string(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Your own account, with its status.
+#[derive(Debug, Object)]
+struct UserMe {
+    id: i64,
+    email: String,
+    created_at: DateTime<Utc>,
+    /// A disabled account cannot log in.
+    is_active: bool,
+    /// Admins may be granted the `admin` scope.
+    is_admin: bool,
+}
+
+impl From<User> for UserMe {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.get(),
+            email: user.email.to_string(),
+            created_at: user.created_at,
+            is_active: user.is_active,
+            is_admin: user.is_admin,
+        }
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+enum RegisterResponse {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<UserOut>),
+    /// Another account has this email.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The email is not valid, or the password is not 8 to 1024 bytes long.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum MeResponse {
+    /// Your account.
+    #[oai(status = 200)]
+    Ok(Json<UserMe>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum GetUserResponse {
+    /// The user.
+    #[oai(status = 200)]
+    Ok(Json<UserOut>),
+    /// No user has this id.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+#[derive(Debug)]
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register
+    ///
+    /// Creates an active account. Log in with it at `/login`.
+    #[oai(path = "/users", method = "post", operation_id = "create_user")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        body: JsonBody<UserCreate>,
+    ) -> Result<RegisterResponse, ServerError> {
+        let JsonBody(UserCreate { email, password }) = body;
+        let email = match EmailAddress::new(&email) {
+            Ok(email) => email,
+            Err(err) => {
+                return Ok(RegisterResponse::Invalid(detail(format!(
+                    "email: {}",
+                    err.reason
+                ))));
+            }
+        };
+        let password = match Password::new(password) {
+            Ok(password) => password,
+            Err(err) => {
+                return Ok(RegisterResponse::Invalid(detail(format!(
+                    "password: {err}"
+                ))));
+            }
+        };
+        match state.users.register(email, password).await {
+            Ok(user) => {
+                tracing::info!(user_id = %user.id, "user registered");
+                Ok(RegisterResponse::Created(Json(user.into())))
+            }
+            Err(RegisterError::Duplicate { .. }) => Ok(RegisterResponse::Conflict(detail(
+                "a user with this email already exists",
+            ))),
+            Err(RegisterError::Unknown(err)) => Err(ServerError::internal(&err)),
+        }
+    }
+
+    /// Your account
+    ///
+    /// The account the token belongs to (FastAPI's `get_current_user`).
+    #[oai(path = "/users/me", method = "get", operation_id = "get_me")]
+    async fn me(
+        &self,
+        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+    ) -> Result<MeResponse, ApiError> {
+        let principal = auth.require(Scope::Profile)?;
+        Ok(MeResponse::Ok(Json(principal.user.clone().into())))
+    }
+
+    /// A user's public profile
+    #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
+    async fn get(
+        &self,
+        #[oai(scope = "WardenScope::PostsRead")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<GetUserResponse, ApiError> {
+        auth.require(Scope::PostsRead)?;
+        match state.users.get(UserId::new(id.0)).await {
+            Ok(user) => Ok(GetUserResponse::Ok(Json(user.into()))),
+            Err(GetUserError::NotFound(id)) => Ok(GetUserResponse::NotFound(detail(format!(
+                "User with id: {id} does not exist"
+            )))),
+            Err(GetUserError::Unknown(err)) => Err(ApiError::internal(&err)),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Configuration: command-line flags, which override environment variables, which may come from
+//! a `.env` file in the working directory. `.env.example` lists every variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretSlice;
+use warden_adapters::{Backend, sqlite_file};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "An OAuth2 password-flow service with JWT bearer tokens"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (what `warden` does with no command).
+    Serve,
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://...`. The default is a SQLite file in the working
+    /// directory, created and migrated on start.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://warden.db")]
+    pub database_url: String,
+
+    /// The address to listen on.
+    #[arg(long = "addr", env = "WARDEN_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// The HS256 signing secret, at least 32 bytes. Required with PostgreSQL. With SQLite and no
+    /// secret, one is generated and kept in `<database file>.jwt-secret`.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Access-token lifetime in minutes.
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60))]
+    pub access_token_expire_minutes: u64,
+
+    /// Absolute session lifetime in days: a login is good for at most this long.
+    #[arg(long, env = "SESSION_LIFETIME_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub session_lifetime_days: u32,
+
+    /// The `iss` claim of issued tokens, and the only issuer accepted.
+    #[arg(long, env = "JWT_ISSUER", default_value = "warden")]
+    pub jwt_issuer: String,
+
+    /// The `aud` claim of issued tokens, and the only audience accepted.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "warden")]
+    pub jwt_audience: String,
+
+    /// Clock skew tolerated when checking `exp` and `nbf`, in seconds (at most 5).
+    #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=5))]
+    pub jwt_leeway_seconds: u64,
+
+    /// Size of the database connection pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_max_connections: u32,
+
+    /// How many password hashes may run at once (each takes 19 MiB). Default: the number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// How long shutdown waits for in-flight requests, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub shutdown_timeout_seconds: u64,
+
+    /// Log line format. The level is set with `RUST_LOG` (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn access_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.access_token_expire_minutes * 60)
+    }
+
+    pub fn password_hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+/// Where the signing secret came from, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Configured,
+    File { path: PathBuf, created: bool },
+    Ephemeral,
+}
+
+/// The signing secret: `JWT_SECRET` if set. Otherwise, with a SQLite file, the secret kept
+/// beside it (made on first start, readable by the owner only), so that tokens survive a
+/// restart; with an in-memory database, a fresh one. PostgreSQL deployments may run several
+/// instances, which must share one secret, so there it has to be configured.
+pub fn resolve_jwt_secret(config: &Config) -> anyhow::Result<(SecretSlice<u8>, SecretSource)> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok((secret.as_bytes().to_vec().into(), SecretSource::Configured));
+    }
+    match Backend::of_url(&config.database_url)? {
+        Backend::Postgres => bail!(
+            "JWT_SECRET is required with PostgreSQL (at least 32 bytes): every instance must sign \
+             with the same secret"
+        ),
+        Backend::Sqlite => match sqlite_file(&config.database_url)? {
+            None => Ok((random_secret().into_bytes().into(), SecretSource::Ephemeral)),
+            Some(database) => {
+                let mut path = database.into_os_string();
+                path.push(".jwt-secret");
+                let path = PathBuf::from(path);
+                let (secret, created) = read_or_create_secret(&path)?;
+                Ok((
+                    secret.into_bytes().into(),
+                    SecretSource::File { path, created },
+                ))
+            }
+        },
+    }
+}
+
+fn read_or_create_secret(path: &Path) -> anyhow::Result<(String, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(secret) => return Ok((secret.trim().to_owned(), false)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let secret = random_secret();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((secret, true))
+}
+
+/// 256 random bits, hex-encoded.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["warden"];
+        argv.extend(args);
+        Cli::try_parse_from(argv).unwrap().config
+    }
+
+    #[test]
+    fn flags_set_every_setting() {
+        let config = config(&[
+            "--database-url",
+            "postgres://db/warden",
+            "--addr",
+            "0.0.0.0:9000",
+            "--access-token-expire-minutes",
+            "5",
+        ]);
+        assert_eq!(config.database_url, "postgres://db/warden");
+        assert_eq!(config.addr, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.access_token_lifetime(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_leeway_over_five_seconds_is_refused() {
+        let argv = ["warden", "--jwt-leeway-seconds", "6"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn postgres_without_a_secret_refuses_to_start() {
+        let mut config = config(&[]);
+        config.jwt_secret = None;
+        config.database_url = "postgres://127.0.0.1/warden".into();
+        let err = resolve_jwt_secret(&config).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET is required"), "{err}");
+    }
+
+    #[test]
+    fn a_configured_secret_is_used_as_given() {
+        let mut config = config(&[]);
+        config.jwt_secret = Some("s".repeat(40));
+        let (secret, source) = resolve_jwt_secret(&config).unwrap();
+        assert_eq!(secret.expose_secret(), "s".repeat(40).as_bytes());
+        assert_eq!(source, SecretSource::Configured);
+    }
+
+    #[test]
+    fn with_sqlite_a_secret_is_generated_once_and_kept_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&[]);
+        config.jwt_secret = None;
+        config.database_url = format!("sqlite://{}", dir.path().join("w.db").display());
+
+        let (first, source) = resolve_jwt_secret(&config).unwrap();
+        let path = dir.path().join("w.db.jwt-secret");
+        assert_eq!(
+            source,
+            SecretSource::File {
+                path: path.clone(),
+                created: true
+            }
+        );
+        assert_eq!(first.expose_secret().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let (second, source) = resolve_jwt_secret(&config).unwrap();
+        assert_eq!(second.expose_secret(), first.expose_secret());
+        assert_eq!(
+            source,
+            SecretSource::File {
+                path,
+                created: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_in_memory_database_gets_a_fresh_secret() {
+        let mut config = config(&[]);
+        config.jwt_secret = None;
+        config.database_url = "sqlite::memory:".into();
+        let (_, source) = resolve_jwt_secret(&config).unwrap();
+        assert_eq!(source, SecretSource::Ephemeral);
+    }
+}

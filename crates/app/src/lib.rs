@@ -1,0 +1,10 @@
+//! The `warden` app: the HTTP API (poem + poem-openapi), its configuration, and the wiring of
+//! domain services to adapters. `main.rs` only parses the command line and calls in here, so
+//! tests drive the very same route tree.
+
+pub mod api;
+pub mod config;
+pub mod server;
+pub mod telemetry;
+
+pub use server::{AppState, app, serve};

@@ -1,0 +1,34 @@
+//! The `warden` binary: reads configuration and serves, or prints the OpenAPI document.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use warden_app::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; a broken one is worth knowing about.
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("error: cannot read .env: {err}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!("{}", warden_app::api::openapi_json());
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            warden_app::telemetry::init(cli.config.log_format);
+            match warden_app::serve(cli.config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "warden cannot run");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

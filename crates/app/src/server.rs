@@ -1,0 +1,223 @@
+//! Wiring: the app state, the route tree with its middleware, and the server loop with graceful
+//! shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::TimeDelta;
+use poem::http::HeaderValue;
+use poem::http::{StatusCode, header};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{NormalizePath, TrailingSlash};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+use warden_adapters::{Argon2Hasher, JwtConfig, JwtHs256, Store, StoreOptions};
+use warden_domain::services::{AuthService, UserService};
+
+use crate::api;
+use crate::config::{Config, SecretSource, resolve_jwt_secret};
+
+/// Everything a request handler may need.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub auth: AuthService,
+    pub users: UserService,
+    pub store: Store,
+}
+
+/// The largest request body accepted (contract section 0).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const REQUEST_ID: &str = "x-request-id";
+
+impl AppState {
+    /// Builds the services on `store` with the real hasher and token signer.
+    pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
+        let (secret, source) = resolve_jwt_secret(config)?;
+        match source {
+            SecretSource::Configured => {}
+            SecretSource::File {
+                path,
+                created: true,
+            } => tracing::info!(
+                path = %path.display(),
+                "generated a JWT signing secret; set JWT_SECRET to use your own"
+            ),
+            SecretSource::File {
+                path,
+                created: false,
+            } => {
+                tracing::info!(path = %path.display(), "using the JWT signing secret kept in a file");
+            }
+            SecretSource::Ephemeral => tracing::warn!(
+                "in-memory database and no JWT_SECRET: tokens will not survive a restart"
+            ),
+        }
+        let jwt = Arc::new(JwtHs256::new(&JwtConfig {
+            secret,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            access_token_lifetime: config.access_token_lifetime(),
+            leeway: Duration::from_secs(config.jwt_leeway_seconds),
+        })?);
+        let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency())?);
+        let repository = Arc::new(store.clone());
+        let auth = AuthService::new(
+            repository.clone(),
+            repository.clone(),
+            hasher.clone(),
+            jwt.clone(),
+            jwt,
+            TimeDelta::days(config.session_lifetime_days.into()),
+        );
+        let users = UserService::new(repository, hasher);
+        Ok(Self { auth, users, store })
+    }
+}
+
+/// The whole HTTP application: the API, `/openapi.json`, Swagger UI at `/docs`, and the
+/// middleware every request goes through.
+pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
+    let service = api::service();
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", service)
+        .around(limit_body)
+        // `/users/` is `/users`, as with FastAPI's redirect but without the round trip.
+        .with(NormalizePath::new(TrailingSlash::Trim))
+        .data(state)
+        .catch_all_error(api::error::render_error)
+        .around(observe)
+}
+
+/// Refuses a body declared larger than [`MAX_BODY_BYTES`] with 413, and caps a body of unknown
+/// length (chunked) at that size when it is read, so that no request can make the server buffer
+/// more. (poem's `SizeLimit` would also refuse every request without a `Content-Length`, GETs
+/// included.)
+async fn limit_body<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Ok(api::error::detail(format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        .into_response());
+    }
+    if declared.is_none() {
+        let body = req
+            .take_body()
+            .into_async_read()
+            .take(MAX_BODY_BYTES as u64);
+        req.set_body(Body::from_async_read(body));
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Gives each request an id (the caller's `x-request-id` when it is sensible, else a fresh
+/// one), runs it inside a tracing span that carries the id, logs its outcome, and returns the id
+/// in the response.
+async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    async move {
+        let started = Instant::now();
+        let mut response = match next.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => err.into_response(),
+        };
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request served"
+        );
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Connects to the database, migrates it, and serves until SIGINT or SIGTERM; then stops
+/// accepting connections and lets in-flight requests finish (up to the shutdown timeout).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(
+        &config.database_url,
+        &StoreOptions {
+            max_connections: config.database_max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    tracing::info!(backend = ?store.backend(), "database ready");
+    let state = AppState::new(store.clone(), &config)?;
+
+    let acceptor = TcpListener::bind(config.addr)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    for addr in acceptor.local_addr() {
+        tracing::info!(addr = %addr, "listening; API docs at /docs");
+    }
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            app(state),
+            shutdown_signal(),
+            Some(Duration::from_secs(config.shutdown_timeout_seconds)),
+        )
+        .await
+        .context("server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (what `docker stop`, systemd and Kubernetes
+/// send).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

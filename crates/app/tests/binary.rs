@@ -1,0 +1,310 @@
+//! Black-box tests of the `warden` binary: started as an operator would start it, spoken to over
+//! TCP, stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use warden_adapters::testing::TestDb;
+
+/// A running `warden` process.
+struct Warden {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Warden {
+    /// Starts `warden` in `dir` with only the given variables of Warden's own set.
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        // A free port: bind to port 0, read it, release it.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("WARDEN_ADDR", addr.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("cannot start warden");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let warden = Self { child, addr, log };
+        warden.wait_until_live();
+        warden
+    }
+
+    fn wait_until_live(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.addr).is_ok()
+                && self.request("GET", "/health/live", &[], "").0 == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("warden did not come up; its log:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// One HTTP/1.1 request on its own connection: (status, raw head, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .write_all(head(method, path, headers, body.len()).as_bytes())
+            .unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        read_response(&mut stream)
+    }
+
+    fn signal_term(&self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_for_exit()
+    }
+
+    fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "warden did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn head(method: &str, path: &str, headers: &[(&str, &str)], content_length: usize) -> String {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {content_length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_owned())
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// The walk of issue 2's "done when": register, log in, read your account, and be refused
+/// without a token.
+fn walk(warden: &Warden) {
+    let (status, _, body) = warden.request(
+        "POST",
+        "/users",
+        &[JSON],
+        r#"{"email":"a@example.com","password":"correct horse"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let (status, head, body) = warden.request(
+        "POST",
+        "/login",
+        &[FORM],
+        "username=a@example.com&password=correct horse",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = warden.request("GET", "/users/me", &[("authorization", &bearer)], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["email"],
+        "a@example.com"
+    );
+
+    let (status, head, _) = warden.request("GET", "/users/me", &[], "");
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+}
+
+#[test]
+fn with_no_configuration_warden_serves_from_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut warden = Warden::start(dir.path(), &[]);
+
+    walk(&warden);
+
+    assert!(dir.path().join("warden.db").exists());
+    let secret = dir.path().join("warden.db.jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let secret = std::fs::read_to_string(secret).unwrap();
+    let log = warden.log();
+    assert!(log.contains("generated a JWT signing secret"), "{log}");
+    assert!(!log.contains(&secret), "the secret reached the log");
+    assert!(!log.contains("correct horse"), "a password reached the log");
+
+    assert!(warden.terminate().success());
+}
+
+#[test]
+fn tokens_survive_a_restart_on_the_same_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut warden = Warden::start(dir.path(), &[]);
+    walk(&warden);
+    let (_, _, body) = warden.request(
+        "POST",
+        "/login",
+        &[FORM],
+        "username=a@example.com&password=correct+horse",
+    );
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(warden.terminate().success());
+
+    let warden = Warden::start(dir.path(), &[]);
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = warden.request("GET", "/users/me", &[("authorization", &bearer)], "");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_walk_works_on_postgresql() {
+    let db = TestDb::postgres().await;
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let mut warden = Warden::start(
+            dir.path(),
+            &[
+                ("DATABASE_URL", &url),
+                ("JWT_SECRET", "a-postgres-test-secret-of-32-bytes-or-more"),
+            ],
+        );
+        walk(&warden);
+        assert!(warden.terminate().success());
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_without_a_jwt_secret_refuses_to_start() {
+    let db = TestDb::postgres().await;
+    let url = db.url().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("WARDEN_ADDR", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET is required"), "{stderr}");
+}
+
+#[test]
+fn a_short_jwt_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("JWT_SECRET", "too-short")
+        .env("WARDEN_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the secret reached the log");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut warden = Warden::start(dir.path(), &[]);
+
+    // Half a request is on the wire when SIGTERM arrives.
+    let body = r#"{"email":"late@example.com","password":"correct horse"}"#;
+    let mut stream = TcpStream::connect(warden.addr).unwrap();
+    stream
+        .write_all(head("POST", "/users", &[JSON], body.len()).as_bytes())
+        .unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    warden.signal_term();
+    std::thread::sleep(Duration::from_millis(200));
+
+    // It is still served, and only then does the process stop.
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let (status, _, response) = read_response(&mut stream);
+    assert_eq!(status, 201, "{response}");
+    let exit = warden.wait_for_exit();
+    assert!(exit.success(), "{exit:?}");
+    let log = warden.log();
+    assert!(log.contains("shutting down"), "{log}");
+}
