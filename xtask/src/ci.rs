@@ -1,0 +1,58 @@
+//! `cargo xtask ci`.
+
+use std::time::Instant;
+
+use crate::{cargo, exec, openapi, postgres};
+
+pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    exec(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    exec(clippy)?;
+
+    // The PostgreSQL half of every contract test needs a server. It is found or started here,
+    // never skipped: without one this fails and says why.
+    let postgres = postgres::find_or_start(force_throwaway_postgres)?;
+    eprintln!("\n==> PostgreSQL for the tests: {}", postgres.describe());
+
+    let mut tests = cargo();
+    if has_nextest() {
+        tests.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]);
+    } else {
+        tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+    }
+    tests.env("DATABASE_URL", postgres.url());
+    exec(tests)?;
+    drop(postgres);
+
+    openapi::check()?;
+
+    eprintln!("\nci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}

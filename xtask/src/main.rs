@@ -1,0 +1,91 @@
+//! Project automation, run as `cargo xtask <command>` (rust-analyzer's convention: plain Rust
+//! instead of shell scripts, so it works wherever cargo does).
+//!
+//! - `ci`: everything CI checks: formatting, clippy, every test on SQLite and PostgreSQL, and
+//!   that the committed OpenAPI document matches the code.
+//! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
+
+mod ci;
+mod openapi;
+mod postgres;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL), OpenAPI check
+                              PostgreSQL: DATABASE_URL if it is postgres://, else a server on
+                              127.0.0.1:5432 (user postgres), else a throwaway server started
+                              from the local PostgreSQL binaries; --throwaway-postgres forces the last
+  openapi [--check]           write docs/openapi.json from the code, or check that it is current";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci::run(false),
+        ["ci", "--throwaway-postgres"] => ci::run(true),
+        ["openapi"] => openapi::write(),
+        ["openapi", "--check"] => openapi::check(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// The cargo that runs us, so that the same toolchain does everything.
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+/// Runs `command`, echoing it, and fails unless it succeeds.
+fn exec(mut command: Command) -> anyhow::Result<()> {
+    eprintln!("\n==> {}", describe(&command));
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(&command));
+    }
+    Ok(())
+}
+
+fn describe(command: &Command) -> String {
+    let program = Path::new(command.get_program()).file_name().map_or_else(
+        || command.get_program().to_string_lossy(),
+        |name| name.to_string_lossy(),
+    );
+    std::iter::once(program.into_owned())
+        .chain(
+            command
+                .get_args()
+                .map(|arg| arg.to_string_lossy().into_owned()),
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
+}

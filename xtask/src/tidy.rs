@@ -1,0 +1,91 @@
+//! Tidy checks: invariants of the code base, as ordinary tests.
+
+use std::collections::BTreeSet;
+
+use crate::cargo;
+
+/// Crates the domain may depend on directly. Anything else needs a reason, and is probably an
+/// adapter's business.
+const DOMAIN_ALLOWED: &[&str] = &[
+    "anyhow",
+    "async-trait",
+    "chrono",
+    "email_address",
+    "mockall",
+    "secrecy",
+    "thiserror",
+    "uuid",
+];
+
+/// Crates the domain must never depend on, even indirectly: I/O, web, database, crypto and
+/// serialisation belong to the adapters and the app.
+const DOMAIN_FORBIDDEN: &[&str] = &[
+    "sqlx",
+    "poem",
+    "poem-openapi",
+    "argon2",
+    "jsonwebtoken",
+    "tokio",
+    "serde",
+    "hyper",
+];
+
+/// The crates in `warden-domain`'s normal dependency tree, down to `depth` levels.
+fn domain_dependencies(depth: Option<u32>) -> BTreeSet<String> {
+    let mut command = cargo();
+    command.args([
+        "tree",
+        "--package",
+        "warden-domain",
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+        "--all-features",
+    ]);
+    if let Some(depth) = depth {
+        command.args(["--depth", &depth.to_string()]);
+    }
+    let output = command.output().expect("cannot run cargo tree");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "warden-domain")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_domain_depends_on_no_io_web_database_crypto_or_serde_crate() {
+    let all = domain_dependencies(None);
+    let forbidden: Vec<&&str> = DOMAIN_FORBIDDEN
+        .iter()
+        .filter(|name| all.contains(**name))
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "warden-domain depends on {forbidden:?}"
+    );
+}
+
+#[test]
+fn the_domain_depends_only_on_allowed_crates() {
+    let direct = domain_dependencies(Some(1));
+    let unexpected: Vec<&String> = direct
+        .iter()
+        .filter(|name| !DOMAIN_ALLOWED.contains(&name.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "warden-domain has new dependencies {unexpected:?}: the domain does no I/O; if one of \
+         these is really pure, add it to DOMAIN_ALLOWED in xtask/src/tidy.rs"
+    );
+}
