@@ -6,12 +6,17 @@
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
 pub mod ports;
+pub mod post;
 pub mod scope;
 pub mod services;
 pub mod session;
 pub mod token;
 pub mod user;
 
+pub use post::{
+    Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostTitle,
+    TextError, VoteDirection,
+};
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{NewSession, Session, SessionId};
 pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use crate::{
     AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, NewSession, NewUser, Password,
-    PasswordHash, Session, SessionId, User, UserCredentials, UserId,
+    PasswordHash, Post, PostDraft, PostId, PostList, PostQuery, Session, SessionId, User,
+    UserCredentials, UserId,
 };
 
 /// Why storing a new user failed.
@@ -50,6 +51,59 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// The session with this id, or `None` (also when its user was deleted).
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>>;
+}
+
+/// Stores posts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PostRepository: Send + Sync + 'static {
+    /// Stores a new post owned by `owner` and returns it, with no votes.
+    ///
+    /// Errors: any failure, including an owner that does not exist, is `Err`.
+    async fn create(&self, owner: UserId, draft: &PostDraft) -> anyhow::Result<Post>;
+
+    /// The post with this id, whoever may see it, or `None`.
+    async fn find(&self, id: PostId) -> anyhow::Result<Option<Post>>;
+
+    /// One page of the posts `query.viewer` may see (every published post and their own
+    /// unpublished ones) whose title contains `query.search` ignoring case, newest first (ties
+    /// broken by id, newest first), and how many such posts there are in all. One query for the
+    /// page, however many posts it holds.
+    async fn list(&self, query: &PostQuery) -> anyhow::Result<PostList>;
+
+    /// Replaces the post's title, content and published flag, and sets its update time to now.
+    /// Returns the post as it is now, or `None` if it does not exist.
+    async fn replace(&self, id: PostId, draft: &PostDraft) -> anyhow::Result<Option<Post>>;
+
+    /// Deletes the post and its votes. Returns whether it existed.
+    async fn delete(&self, id: PostId) -> anyhow::Result<bool>;
+}
+
+/// Why storing a vote failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AddVoteError {
+    /// The user has already voted on the post (also when two votes race: exactly one wins).
+    #[error("user {user} has already voted on post {post}")]
+    AlreadyVoted { user: UserId, post: PostId },
+    /// The post does not exist (any more).
+    #[error("post {0} does not exist")]
+    PostNotFound(PostId),
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Stores votes: at most one per user and post.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait VoteRepository: Send + Sync + 'static {
+    /// Records `user`'s vote on `post`.
+    ///
+    /// Errors: [`AddVoteError::AlreadyVoted`] if there is one already,
+    /// [`AddVoteError::PostNotFound`] if the post does not exist.
+    async fn add(&self, user: UserId, post: PostId) -> Result<(), AddVoteError>;
+
+    /// Takes back `user`'s vote on `post`. Returns whether there was one.
+    async fn remove(&self, user: UserId, post: PostId) -> anyhow::Result<bool>;
 }
 
 /// Hashes and checks passwords. Implementations are deliberately slow; they must not block the

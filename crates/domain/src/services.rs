@@ -2,7 +2,9 @@
 //! outcomes a caller must handle, plus `Unknown` for everything that is nobody's fault but ours.
 
 pub mod auth;
+pub mod posts;
 pub mod users;
 
 pub use auth::{AuthService, AuthenticateError, LoginError, PasswordLogin, Principal, TokenGrant};
+pub use posts::{ChangePostError, GetPostError, PostService, VoteError};
 pub use users::{GetUserError, RegisterError, UserService};

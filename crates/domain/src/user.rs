@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct UserId(i64);
 
 impl UserId {
-    pub fn new(id: i64) -> Self {
+    pub const fn new(id: i64) -> Self {
         Self(id)
     }
 
