@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod posts;
 pub mod security;
 pub mod users;
 
@@ -15,11 +16,18 @@ pub enum ApiTags {
     Auth,
     /// Accounts.
     Users,
+    /// Posts and votes.
+    Posts,
     /// Probes for operators.
     Operations,
 }
 
-pub type Apis = (auth::AuthApi, users::UsersApi, health::HealthApi);
+pub type Apis = (
+    auth::AuthApi,
+    users::UsersApi,
+    posts::PostsApi,
+    health::HealthApi,
+);
 
 const DESCRIPTION: &str = "\
 An OAuth2 password-flow service with JWT bearer tokens.
@@ -33,7 +41,12 @@ Errors are JSON: `{\"detail\": \"...\"}`, except at `/login`, which answers OAut
 /// The OpenAPI service: the operations and the document that describes them.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, users::UsersApi, health::HealthApi),
+        (
+            auth::AuthApi,
+            users::UsersApi,
+            posts::PostsApi,
+            health::HealthApi,
+        ),
         "Warden",
         env!("CARGO_PKG_VERSION"),
     )

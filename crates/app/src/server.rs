@@ -14,7 +14,7 @@ use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, 
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{Argon2Hasher, JwtConfig, JwtHs256, Store, StoreOptions};
-use warden_domain::services::{AuthService, UserService};
+use warden_domain::services::{AuthService, PostService, UserService};
 
 use crate::api;
 use crate::config::{Config, SecretSource, resolve_jwt_secret};
@@ -24,6 +24,7 @@ use crate::config::{Config, SecretSource, resolve_jwt_secret};
 pub struct AppState {
     pub auth: AuthService,
     pub users: UserService,
+    pub posts: PostService,
     pub store: Store,
 }
 
@@ -71,8 +72,14 @@ impl AppState {
             jwt,
             TimeDelta::days(config.session_lifetime_days.into()),
         );
-        let users = UserService::new(repository, hasher);
-        Ok(Self { auth, users, store })
+        let users = UserService::new(repository.clone(), hasher);
+        let posts = PostService::new(repository.clone(), repository);
+        Ok(Self {
+            auth,
+            users,
+            posts,
+            store,
+        })
     }
 }
 

@@ -49,10 +49,17 @@ pub enum ApiError {
     /// (`Could not validate credentials`).
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// The token lacks the scope the operation needs (`Not enough permissions`);
-    /// `WWW-Authenticate` names it.
+    /// The token lacks the scope the operation needs (`Not enough permissions`;
+    /// `WWW-Authenticate` names the scope), or the resource is somebody else's
+    /// (`Not authorized to perform requested action`).
     #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    Forbidden(
+        Json<ErrorBody>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
+    /// A path, query or body value is invalid; `detail` names it.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -74,8 +81,20 @@ impl ApiError {
     pub fn insufficient_scope(needed: Scope) -> Self {
         Self::Forbidden(
             detail("Not enough permissions"),
-            format!(r#"Bearer error="insufficient_scope", scope="{needed}""#),
+            Some(format!(
+                r#"Bearer error="insufficient_scope", scope="{needed}""#
+            )),
         )
+    }
+
+    /// The caller may see the resource but it is not theirs to change.
+    pub fn not_owner() -> Self {
+        Self::Forbidden(detail("Not authorized to perform requested action"), None)
+    }
+
+    /// A value that passed the document's schema but not the domain's rules.
+    pub fn invalid(detail_text: impl Into<String>) -> Self {
+        Self::Invalid(detail(detail_text))
     }
 
     /// Logs `cause` and answers a bare 500.

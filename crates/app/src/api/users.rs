@@ -39,7 +39,7 @@ impl Example for UserCreate {
 /// A user as everyone may see them.
 #[derive(Debug, Object)]
 #[oai(example)]
-struct UserOut {
+pub(crate) struct UserOut {
     id: i64,
     email: String,
     created_at: DateTime<Utc>,

@@ -1,0 +1,30 @@
+//! The HTTP API as a client sees it, over the real route tree. Every test runs once on SQLite
+//! and once on PostgreSQL.
+
+/// Runs each listed test body (an `async fn(TestApp)` of the calling module) once per database.
+macro_rules! on_both_databases {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    let app = crate::support::TestApp::new(warden_adapters::Backend::Sqlite).await;
+                    super::$test(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    let app = crate::support::TestApp::new(warden_adapters::Backend::Postgres).await;
+                    super::$test(app).await;
+                }
+            )*
+        }
+    };
+}
+
+mod posts;
+mod support;
+mod users;

@@ -1,0 +1,137 @@
+//! What the HTTP tests share: an app on a fresh database, and assertions on answers.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Parser;
+use jsonwebtoken::{EncodingKey, Header};
+use poem::endpoint::BoxEndpoint;
+use poem::http::StatusCode;
+use poem::test::{TestClient, TestResponse};
+use poem::{EndpointExt, Response};
+use serde_json::{Value, json};
+use warden_adapters::Backend;
+use warden_adapters::testing::TestDb;
+use warden_app::config::Cli;
+use warden_app::{AppState, app};
+
+pub(crate) const SECRET: &str = "an-http-test-secret-of-more-than-32-bytes";
+pub(crate) const PASSWORD: &str = "correct horse";
+
+pub(crate) struct TestApp {
+    pub(crate) client: TestClient<BoxEndpoint<'static, Response>>,
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub(crate) async fn new(backend: Backend) -> Self {
+        let db = TestDb::new(backend).await;
+        let store = db.store();
+        let config = Cli::try_parse_from(["warden", "--jwt-secret", SECRET])
+            .unwrap()
+            .config;
+        let state = AppState::new(store, &config).unwrap();
+        Self {
+            client: TestClient::new(app(state).boxed()),
+            _db: db,
+        }
+    }
+
+    pub(crate) async fn register(&self, email: &str, password: &str) -> TestResponse {
+        self.client
+            .post("/users")
+            .body_json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+    }
+
+    pub(crate) async fn login_form(&self, form: &str) -> TestResponse {
+        self.client
+            .post("/login")
+            .content_type("application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await
+    }
+
+    /// Registers `email` and logs in, returning the access token.
+    pub(crate) async fn token_for(&self, email: &str, scope: Option<&str>) -> String {
+        self.register(email, PASSWORD)
+            .await
+            .assert_status(StatusCode::CREATED);
+        let mut form = format!("username={email}&password={PASSWORD}");
+        if let Some(scope) = scope {
+            form.push_str(&format!("&scope={scope}"));
+        }
+        let response = self.login_form(&form).await;
+        response.assert_status_is_ok();
+        json_of(response).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers `email`, logs in with every scope, and returns the user's id and the
+    /// `Authorization` header value to act as them.
+    pub(crate) async fn user(&self, email: &str) -> (i64, String) {
+        self.user_with_scope(email, None).await
+    }
+
+    /// As [`TestApp::user`], with only the scopes `scope` names.
+    pub(crate) async fn user_with_scope(&self, email: &str, scope: Option<&str>) -> (i64, String) {
+        let token = self.token_for(email, scope).await;
+        let id = claims_of(&token)["user_id"].as_i64().unwrap();
+        (id, format!("Bearer {token}"))
+    }
+
+    pub(crate) async fn get_with(&self, path: &str, authorization: &str) -> TestResponse {
+        self.client
+            .get(path)
+            .header("authorization", authorization)
+            .send()
+            .await
+    }
+}
+
+pub(crate) async fn json_of(response: TestResponse) -> Value {
+    response.0.into_body().into_json().await.unwrap()
+}
+
+pub(crate) fn header(response: &TestResponse, name: &str) -> Option<String> {
+    response
+        .0
+        .headers()
+        .get(name)
+        .map(|value| value.to_str().unwrap().to_owned())
+}
+
+pub(crate) async fn assert_detail(response: TestResponse, status: StatusCode, detail: &str) {
+    response.assert_status(status);
+    response.assert_content_type("application/json; charset=utf-8");
+    assert_eq!(json_of(response).await, json!({ "detail": detail }));
+}
+
+pub(crate) async fn assert_oauth_error(response: TestResponse, error: &str) -> Value {
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        header(&response, "cache-control").as_deref(),
+        Some("no-store")
+    );
+    assert_eq!(header(&response, "pragma").as_deref(), Some("no-cache"));
+    let body = json_of(response).await;
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+    body
+}
+
+pub(crate) fn forge(header: &Header, claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+pub(crate) fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
