@@ -3,13 +3,16 @@
 //! - [`store`]: the PostgreSQL and SQLite repositories (sqlx).
 //! - [`password`]: argon2id password hashing on blocking threads.
 //! - [`jwt`]: signing and verifying access tokens (jsonwebtoken).
+//! - [`refresh`]: refresh-token secrets and their stored hashes.
 
 pub mod jwt;
 pub mod password;
+pub mod refresh;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use jwt::{JwtConfig, JwtConfigError, JwtHs256};
+pub use jwt::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens, PublicKey};
 pub use password::Argon2Hasher;
+pub use refresh::Sha256RefreshTokens;
 pub use store::{Backend, Store, StoreOptions, sqlite_file};

@@ -15,12 +15,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use uuid::Uuid;
 use warden_domain::ports::{
-    AddVoteError, CreateUserError, PostRepository, SessionRepository, UserRepository,
-    VoteRepository,
+    AddVoteError, PostRepository, SaveUserError, SessionRepository, UserRepository, VoteRepository,
 };
 use warden_domain::{
-    EmailAddress, NewSession, NewUser, PasswordHash, Post, PostContent, PostDraft, PostId,
-    PostList, PostQuery, PostTitle, Session, SessionId, User, UserCredentials, UserId,
+    EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash, Post, PostContent,
+    PostDraft, PostId, PostList, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, Session,
+    SessionId, User, UserCredentials, UserFlags, UserId,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -176,6 +176,11 @@ impl Store {
 
 /// The present instant, at the microsecond precision PostgreSQL stores, so that what a write
 /// returns equals what a later read gives on both databases.
+///
+/// SQLite keeps times as sqlx writes them: RFC 3339 in UTC (`+00:00`) with 0, 3, 6 or 9
+/// fractional digits. Compared as text, such strings sort in time order (`+` sorts before `.`
+/// and every digit), which `ORDER BY created_at` relies on. Other comparisons of times are made
+/// in Rust.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
@@ -220,26 +225,34 @@ struct SessionRow {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    scopes: String,
 }
 
-impl From<SessionRow> for Session {
-    fn from(row: SessionRow) -> Self {
-        Session {
+impl TryFrom<SessionRow> for Session {
+    type Error = anyhow::Error;
+
+    fn try_from(row: SessionRow) -> anyhow::Result<Self> {
+        Ok(Session {
+            scopes: Scopes::parse(&row.scopes)
+                .with_context(|| format!("session {} has invalid stored scopes", row.id))?,
             id: SessionId::from_uuid(row.id),
             user_id: UserId::new(row.user_id),
             created_at: row.created_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
-        }
+        })
     }
 }
+
+const SESSION_COLUMNS_BY_ID: &str = "SELECT id, user_id, created_at, expires_at, revoked_at, scopes \
+                                     FROM sessions WHERE id = $1";
 
 #[async_trait]
 impl UserRepository for Store {
     #[tracing::instrument(skip_all, err)]
-    async fn create(&self, new_user: &NewUser) -> Result<User, CreateUserError> {
-        const SQL: &str = "INSERT INTO users (email, email_key, password_hash, created_at) \
-                           VALUES ($1, $2, $3, $4) \
+    async fn create(&self, new_user: &NewUser) -> Result<User, SaveUserError> {
+        const SQL: &str = "INSERT INTO users (email, email_key, password_hash, is_admin, created_at) \
+                           VALUES ($1, $2, $3, $4, $5) \
                            RETURNING id, email, is_active, is_admin, created_at";
         let email = new_user.email.as_str();
         let email_key = new_user.email.normalized();
@@ -250,19 +263,16 @@ impl UserRepository for Store {
                 .bind(email)
                 .bind(&email_key)
                 .bind(hash)
+                .bind(new_user.is_admin)
                 .bind(created_at)
                 .fetch_one(pool)
                 .await
         });
-        match inserted {
-            Ok(row) => Ok(User::try_from(row)?),
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-                Err(CreateUserError::Duplicate {
-                    email: email.to_owned(),
-                })
-            }
-            Err(err) => Err(anyhow::Error::new(err).context("cannot insert user").into()),
-        }
+        Ok(User::try_from(unique_email(
+            inserted,
+            email,
+            "cannot insert user",
+        )?)?)
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -294,49 +304,323 @@ impl UserRepository for Store {
                 .await
         })
         .context("cannot read user credentials")?;
-        row.map(|row| {
-            Ok(UserCredentials {
-                user: User::try_from(row.user)?,
-                password_hash: PasswordHash::new(row.password_hash),
-            })
+        row.map(UserCredentials::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn find_credentials_by_id(&self, id: UserId) -> anyhow::Result<Option<UserCredentials>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at, password_hash \
+                           FROM users WHERE id = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, CredentialsRow>(SQL)
+                .bind(id.get())
+                .fetch_optional(pool)
+                .await
         })
-        .transpose()
+        .context("cannot read user credentials")?;
+        row.map(UserCredentials::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn list(&self, page: Page) -> anyhow::Result<Vec<User>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at \
+                           FROM users ORDER BY id LIMIT $1 OFFSET $2";
+        let skip = count_to_i64(page.skip())?;
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(i64::from(page.limit()))
+                .bind(skip)
+                .fetch_all(pool)
+                .await
+        })
+        .context("cannot list users")?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    #[tracing::instrument(skip(self, email), err)]
+    async fn update_email(
+        &self,
+        id: UserId,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, SaveUserError> {
+        const SQL: &str = "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
+                           RETURNING id, email, is_active, is_admin, created_at";
+        let email_key = email.normalized();
+        let updated = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .bind(email.as_str())
+                .bind(&email_key)
+                .fetch_optional(pool)
+                .await
+        });
+        let row = unique_email(updated, email.as_str(), "cannot update email")?;
+        Ok(row.map(User::try_from).transpose()?)
+    }
+
+    #[tracing::instrument(skip(self, hash), err)]
+    async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+        let updated = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.get())
+                .bind(hash.as_str())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .context("cannot update password")?;
+        Ok(updated > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn update_flags(&self, id: UserId, flags: UserFlags) -> anyhow::Result<Option<User>> {
+        const SQL: &str = "UPDATE users \
+                           SET is_active = COALESCE($2, is_active), \
+                               is_admin = COALESCE($3, is_admin) \
+                           WHERE id = $1 \
+                           RETURNING id, email, is_active, is_admin, created_at";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .bind(flags.is_active)
+                .bind(flags.is_admin)
+                .fetch_optional(pool)
+                .await
+        })
+        .context("cannot update user")?;
+        row.map(User::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn delete(&self, id: UserId) -> anyhow::Result<bool> {
+        // The foreign keys cascade to sessions (and their refresh tokens), posts and votes.
+        const SQL: &str = "DELETE FROM users WHERE id = $1";
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.get())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .context("cannot delete user")?;
+        Ok(deleted > 0)
+    }
+}
+
+/// Turns a unique violation on a write of `email` into [`SaveUserError::Duplicate`].
+fn unique_email<T>(
+    result: Result<T, sqlx::Error>,
+    email: &str,
+    context: &'static str,
+) -> Result<T, SaveUserError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+            Err(SaveUserError::Duplicate {
+                email: email.to_owned(),
+            })
+        }
+        Err(err) => Err(anyhow::Error::new(err).context(context).into()),
+    }
+}
+
+impl TryFrom<CredentialsRow> for UserCredentials {
+    type Error = anyhow::Error;
+
+    fn try_from(row: CredentialsRow) -> anyhow::Result<Self> {
+        Ok(UserCredentials {
+            user: User::try_from(row.user)?,
+            password_hash: PasswordHash::new(row.password_hash),
+        })
     }
 }
 
 #[async_trait]
 impl SessionRepository for Store {
     #[tracing::instrument(skip_all, fields(user_id = %new_session.user_id), err)]
-    async fn create(&self, new_session: &NewSession) -> anyhow::Result<Session> {
-        const SQL: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at) \
-                           VALUES ($1, $2, $3, $4) \
-                           RETURNING id, user_id, created_at, expires_at, revoked_at";
+    async fn create(
+        &self,
+        new_session: &NewSession,
+        refresh_token: &NewRefreshToken,
+    ) -> anyhow::Result<Session> {
+        const SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes) \
+                               VALUES ($1, $2, $3, $4, $5) \
+                               RETURNING id, user_id, created_at, expires_at, revoked_at, scopes";
+        const REFRESH: &str = "INSERT INTO refresh_tokens \
+                               (token_hash, session_id, created_at, expires_at) \
+                               VALUES ($1, $2, $3, $4)";
+        let scopes = new_session.scopes.to_string();
+        let created_at = new_session.created_at.trunc_subsecs(6);
         let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, SessionRow>(SQL)
-                .bind(new_session.id.as_uuid())
-                .bind(new_session.user_id.get())
-                .bind(new_session.created_at.trunc_subsecs(6))
-                .bind(new_session.expires_at.trunc_subsecs(6))
-                .fetch_one(pool)
-                .await
+            async {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query_as::<_, SessionRow>(SESSION)
+                    .bind(new_session.id.as_uuid())
+                    .bind(new_session.user_id.get())
+                    .bind(created_at)
+                    .bind(new_session.expires_at.trunc_subsecs(6))
+                    .bind(&scopes)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(REFRESH)
+                    .bind(refresh_token.hash.as_str())
+                    .bind(new_session.id.as_uuid())
+                    .bind(created_at)
+                    .bind(refresh_token.expires_at.trunc_subsecs(6))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            }
+            .await
         })
         .context("cannot insert session")?;
-        Ok(row.into())
+        Session::try_from(row)
     }
 
     #[tracing::instrument(skip(self), err)]
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
-        const SQL: &str = "SELECT id, user_id, created_at, expires_at, revoked_at \
-                           FROM sessions WHERE id = $1";
         let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, SessionRow>(SQL)
+            sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
                 .bind(id.as_uuid())
                 .fetch_optional(pool)
                 .await
         })
         .context("cannot read session")?;
-        Ok(row.map(Session::from))
+        row.map(Session::try_from).transpose()
     }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn find_by_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+    ) -> anyhow::Result<Option<Session>> {
+        const SQL: &str = "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+                                  s.scopes \
+                           FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id \
+                           WHERE r.token_hash = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SessionRow>(SQL)
+                .bind(presented.as_str())
+                .fetch_optional(pool)
+                .await
+        })
+        .context("cannot read session by refresh token")?;
+        row.map(Session::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn rotate_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+        next: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Rotation> {
+        // The conditional UPDATE is the lock: of concurrent transactions spending one token,
+        // the database lets exactly one match `spent_at IS NULL`; the others, once it commits,
+        // match nothing and find the token spent.
+        const SPEND: &str = "UPDATE refresh_tokens SET spent_at = $2 \
+                             WHERE token_hash = $1 AND spent_at IS NULL \
+                             RETURNING session_id, expires_at";
+        const NEXT: &str = "INSERT INTO refresh_tokens \
+                            (token_hash, session_id, created_at, expires_at) \
+                            VALUES ($1, $2, $3, $4)";
+        const SPENT_BEFORE: &str = "SELECT session_id FROM refresh_tokens \
+                                    WHERE token_hash = $1 AND spent_at IS NOT NULL";
+        let now = now.trunc_subsecs(6);
+        let outcome = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let spent: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(SPEND)
+                    .bind(presented.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match spent {
+                    // An expired token stays as it was: rolling back un-spends it.
+                    Some((_, expires_at)) if expires_at <= now => {
+                        tx.rollback().await?;
+                        return Ok(RotationRow::Invalid);
+                    }
+                    Some((session_id, _)) => {
+                        sqlx::query(NEXT)
+                            .bind(next.hash.as_str())
+                            .bind(session_id)
+                            .bind(now)
+                            .bind(next.expires_at.trunc_subsecs(6))
+                            .execute(&mut *tx)
+                            .await?;
+                        let session = sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
+                            .bind(session_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        RotationRow::Rotated(session)
+                    }
+                    None => sqlx::query_scalar::<_, Uuid>(SPENT_BEFORE)
+                        .bind(presented.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map_or(RotationRow::Invalid, RotationRow::Replayed),
+                };
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(outcome)
+            }
+            .await
+        })
+        .context("cannot rotate refresh token")?;
+        Ok(match outcome {
+            RotationRow::Rotated(row) => Rotation::Rotated(Session::try_from(row)?),
+            RotationRow::Replayed(id) => Rotation::Replayed(SessionId::from_uuid(id)),
+            RotationRow::Invalid => Rotation::Invalid,
+        })
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn revoke(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool> {
+        const SQL: &str =
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.as_uuid())
+                .bind(at.trunc_subsecs(6))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .context("cannot revoke session")?;
+        Ok(revoked > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn revoke_all_for_user(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
+                           WHERE user_id = $1 AND revoked_at IS NULL \
+                             AND ($2 IS NULL OR id <> $2)";
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(user.get())
+                .bind(except.map(SessionId::as_uuid))
+                .bind(at.trunc_subsecs(6))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .context("cannot revoke sessions")?;
+        Ok(revoked)
+    }
+}
+
+/// [`Rotation`] before its session row is converted.
+enum RotationRow {
+    Rotated(SessionRow),
+    Replayed(Uuid),
+    Invalid,
 }
 
 /// The columns of a post with its owner and vote count. Macros, not consts, so that `concat!`

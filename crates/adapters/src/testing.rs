@@ -13,6 +13,22 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{Backend, Store};
 
+/// A fresh Ed25519 key pair for tests: (private key as PKCS#8 PEM, public key as SPKI PEM).
+pub fn ed25519_key_pair() -> (String, String) {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let private = key.to_pkcs8_pem(LineEnding::LF).expect("encodable key");
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("encodable key");
+    (private.to_string(), public)
+}
+
 /// A database that exists for one test.
 #[derive(Debug)]
 pub struct TestDb {

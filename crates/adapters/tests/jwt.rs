@@ -7,17 +7,24 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::SecretSlice;
+use secrecy::{SecretSlice, SecretString};
 use serde_json::{Value, json};
-use warden_adapters::{JwtConfig, JwtConfigError, JwtHs256};
+use warden_adapters::testing::ed25519_key_pair;
+use warden_adapters::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens};
 use warden_domain::ports::{TokenIssuer, TokenVerifier};
 use warden_domain::{AccessGrant, Scopes, SessionId, UserId};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 
 fn config(secret: &[u8]) -> JwtConfig {
-    JwtConfig {
+    with_keys(JwtKeys::Hs256 {
         secret: SecretSlice::from(secret.to_vec()),
+    })
+}
+
+fn with_keys(keys: JwtKeys) -> JwtConfig {
+    JwtConfig {
+        keys,
         issuer: "warden".into(),
         audience: "warden-api".into(),
         access_token_lifetime: Duration::from_secs(15 * 60),
@@ -25,8 +32,8 @@ fn config(secret: &[u8]) -> JwtConfig {
     }
 }
 
-fn jwt() -> JwtHs256 {
-    JwtHs256::new(&config(SECRET)).unwrap()
+fn jwt() -> JwtTokens {
+    JwtTokens::new(&config(SECRET)).unwrap()
 }
 
 fn grant() -> AccessGrant {
@@ -275,9 +282,9 @@ async fn garbage_and_oversized_tokens_are_refused() {
 
 #[test]
 fn a_secret_under_32_bytes_is_refused_at_start() {
-    let err = JwtHs256::new(&config(b"too-short")).unwrap_err();
+    let err = JwtTokens::new(&config(b"too-short")).unwrap_err();
     assert_eq!(err, JwtConfigError::SecretTooShort(9));
-    assert!(JwtHs256::new(&config(&[7; 32])).is_ok());
+    assert!(JwtTokens::new(&config(&[7; 32])).is_ok());
 }
 
 #[test]
@@ -285,7 +292,168 @@ fn a_leeway_over_five_seconds_is_refused_at_start() {
     let mut config = config(SECRET);
     config.leeway = Duration::from_secs(6);
     assert_eq!(
-        JwtHs256::new(&config).unwrap_err(),
+        JwtTokens::new(&config).unwrap_err(),
         JwtConfigError::LeewayTooLong
+    );
+}
+
+/// EdDSA tokens signed with `signing`, also accepting the keys in `previous`.
+fn eddsa(signing: &str, previous: &[&str]) -> JwtTokens {
+    JwtTokens::new(&with_keys(JwtKeys::EdDsa {
+        signing: SecretString::from(signing.to_owned()),
+        previous: previous.iter().map(|pem| (*pem).to_owned()).collect(),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn eddsa_tokens_carry_the_signing_keys_id_and_verify() {
+    let (private, _) = ed25519_key_pair();
+    let jwt = eddsa(&private, &[]);
+    let issued = jwt.issue(&grant()).await.unwrap().token;
+
+    let header = jsonwebtoken::decode_header(&issued).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.unwrap();
+    assert_eq!(jwt.public_keys()[0].kid, kid);
+    assert_eq!(kid.len(), 43, "an RFC 7638 SHA-256 thumbprint, base64url");
+    assert_eq!(jwt.verify(&issued).await.unwrap().user_id, UserId::new(42));
+}
+
+#[tokio::test]
+async fn during_a_rotation_the_previous_key_is_accepted_and_a_retired_one_refused() {
+    let (old_private, old_public) = ed25519_key_pair();
+    let (new_private, _) = ed25519_key_pair();
+    let (retired_private, _) = ed25519_key_pair();
+    let before = eddsa(&old_private, &[]);
+    let retired = eddsa(&retired_private, &[]);
+    let after = eddsa(&new_private, &[&old_public]);
+
+    let from_before = before.issue(&grant()).await.unwrap().token;
+    let from_after = after.issue(&grant()).await.unwrap().token;
+    let from_retired = retired.issue(&grant()).await.unwrap().token;
+
+    assert!(after.verify(&from_after).await.is_ok());
+    assert!(
+        after.verify(&from_before).await.is_ok(),
+        "the previous key was refused"
+    );
+    let err = after.verify(&from_retired).await.unwrap_err();
+    assert!(err.reason.contains("kid"), "{err:?}");
+    let kids: Vec<&str> = after
+        .public_keys()
+        .iter()
+        .map(|key| key.kid.as_str())
+        .collect();
+    assert_eq!(
+        kids,
+        [
+            jsonwebtoken::decode_header(&from_after)
+                .unwrap()
+                .kid
+                .unwrap(),
+            jsonwebtoken::decode_header(&from_before)
+                .unwrap()
+                .kid
+                .unwrap(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_eddsa_token_without_a_kid_or_with_a_forged_one_is_refused() {
+    let (private, _) = ed25519_key_pair();
+    let (other_private, _) = ed25519_key_pair();
+    let jwt = eddsa(&private, &[]);
+    let claims = valid_claims(SessionId::random());
+    let mut header = at_jwt(Algorithm::EdDSA);
+
+    let key = ed_key(&private);
+    assert_refused_by(
+        &jwt,
+        &jsonwebtoken::encode(&header, &claims, &key).unwrap(),
+        "no kid",
+    )
+    .await;
+
+    // Another key claiming our key id.
+    header.kid = Some(jwt.public_keys()[0].kid.clone());
+    let other = ed_key(&other_private);
+    let forged = jsonwebtoken::encode(&header, &claims, &other).unwrap();
+    assert_refused_by(&jwt, &forged, "forged kid").await;
+}
+
+#[tokio::test]
+async fn the_algorithm_is_pinned_either_way() {
+    let (private, _) = ed25519_key_pair();
+    let ed = eddsa(&private, &[]);
+    let hs = jwt();
+
+    // An HS256 token with the kid of our Ed25519 key, signed with its public key as the HMAC
+    // secret: the classic confusion attack.
+    let mut header = at_jwt(Algorithm::HS256);
+    header.kid = Some(ed.public_keys()[0].kid.clone());
+    let public_x = URL_SAFE_NO_PAD.decode(&ed.public_keys()[0].x).unwrap();
+    let confused = sign(&header, &valid_claims(SessionId::random()), &public_x);
+    assert_refused_by(&ed, &confused, "HS256 to an EdDSA verifier").await;
+
+    let eddsa_token = ed.issue(&grant()).await.unwrap().token;
+    assert_refused_by(&hs, &eddsa_token, "EdDSA to an HS256 verifier").await;
+}
+
+#[test]
+fn malformed_keys_refuse_to_start_without_echoing_them() {
+    let (private, public) = ed25519_key_pair();
+    let private_body: Vec<&str> = private
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+
+    let bad_signing = JwtTokens::new(&with_keys(JwtKeys::EdDsa {
+        signing: SecretString::from(public.clone()),
+        previous: vec![],
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(bad_signing, JwtConfigError::BadSigningKey(_)),
+        "{bad_signing:?}"
+    );
+
+    // A private key pasted where a public one belongs.
+    let bad_previous = JwtTokens::new(&with_keys(JwtKeys::EdDsa {
+        signing: SecretString::from(private.clone()),
+        previous: vec![public, private.clone()],
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(
+            bad_previous,
+            JwtConfigError::BadPreviousKey { index: 2, .. }
+        ),
+        "{bad_previous:?}"
+    );
+    for line in private_body {
+        assert!(
+            !bad_previous.to_string().contains(line),
+            "key material in {bad_previous}"
+        );
+    }
+}
+
+/// The jsonwebtoken key for a PKCS#8 PEM private key, to forge tokens with.
+fn ed_key(pem: &str) -> EncodingKey {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let der = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+        .unwrap()
+        .to_pkcs8_der()
+        .unwrap();
+    EncodingKey::from_ed_der(der.as_bytes())
+}
+
+async fn assert_refused_by(jwt: &JwtTokens, token: &str, why: &str) {
+    assert!(
+        jwt.verify(token).await.is_err(),
+        "{why}: token was accepted"
     );
 }

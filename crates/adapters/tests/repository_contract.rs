@@ -4,12 +4,12 @@
 use chrono::{TimeDelta, Utc};
 use warden_adapters::Store;
 use warden_domain::ports::{
-    AddVoteError, CreateUserError, PostRepository, SessionRepository, UserRepository,
-    VoteRepository,
+    AddVoteError, PostRepository, SaveUserError, SessionRepository, UserRepository, VoteRepository,
 };
 use warden_domain::{
-    EmailAddress, NewSession, NewUser, Page, PasswordHash, PostContent, PostDraft, PostId,
-    PostQuery, PostTitle, SessionId, User, UserId,
+    EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash, PostContent, PostDraft,
+    PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SessionId, User, UserFlags,
+    UserId,
 };
 
 /// Runs each listed test body once per database.
@@ -57,12 +57,25 @@ contract!(
     voting_on_a_missing_post_is_refused,
     concurrent_votes_by_one_user_store_exactly_one,
     deleting_a_post_deletes_its_votes,
+    users_are_created_as_admins_when_asked,
+    credentials_are_found_by_id,
+    users_are_listed_in_pages_by_id,
+    emails_change_unless_taken,
+    passwords_and_flags_change,
+    deleting_a_user_deletes_their_sessions_posts_and_votes,
+    sessions_remember_their_scopes,
+    a_refresh_token_rotates_once_and_a_replay_is_reported,
+    unknown_and_expired_refresh_tokens_are_invalid,
+    concurrent_rotations_of_one_token_let_exactly_one_through,
+    a_session_is_revoked_once,
+    all_sessions_of_a_user_but_one_are_revoked,
 );
 
 fn new_user(email: &str) -> NewUser {
     NewUser {
         email: EmailAddress::new(email).unwrap(),
         password_hash: PasswordHash::new(format!("$argon2id$hash-of-{email}")),
+        is_admin: false,
     }
 }
 
@@ -73,7 +86,24 @@ fn new_session(user_id: UserId) -> NewSession {
         user_id,
         created_at: now,
         expires_at: now + TimeDelta::days(30),
+        scopes: Scopes::parse("profile posts:read").unwrap(),
     }
+}
+
+fn refresh_token(name: &str, expires_in: TimeDelta) -> NewRefreshToken {
+    NewRefreshToken {
+        hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        expires_at: Utc::now() + expires_in,
+    }
+}
+
+/// Opens a session for `user` whose refresh token is `first`.
+async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
+    let new = new_session(user);
+    SessionRepository::create(store, &new, &refresh_token(first, TimeDelta::days(1)))
+        .await
+        .unwrap();
+    new.id
 }
 
 async fn a_created_user_can_be_found_by_id_and_email(store: Store) {
@@ -119,7 +149,7 @@ async fn emails_are_unique_case_insensitively(store: Store) {
         .unwrap_err();
 
     assert!(
-        matches!(&err, CreateUserError::Duplicate { email } if email == "ANN@Example.com"),
+        matches!(&err, SaveUserError::Duplicate { email } if email == "ANN@Example.com"),
         "{err:?}"
     );
 }
@@ -153,7 +183,10 @@ async fn a_created_session_can_be_found(store: Store) {
         .unwrap();
     let new = new_session(user.id);
 
-    let created = SessionRepository::create(&store, &new).await.unwrap();
+    let created =
+        SessionRepository::create(&store, &new, &refresh_token("first", TimeDelta::days(1)))
+            .await
+            .unwrap();
     let found = SessionRepository::find(&store, new.id)
         .await
         .unwrap()
@@ -176,7 +209,12 @@ async fn a_missing_session_is_none(store: Store) {
 }
 
 async fn a_session_needs_an_existing_user(store: Store) {
-    let result = SessionRepository::create(&store, &new_session(UserId::new(4242))).await;
+    let result = SessionRepository::create(
+        &store,
+        &new_session(UserId::new(4242)),
+        &refresh_token("first", TimeDelta::days(1)),
+    )
+    .await;
     assert!(result.is_err(), "a session of no user was stored");
     // Nothing half-written is left behind.
     assert!(store.find_by_id(UserId::new(4242)).await.unwrap().is_none());
@@ -187,7 +225,9 @@ async fn timestamps_round_trip_exactly(store: Store) {
         .await
         .unwrap();
     let new = new_session(user.id);
-    SessionRepository::create(&store, &new).await.unwrap();
+    SessionRepository::create(&store, &new, &refresh_token("first", TimeDelta::days(1)))
+        .await
+        .unwrap();
 
     let found = SessionRepository::find(&store, new.id)
         .await
@@ -227,8 +267,7 @@ fn query(viewer: UserId, search: Option<&str>, limit: u32, skip: u64) -> PostQue
 }
 
 async fn titles(store: &Store, query: &PostQuery) -> Vec<String> {
-    store
-        .list(query)
+    PostRepository::list(store, query)
         .await
         .unwrap()
         .posts
@@ -335,21 +374,26 @@ async fn the_list_pages_and_counts_every_match(store: Store) {
             .unwrap();
     }
 
-    let page = store.list(&query(ann.id, None, 2, 1)).await.unwrap();
+    let page = PostRepository::list(&store, &query(ann.id, None, 2, 1))
+        .await
+        .unwrap();
     let page_titles: Vec<&str> = page.posts.iter().map(|post| post.title.as_str()).collect();
     assert_eq!(page_titles, ["post 4", "post 3"]);
     assert_eq!(page.total, 5);
 
-    let last = store.list(&query(ann.id, None, 2, 4)).await.unwrap();
+    let last = PostRepository::list(&store, &query(ann.id, None, 2, 4))
+        .await
+        .unwrap();
     assert_eq!(last.posts.len(), 1);
     assert_eq!(last.total, 5);
 
-    let past_the_end = store.list(&query(ann.id, None, 2, 10)).await.unwrap();
+    let past_the_end = PostRepository::list(&store, &query(ann.id, None, 2, 10))
+        .await
+        .unwrap();
     assert!(past_the_end.posts.is_empty());
     assert_eq!(past_the_end.total, 5);
 
-    let nothing = store
-        .list(&query(ann.id, Some("nope"), 2, 0))
+    let nothing = PostRepository::list(&store, &query(ann.id, Some("nope"), 2, 0))
         .await
         .unwrap();
     assert!(nothing.posts.is_empty());
@@ -393,8 +437,7 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
         titles(&store, &query(ann.id, Some("\\"), 10, 0)).await,
         Vec::<String>::new()
     );
-    let found = store
-        .list(&query(ann.id, Some("rust"), 1, 0))
+    let found = PostRepository::list(&store, &query(ann.id, Some("rust"), 1, 0))
         .await
         .unwrap();
     assert_eq!(found.total, 2);
@@ -422,7 +465,10 @@ async fn votes_are_counted_wherever_a_post_is_read(store: Store) {
             .votes,
         2
     );
-    let listed = store.list(&query(ann.id, None, 10, 0)).await.unwrap().posts;
+    let listed = PostRepository::list(&store, &query(ann.id, None, 10, 0))
+        .await
+        .unwrap()
+        .posts;
     let votes: Vec<(&str, u64)> = listed.iter().map(|p| (p.title.as_str(), p.votes)).collect();
     assert_eq!(votes, [("Other", 1), ("Hello", 2)]);
     let replaced = store
@@ -507,4 +553,377 @@ async fn deleting_a_post_deletes_its_votes(store: Store) {
         !store.remove(ann.id, post.id).await.unwrap(),
         "the vote outlived its post"
     );
+}
+
+async fn users_are_created_as_admins_when_asked(store: Store) {
+    let mut admin = new_user("root@example.com");
+    admin.is_admin = true;
+    let created = UserRepository::create(&store, &admin).await.unwrap();
+    assert!(created.is_admin && created.is_active);
+}
+
+async fn credentials_are_found_by_id(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(credentials.user, ann);
+    assert_eq!(
+        credentials.password_hash.as_str(),
+        "$argon2id$hash-of-ann@example.com"
+    );
+    assert_eq!(
+        store
+            .find_credentials_by_id(UserId::new(4242))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn users_are_listed_in_pages_by_id(store: Store) {
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        ids.push(user(&store, &format!("{name}@example.com")).await.id);
+    }
+    let page: Vec<UserId> = UserRepository::list(&store, Page::new(2, 1).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|user| user.id)
+        .collect();
+    assert_eq!(page, ids[1..3]);
+    assert!(
+        UserRepository::list(&store, Page::new(2, 9).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn emails_change_unless_taken(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    user(&store, "bob@example.com").await;
+
+    let changed = store
+        .update_email(ann.id, &EmailAddress::new("Ann@New.example").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.email.as_str(), "Ann@New.example");
+    let found = store
+        .find_credentials_by_email(&EmailAddress::new("ann@new.example").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().user.id, ann.id);
+
+    let err = store
+        .update_email(ann.id, &EmailAddress::new("BOB@example.com").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SaveUserError::Duplicate { .. }), "{err:?}");
+    let missing = store
+        .update_email(
+            UserId::new(4242),
+            &EmailAddress::new("x@example.com").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+}
+
+async fn passwords_and_flags_change(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+
+    assert!(
+        store
+            .update_password(ann.id, &PasswordHash::new("$new".into()))
+            .await
+            .unwrap()
+    );
+    let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash.as_str(), "$new");
+    assert!(
+        !store
+            .update_password(UserId::new(4242), &PasswordHash::new("$x".into()))
+            .await
+            .unwrap()
+    );
+
+    let disabled = store
+        .update_flags(
+            ann.id,
+            UserFlags {
+                is_active: Some(false),
+                is_admin: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!disabled.is_active && !disabled.is_admin);
+    let promoted = store
+        .update_flags(
+            ann.id,
+            UserFlags {
+                is_active: None,
+                is_admin: Some(true),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !promoted.is_active && promoted.is_admin,
+        "a flag left out must not change"
+    );
+    assert_eq!(
+        store
+            .update_flags(UserId::new(4242), UserFlags::default())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn deleting_a_user_deletes_their_sessions_posts_and_votes(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let session = session_with(&store, ann.id, "anns-token").await;
+    let anns_post = PostRepository::create(&store, ann.id, &draft("Ann's", true))
+        .await
+        .unwrap();
+    let bobs_post = PostRepository::create(&store, bob.id, &draft("Bob's", true))
+        .await
+        .unwrap();
+    store.add(ann.id, bobs_post.id).await.unwrap();
+    store.add(bob.id, anns_post.id).await.unwrap();
+
+    assert!(UserRepository::delete(&store, ann.id).await.unwrap());
+
+    assert_eq!(store.find_by_id(ann.id).await.unwrap(), None);
+    assert_eq!(
+        SessionRepository::find(&store, session).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        PostRepository::find(&store, anns_post.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        PostRepository::find(&store, bobs_post.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .votes,
+        0
+    );
+    let next = refresh_token("next", TimeDelta::days(1));
+    let presented = RefreshTokenHash::new("hash-of-anns-token".into());
+    assert_eq!(
+        store
+            .rotate_refresh_token(&presented, &next, Utc::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert!(!UserRepository::delete(&store, ann.id).await.unwrap());
+}
+
+async fn sessions_remember_their_scopes(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let id = session_with(&store, ann.id, "first").await;
+    let found = SessionRepository::find(&store, id).await.unwrap().unwrap();
+    assert_eq!(found.scopes.to_string(), "profile posts:read");
+}
+
+async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let id = session_with(&store, ann.id, "first").await;
+    let first = RefreshTokenHash::new("hash-of-first".into());
+
+    let rotated = store
+        .rotate_refresh_token(
+            &first,
+            &refresh_token("second", TimeDelta::days(1)),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let Rotation::Rotated(session) = rotated else {
+        panic!("not rotated: {rotated:?}");
+    };
+    assert_eq!(session.id, id);
+    assert_eq!(session.scopes.to_string(), "profile posts:read");
+
+    // The spent token still names its session.
+    let by_token = store.find_by_refresh_token(&first).await.unwrap().unwrap();
+    assert_eq!(by_token.id, id);
+    let nothing = RefreshTokenHash::new("hash-of-nothing".into());
+    assert_eq!(store.find_by_refresh_token(&nothing).await.unwrap(), None);
+
+    // The spent token again: a replay, naming the session.
+    let again = store
+        .rotate_refresh_token(
+            &first,
+            &refresh_token("third", TimeDelta::days(1)),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Rotation::Replayed(id));
+
+    // The next token works, once.
+    let second = RefreshTokenHash::new("hash-of-second".into());
+    let next = store
+        .rotate_refresh_token(
+            &second,
+            &refresh_token("fourth", TimeDelta::days(1)),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(next, Rotation::Rotated(_)), "{next:?}");
+}
+
+async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let new = new_session(ann.id);
+    SessionRepository::create(
+        &store,
+        &new,
+        &refresh_token("stale", TimeDelta::seconds(-1)),
+    )
+    .await
+    .unwrap();
+    let next = refresh_token("next", TimeDelta::days(1));
+
+    let unknown = RefreshTokenHash::new("hash-of-nothing".into());
+    assert_eq!(
+        store
+            .rotate_refresh_token(&unknown, &next, Utc::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    let stale = RefreshTokenHash::new("hash-of-stale".into());
+    assert_eq!(
+        store
+            .rotate_refresh_token(&stale, &next, Utc::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    // Refusing it did not spend it: presenting it again is not taken for a replay.
+    assert_eq!(
+        store
+            .rotate_refresh_token(&stale, &next, Utc::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    // Nor was the next token stored.
+    let next_hash = RefreshTokenHash::new("hash-of-next".into());
+    let after = refresh_token("after", TimeDelta::days(1));
+    assert_eq!(
+        store
+            .rotate_refresh_token(&next_hash, &after, Utc::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+}
+
+async fn concurrent_rotations_of_one_token_let_exactly_one_through(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let id = session_with(&store, ann.id, "contested").await;
+
+    let attempts: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let presented = RefreshTokenHash::new("hash-of-contested".into());
+                let next = refresh_token(&format!("next-{i}"), TimeDelta::days(1));
+                store
+                    .rotate_refresh_token(&presented, &next, Utc::now())
+                    .await
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    let mut replayed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap() {
+            Rotation::Rotated(session) => {
+                assert_eq!(session.id, id);
+                rotated += 1;
+            }
+            Rotation::Replayed(session) => {
+                assert_eq!(session, id);
+                replayed += 1;
+            }
+            Rotation::Invalid => panic!("a racing rotation saw an invalid token"),
+        }
+    }
+    assert_eq!((rotated, replayed), (1, 15));
+}
+
+async fn a_session_is_revoked_once(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let id = session_with(&store, ann.id, "first").await;
+    let at = Utc::now();
+
+    assert!(store.revoke(id, at).await.unwrap());
+    assert!(
+        !store.revoke(id, Utc::now()).await.unwrap(),
+        "revoked twice"
+    );
+
+    let found = SessionRepository::find(&store, id).await.unwrap().unwrap();
+    assert_eq!(
+        found.revoked_at.map(|t| t.timestamp_micros()),
+        Some(at.timestamp_micros())
+    );
+    assert!(!found.is_active_at(Utc::now()));
+    assert!(!store.revoke(SessionId::random(), Utc::now()).await.unwrap());
+}
+
+async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let keep = session_with(&store, ann.id, "a1").await;
+    let end1 = session_with(&store, ann.id, "a2").await;
+    let end2 = session_with(&store, ann.id, "a3").await;
+    let bobs = session_with(&store, bob.id, "b1").await;
+
+    assert_eq!(
+        store
+            .revoke_all_for_user(ann.id, Some(keep), Utc::now())
+            .await
+            .unwrap(),
+        2
+    );
+
+    let active = |id| {
+        let store = store.clone();
+        async move {
+            SessionRepository::find(&store, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        }
+    };
+    assert!(active(keep).await);
+    assert!(!active(end1).await);
+    assert!(!active(end2).await);
+    assert!(active(bobs).await);
+
+    assert_eq!(
+        store
+            .revoke_all_for_user(ann.id, None, Utc::now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!active(keep).await);
 }

@@ -1,9 +1,11 @@
 //! The HTTP API: the operations, grouped by tag, and the OpenAPI service that serves them.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod jwks;
 pub mod posts;
 pub mod security;
 pub mod users;
@@ -18,14 +20,18 @@ pub enum ApiTags {
     Users,
     /// Posts and votes.
     Posts,
+    /// User administration, for admins.
+    Admin,
     /// Probes for operators.
     Operations,
 }
 
 pub type Apis = (
     auth::AuthApi,
+    jwks::JwksApi,
     users::UsersApi,
     posts::PostsApi,
+    admin::AdminApi,
     health::HealthApi,
 );
 
@@ -43,8 +49,10 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             auth::AuthApi,
+            jwks::JwksApi,
             users::UsersApi,
             posts::PostsApi,
+            admin::AdminApi,
             health::HealthApi,
         ),
         "Warden",

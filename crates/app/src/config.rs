@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretSlice;
-use warden_adapters::{Backend, sqlite_file};
+use secrecy::{SecretSlice, SecretString};
+use warden_adapters::{Backend, JwtKeys, sqlite_file};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,12 +23,31 @@ pub struct Cli {
     pub config: Config,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve the API (what `warden` does with no command).
     Serve,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Make an admin account: create it, with a password read from a prompt (or from standard
+    /// input when that is not a terminal), or promote the existing account with that email.
+    CreateAdmin {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// How access tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with `JWT_SECRET`: simple, but every verifier holds the signing secret.
+    #[value(name = "HS256")]
+    Hs256,
+    /// Ed25519 signatures with `JWT_PRIVATE_KEY_FILE`; others verify with the public keys at
+    /// `/.well-known/jwks.json`.
+    #[value(name = "EdDSA")]
+    EdDsa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +74,20 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// How access tokens are signed: `HS256` or `EdDSA`.
+    #[arg(long, env = "JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256)]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// With EdDSA: the Ed25519 private key to sign with, a PKCS#8 PEM file
+    /// (`openssl genpkey -algorithm ed25519 -out key.pem`).
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+
+    /// With EdDSA: public keys (PEM files, comma-separated) of earlier signing keys whose
+    /// tokens are still accepted, for rotating keys without logging everybody out.
+    #[arg(long, env = "JWT_PREVIOUS_PUBLIC_KEY_FILES", value_delimiter = ',')]
+    pub jwt_previous_public_key_files: Vec<PathBuf>,
+
     /// Access-token lifetime in minutes.
     #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..=24 * 60))]
@@ -64,6 +97,11 @@ pub struct Config {
     #[arg(long, env = "SESSION_LIFETIME_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=365))]
     pub session_lifetime_days: u32,
+
+    /// Refresh-token lifetime in days: a refresh token unused for this long stops working.
+    #[arg(long, env = "REFRESH_TOKEN_EXPIRE_DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub refresh_token_expire_days: u32,
 
     /// The `iss` claim of issued tokens, and the only issuer accepted.
     #[arg(long, env = "JWT_ISSUER", default_value = "warden")]
@@ -111,16 +149,52 @@ impl Config {
 /// Where the signing secret came from, for the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
+    /// An EdDSA private key file.
+    KeyFile(PathBuf),
     Configured,
-    File { path: PathBuf, created: bool },
+    File {
+        path: PathBuf,
+        created: bool,
+    },
     Ephemeral,
+}
+
+/// The keys to sign and verify tokens with, and where they came from (for the start-up log).
+pub fn resolve_jwt_keys(config: &Config) -> anyhow::Result<(JwtKeys, SecretSource)> {
+    match config.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            let (secret, source) = resolve_jwt_secret(config)?;
+            Ok((JwtKeys::Hs256 { secret }, source))
+        }
+        JwtAlgorithm::EdDsa => {
+            let path = config
+                .jwt_private_key_file
+                .as_ref()
+                .context("JWT_ALGORITHM=EdDSA needs JWT_PRIVATE_KEY_FILE")?;
+            let signing = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let previous = config
+                .jwt_previous_public_key_files
+                .iter()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let keys = JwtKeys::EdDsa {
+                signing: SecretString::from(signing),
+                previous,
+            };
+            Ok((keys, SecretSource::KeyFile(path.clone())))
+        }
+    }
 }
 
 /// The signing secret: `JWT_SECRET` if set. Otherwise, with a SQLite file, the secret kept
 /// beside it (made on first start, readable by the owner only), so that tokens survive a
 /// restart; with an in-memory database, a fresh one. PostgreSQL deployments may run several
 /// instances, which must share one secret, so there it has to be configured.
-pub fn resolve_jwt_secret(config: &Config) -> anyhow::Result<(SecretSlice<u8>, SecretSource)> {
+fn resolve_jwt_secret(config: &Config) -> anyhow::Result<(SecretSlice<u8>, SecretSource)> {
     if let Some(secret) = &config.jwt_secret {
         return Ok((secret.as_bytes().to_vec().into(), SecretSource::Configured));
     }

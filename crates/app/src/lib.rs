@@ -3,6 +3,7 @@
 //! tests drive the very same route tree.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod server;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `warden` binary: reads configuration and serves, or prints the OpenAPI document.
+//! The `warden` binary: reads configuration and serves, prints the OpenAPI document, or makes
+//! an admin account.
 
 use std::process::ExitCode;
 
@@ -19,6 +20,21 @@ async fn main() -> ExitCode {
         Command::Openapi => {
             println!("{}", warden_app::api::openapi_json());
             ExitCode::SUCCESS
+        }
+        Command::CreateAdmin { email } => {
+            warden_app::telemetry::init(cli.config.log_format);
+            match warden_app::cli::create_admin(&cli.config, &email, warden_app::cli::read_password)
+                .await
+            {
+                Ok(outcome) => {
+                    println!("{outcome}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve => {
             warden_app::telemetry::init(cli.config.log_format);

@@ -13,11 +13,15 @@ use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
-use warden_adapters::{Argon2Hasher, JwtConfig, JwtHs256, Store, StoreOptions};
-use warden_domain::services::{AuthService, PostService, UserService};
+use warden_adapters::{
+    Argon2Hasher, JwtConfig, JwtTokens, Sha256RefreshTokens, Store, StoreOptions,
+};
+use warden_domain::services::{
+    AdminService, AuthPorts, AuthService, Lifetimes, PostService, UserService,
+};
 
 use crate::api;
-use crate::config::{Config, SecretSource, resolve_jwt_secret};
+use crate::config::{Config, SecretSource, resolve_jwt_keys};
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -25,6 +29,9 @@ pub struct AppState {
     pub auth: AuthService,
     pub users: UserService,
     pub posts: PostService,
+    pub admin: AdminService,
+    /// The token keys, for publishing the public ones.
+    pub tokens: Arc<JwtTokens>,
     pub store: Store,
 }
 
@@ -35,9 +42,12 @@ const REQUEST_ID: &str = "x-request-id";
 impl AppState {
     /// Builds the services on `store` with the real hasher and token signer.
     pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
-        let (secret, source) = resolve_jwt_secret(config)?;
+        let (keys, source) = resolve_jwt_keys(config)?;
         match source {
             SecretSource::Configured => {}
+            SecretSource::KeyFile(path) => {
+                tracing::info!(path = %path.display(), "signing tokens with EdDSA");
+            }
             SecretSource::File {
                 path,
                 created: true,
@@ -55,8 +65,8 @@ impl AppState {
                 "in-memory database and no JWT_SECRET: tokens will not survive a restart"
             ),
         }
-        let jwt = Arc::new(JwtHs256::new(&JwtConfig {
-            secret,
+        let tokens = Arc::new(JwtTokens::new(&JwtConfig {
+            keys,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             access_token_lifetime: config.access_token_lifetime(),
@@ -65,19 +75,25 @@ impl AppState {
         let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency())?);
         let repository = Arc::new(store.clone());
         let auth = AuthService::new(
-            repository.clone(),
-            repository.clone(),
-            hasher.clone(),
-            jwt.clone(),
-            jwt,
-            TimeDelta::days(config.session_lifetime_days.into()),
+            AuthPorts {
+                users: repository.clone(),
+                sessions: repository.clone(),
+                hasher: hasher.clone(),
+                issuer: tokens.clone(),
+                verifier: tokens.clone(),
+                refresh_tokens: Arc::new(Sha256RefreshTokens),
+            },
+            Lifetimes {
+                session: TimeDelta::days(config.session_lifetime_days.into()),
+                refresh_token: TimeDelta::days(config.refresh_token_expire_days.into()),
+            },
         );
-        let users = UserService::new(repository.clone(), hasher);
-        let posts = PostService::new(repository.clone(), repository);
         Ok(Self {
             auth,
-            users,
-            posts,
+            users: UserService::new(repository.clone(), repository.clone(), hasher),
+            posts: PostService::new(repository.clone(), repository.clone()),
+            admin: AdminService::new(repository.clone(), repository),
+            tokens,
             store,
         })
     }

@@ -308,3 +308,74 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let log = warden.log();
     assert!(log.contains("shutting down"), "{log}");
 }
+
+/// Runs `warden create-admin --email EMAIL` in `dir` with `stdin` piped in.
+fn create_admin(dir: &Path, email: &str, stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir)
+        .env_clear()
+        .args(["create-admin", "--email", email])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_promotes_existing_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let (ok, stdout, stderr) = create_admin(dir.path(), "root@example.com", "correct horse\n");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "created admin account 1");
+    assert!(
+        !stderr.contains("correct horse"),
+        "the password reached the log"
+    );
+    let (ok, stdout, _) = create_admin(dir.path(), "ROOT@example.com", "");
+    assert!(ok);
+    assert_eq!(stdout.trim(), "account 1 is already an active admin");
+
+    let mut warden = Warden::start(dir.path(), &[]);
+    let (status, _, body) = warden.request(
+        "POST",
+        "/login",
+        &[FORM],
+        "username=root@example.com&password=correct horse",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["scope"],
+        "profile posts:read posts:write admin"
+    );
+    let (status, _, _) = warden.request(
+        "POST",
+        "/users",
+        &[JSON],
+        r#"{"email":"bob@example.com","password":"correct horse"}"#,
+    );
+    assert_eq!(status, 201);
+    assert!(warden.terminate().success());
+
+    let (ok, stdout, _) = create_admin(dir.path(), "bob@example.com", "");
+    assert!(ok);
+    assert_eq!(stdout.trim(), "made account 2 an active admin");
+
+    let (ok, _, stderr) = create_admin(dir.path(), "not an email", "correct horse\n");
+    assert!(!ok && stderr.contains("error"), "{stderr}");
+    let (ok, _, stderr) = create_admin(dir.path(), "eve@example.com", "short\n");
+    assert!(!ok && stderr.contains("at least 8 bytes"), "{stderr}");
+}

@@ -18,9 +18,9 @@ pub use post::{
     TextError, VoteDirection,
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
-pub use session::{NewSession, Session, SessionId};
+pub use session::{NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Session, SessionId};
 pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};
 pub use user::{
     EmailAddress, EmailAddressError, NewUser, Password, PasswordError, PasswordHash, User,
-    UserCredentials, UserId,
+    UserCredentials, UserFlags, UserId,
 };

@@ -3,16 +3,18 @@
 //! `mocks` feature or in this crate's own tests).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::{
-    AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, NewSession, NewUser, Password,
-    PasswordHash, Post, PostDraft, PostId, PostList, PostQuery, Session, SessionId, User,
-    UserCredentials, UserId,
+    AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
+    NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId, PostList,
+    PostQuery, RefreshTokenHash, Rotation, Session, SessionId, User, UserCredentials, UserFlags,
+    UserId,
 };
 
-/// Why storing a new user failed.
+/// Why storing a user failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
+pub enum SaveUserError {
     /// Another account already has this email, compared case-insensitively.
     #[error("a user with email {email} already exists")]
     Duplicate { email: String },
@@ -24,11 +26,11 @@ pub enum CreateUserError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
-    /// Stores a new, active, non-admin user and returns it with its id and creation time.
+    /// Stores a new, active user and returns it with its id and creation time.
     ///
-    /// Errors: [`CreateUserError::Duplicate`] when the email is taken (case-insensitively);
+    /// Errors: [`SaveUserError::Duplicate`] when the email is taken (case-insensitively);
     /// anything else is `Unknown`.
-    async fn create(&self, new_user: &NewUser) -> Result<User, CreateUserError>;
+    async fn create(&self, new_user: &NewUser) -> Result<User, SaveUserError>;
 
     /// The user with this id, or `None`.
     async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
@@ -36,21 +38,89 @@ pub trait UserRepository: Send + Sync + 'static {
     /// The user with this email (case-insensitively) and their password hash, or `None`.
     async fn find_credentials_by_email(
         &self,
-        email: &crate::EmailAddress,
+        email: &EmailAddress,
     ) -> anyhow::Result<Option<UserCredentials>>;
+
+    /// The user with this id and their password hash, or `None`.
+    async fn find_credentials_by_id(&self, id: UserId) -> anyhow::Result<Option<UserCredentials>>;
+
+    /// One page of users, in id order.
+    async fn list(&self, page: Page) -> anyhow::Result<Vec<User>>;
+
+    /// Changes a user's email. Returns the user as it is now, or `None` if there is no such user.
+    ///
+    /// Errors: [`SaveUserError::Duplicate`] when another account has the email.
+    async fn update_email(
+        &self,
+        id: UserId,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, SaveUserError>;
+
+    /// Replaces a user's password hash. Returns whether the user exists.
+    async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool>;
+
+    /// Sets the flags given. Returns the user as it is now, or `None` if there is no such user.
+    async fn update_flags(&self, id: UserId, flags: UserFlags) -> anyhow::Result<Option<User>>;
+
+    /// Deletes a user with their sessions, posts and votes. Returns whether the user existed.
+    async fn delete(&self, id: UserId) -> anyhow::Result<bool>;
 }
 
-/// Stores login sessions.
+/// Stores login sessions and their refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
-    /// Stores a new session and returns it.
+    /// Stores a new session and its first refresh token, both or neither, and returns the
+    /// session.
     ///
     /// Errors: any failure, including a user id that does not exist, is `Err`.
-    async fn create(&self, new_session: &NewSession) -> anyhow::Result<Session>;
+    async fn create(
+        &self,
+        new_session: &NewSession,
+        refresh_token: &NewRefreshToken,
+    ) -> anyhow::Result<Session>;
 
     /// The session with this id, or `None` (also when its user was deleted).
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>>;
+
+    /// The session the refresh token hashed as `presented` belongs to, spent or not, or `None`.
+    async fn find_by_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+    ) -> anyhow::Result<Option<Session>>;
+
+    /// Spends the refresh token hashed as `presented` and stores `next` for the same session,
+    /// atomically, if `presented` is live (unspent and unexpired at `now`). Of concurrent calls
+    /// with one token, exactly one sees [`Rotation::Rotated`]; the others see
+    /// [`Rotation::Replayed`].
+    async fn rotate_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+        next: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Rotation>;
+
+    /// Ends a session at `at`, if it is not ended already. Returns whether it ended it.
+    async fn revoke(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool>;
+
+    /// Ends every session of `user` but `except` at `at`. Returns how many it ended.
+    async fn revoke_all_for_user(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<u64>;
+}
+
+/// Makes refresh tokens: opaque random secrets for clients, and the hashes stored in their
+/// place.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RefreshTokenCodec: Send + Sync + 'static {
+    /// A new secret (at least 256 random bits) and its hash.
+    fn generate(&self) -> (String, RefreshTokenHash);
+
+    /// The hash of a secret a client presents.
+    fn hash(&self, presented: &str) -> RefreshTokenHash;
 }
 
 /// Stores posts.

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::UserId;
+use crate::{Scopes, UserId};
 
 /// A session's id: a random UUID, so ids reveal nothing about how many logins there were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +46,8 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// When the session was ended early (logout, password change, account disabled).
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The scopes granted at login: the most any of its tokens may carry.
+    pub scopes: Scopes,
 }
 
 impl Session {
@@ -61,6 +63,46 @@ pub struct NewSession {
     pub user_id: UserId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub scopes: Scopes,
+}
+
+/// A refresh token as stored: a hash of the secret the client holds, never the secret itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshTokenHash(String);
+
+impl RefreshTokenHash {
+    pub fn new(hash: String) -> Self {
+        Self(hash)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RefreshTokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshTokenHash([REDACTED])")
+    }
+}
+
+/// A refresh token to store for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    pub hash: RefreshTokenHash,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is now spent and the next one stored in its place. The session
+    /// is returned as it is, active or not: whether it may still be used is the caller's call.
+    Rotated(Session),
+    /// The token had been spent already: somebody is replaying it.
+    Replayed(SessionId),
+    /// No such token, or it has expired.
+    Invalid,
 }
 
 #[cfg(test)]
@@ -77,6 +119,7 @@ mod tests {
             created_at: now,
             expires_at: now + TimeDelta::hours(1),
             revoked_at,
+            scopes: Scopes::allowed_for(false),
         };
         (session, now)
     }

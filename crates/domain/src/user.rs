@@ -179,6 +179,14 @@ pub struct User {
 pub struct NewUser {
     pub email: EmailAddress,
     pub password_hash: PasswordHash,
+    pub is_admin: bool,
+}
+
+/// Changes to an account's status; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserFlags {
+    pub is_active: Option<bool>,
+    pub is_admin: Option<bool>,
 }
 
 /// A user together with the hash their password is checked against.

@@ -19,9 +19,11 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
 };
 use warden_domain::Password;
-use warden_domain::services::{LoginError, PasswordLogin};
+use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
 
 use super::ApiTags;
+use super::error::ApiError;
+use super::security::OAuth2PasswordBearer;
 use crate::AppState;
 
 /// The largest form accepted, as for every other body.
@@ -30,20 +32,26 @@ const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// One message for unknown email, wrong password and disabled account, so that the answer
 /// does not tell which.
 const INVALID_CREDENTIALS: &str = "incorrect username or password";
+/// One message for every refresh token that does not work, whatever the reason.
+const INVALID_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 /// The token request form. Documentation only: the endpoint parses the form itself.
 #[derive(Debug, Object)]
 #[oai(rename = "TokenRequest")]
 struct TokenRequestForm {
-    /// `password` (the default when absent). `refresh_token` is not supported yet.
+    /// `password` (the default when absent) or `refresh_token`.
     grant_type: Option<String>,
-    /// The account's email.
-    username: String,
-    /// The account's password, at most 1024 bytes.
+    /// Password grant: the account's email.
+    username: Option<String>,
+    /// Password grant: the account's password, at most 1024 bytes.
     #[oai(validator(max_length = 1024))]
-    password: String,
+    password: Option<String>,
+    /// Refresh grant: the refresh token of the last answer. It is spent by this request;
+    /// presenting it again ends the session.
+    refresh_token: Option<String>,
     /// Space-separated scopes to request: `profile`, `posts:read`, `posts:write`, `admin`.
-    /// Absent: every scope the account may hold. Scopes the account may not hold are dropped.
+    /// Password grant: absent means every scope the account may hold; scopes it may not hold
+    /// are dropped. Refresh grant: absent means the scopes of the login; more is `invalid_scope`.
     scope: Option<String>,
     /// Accepted and ignored.
     client_id: Option<String>,
@@ -61,8 +69,22 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Exchange it at this endpoint (`grant_type=refresh_token`) for new tokens. Single use.
+    pub refresh_token: String,
     /// The scopes granted, space-separated.
     pub scope: String,
+}
+
+impl From<TokenGrant> for TokenResponse {
+    fn from(grant: TokenGrant) -> Self {
+        Self {
+            access_token: grant.access_token,
+            token_type: "bearer".into(),
+            expires_in: grant.expires_in.as_secs(),
+            refresh_token: grant.refresh_token,
+            scope: grant.scopes.to_string(),
+        }
+    }
 }
 
 impl Example for TokenResponse {
@@ -71,6 +93,7 @@ impl Example for TokenResponse {
             access_token: "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJIUzI1NiJ9.eyJ...".into(),
             token_type: "bearer".into(),
             expires_in: 900,
+            refresh_token: "kq3Xb0m3xJ8W1tKQk1qS2YQy7mJbYb9o1o8oJr3b0wE".into(),
             scope: "profile posts:read posts:write".into(),
         }
     }
@@ -101,9 +124,10 @@ pub enum LoginResponse {
     /// Logged in: an access token and the scopes granted.
     #[oai(status = 200)]
     Ok(Json<TokenResponse>),
-    /// The request is malformed (`invalid_request`), the credentials are wrong or the account
-    /// is disabled (`invalid_grant`), the grant type is not supported
-    /// (`unsupported_grant_type`), or a scope is unknown (`invalid_scope`).
+    /// The request is malformed (`invalid_request`); the credentials are wrong, the account is
+    /// disabled, or the refresh token is unknown, expired, spent or revoked (`invalid_grant`);
+    /// the grant type is not supported (`unsupported_grant_type`); or a scope is unknown or
+    /// more than the login granted (`invalid_scope`).
     #[oai(status = 400)]
     BadRequest(Json<OAuthErrorBody>),
     /// An unexpected failure (`server_error`); the details are in the server's log.
@@ -122,6 +146,21 @@ impl LoginResponse {
     fn invalid_request(description: impl Into<String>) -> Self {
         Self::error("invalid_request", description)
     }
+
+    fn server_error(cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "token request failed");
+        Self::ServerError(Json(OAuthErrorBody {
+            error: "server_error".into(),
+            error_description: "Internal Server Error".into(),
+        }))
+    }
+}
+
+#[derive(Debug, ApiResponse)]
+enum LogoutResponse {
+    /// The session is ended: its access and refresh tokens no longer work.
+    #[oai(status = 204)]
+    LoggedOut,
 }
 
 /// The fields of a token request, parsed by OAuth2's rules.
@@ -252,13 +291,16 @@ pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Log in (OAuth2 token endpoint)
+    /// Log in or refresh (OAuth2 token endpoint)
     ///
     /// The OAuth2 password grant: send the account's email as `username` and its password as a
-    /// form. Swagger UI's **Authorize** button calls this. `client_id`, `client_secret` and an
-    /// `Authorization: Basic` header are accepted and ignored. Every answer carries
-    /// `Cache-Control: no-store` and `Pragma: no-cache`. Unknown email, wrong password and
-    /// disabled account get the same answer.
+    /// form. Swagger UI's **Authorize** button calls this. Or the refresh grant: send
+    /// `grant_type=refresh_token` and the last `refresh_token` for new tokens; each refresh
+    /// token works once, and presenting a spent one ends the session.
+    ///
+    /// `client_id`, `client_secret` and an `Authorization: Basic` header are accepted and
+    /// ignored. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`. Unknown
+    /// email, wrong password and disabled account get the same answer.
     #[oai(
         path = "/login",
         method = "post",
@@ -267,52 +309,91 @@ impl AuthApi {
     )]
     async fn login(&self, state: Data<&AppState>, form: TokenRequest) -> LoginResponse {
         match form.optional("grant_type").unwrap_or("password") {
-            "password" => {}
-            other => {
-                return LoginResponse::error(
-                    "unsupported_grant_type",
-                    format!("the {other} grant type is not supported"),
-                );
-            }
+            "password" => password_grant(&state, &form).await,
+            "refresh_token" => refresh_grant(&state, &form).await,
+            other => LoginResponse::error(
+                "unsupported_grant_type",
+                format!("the {other} grant type is not supported"),
+            ),
         }
-        let (username, password) = match (form.required("username"), form.required("password")) {
-            (Ok(username), Ok(password)) => (username, password),
-            (Err(missing), _) | (_, Err(missing)) => return missing,
-        };
-        // Checked before anything else: a huge password must never reach the hasher.
-        let Ok(password) = Password::candidate(password.to_owned()) else {
-            return LoginResponse::invalid_request("the password is longer than 1024 bytes");
-        };
-        let login = PasswordLogin {
-            username: username.to_owned(),
-            password,
-            scope: form.optional("scope").map(str::to_owned),
-        };
-        match state.auth.login(login).await {
-            Ok(grant) => {
-                tracing::info!(session_id = %grant.session_id, "login succeeded");
-                LoginResponse::Ok(Json(TokenResponse {
-                    access_token: grant.access_token,
-                    token_type: "bearer".into(),
-                    expires_in: grant.expires_in.as_secs(),
-                    scope: grant.scopes.to_string(),
-                }))
-            }
-            Err(LoginError::InvalidCredentials) => {
-                tracing::info!("login refused");
-                LoginResponse::error("invalid_grant", INVALID_CREDENTIALS)
-            }
-            Err(LoginError::InvalidScope(err)) => {
-                LoginResponse::error("invalid_scope", err.to_string())
-            }
-            Err(LoginError::Unknown(err)) => {
-                tracing::error!(error = format!("{err:#}"), "login failed");
-                LoginResponse::ServerError(Json(OAuthErrorBody {
-                    error: "server_error".into(),
-                    error_description: "Internal Server Error".into(),
-                }))
-            }
+    }
+
+    /// Log out
+    ///
+    /// Ends the session the token belongs to: its access token and its refresh token stop
+    /// working at once. Other sessions of the account are untouched.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+    ) -> Result<LogoutResponse, ApiError> {
+        state
+            .auth
+            .logout(&auth.0)
+            .await
+            .map_err(|err| ApiError::internal(&err))?;
+        tracing::info!(session_id = %auth.0.session_id, "logged out");
+        Ok(LogoutResponse::LoggedOut)
+    }
+}
+
+async fn password_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
+    let (username, password) = match (form.required("username"), form.required("password")) {
+        (Ok(username), Ok(password)) => (username, password),
+        (Err(missing), _) | (_, Err(missing)) => return missing,
+    };
+    // Checked before anything else: a huge password must never reach the hasher.
+    let Ok(password) = Password::candidate(password.to_owned()) else {
+        return LoginResponse::invalid_request("the password is longer than 1024 bytes");
+    };
+    let login = PasswordLogin {
+        username: username.to_owned(),
+        password,
+        scope: form.optional("scope").map(str::to_owned),
+    };
+    match state.auth.login(login).await {
+        Ok(grant) => {
+            tracing::info!(session_id = %grant.session_id, "login succeeded");
+            LoginResponse::Ok(Json(grant.into()))
         }
+        Err(LoginError::InvalidCredentials) => {
+            tracing::info!("login refused");
+            LoginResponse::error("invalid_grant", INVALID_CREDENTIALS)
+        }
+        Err(LoginError::InvalidScope(err)) => {
+            LoginResponse::error("invalid_scope", err.to_string())
+        }
+        Err(LoginError::Unknown(err)) => LoginResponse::server_error(&err),
+    }
+}
+
+async fn refresh_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
+    let refresh_token = match form.required("refresh_token") {
+        Ok(token) => token,
+        Err(missing) => return missing,
+    };
+    let refresh = RefreshLogin {
+        refresh_token: refresh_token.to_owned(),
+        scope: form.optional("scope").map(str::to_owned),
+    };
+    match state.auth.refresh(refresh).await {
+        Ok(grant) => {
+            tracing::info!(session_id = %grant.session_id, "tokens refreshed");
+            LoginResponse::Ok(Json(grant.into()))
+        }
+        Err(RefreshError::InvalidGrant) => {
+            tracing::info!("refresh refused");
+            LoginResponse::error("invalid_grant", INVALID_REFRESH_TOKEN)
+        }
+        Err(RefreshError::Replayed(session_id)) => {
+            tracing::warn!(%session_id, "spent refresh token presented again: session ended");
+            LoginResponse::error("invalid_grant", INVALID_REFRESH_TOKEN)
+        }
+        Err(RefreshError::InvalidScope(description)) => {
+            LoginResponse::error("invalid_scope", description)
+        }
+        Err(RefreshError::Unknown(err)) => LoginResponse::server_error(&err),
     }
 }
 

@@ -7,7 +7,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{GetUserError, RegisterError};
+use warden_domain::services::{ChangeEmailError, ChangePasswordError, GetUserError, RegisterError};
 use warden_domain::{EmailAddress, Password, Scope, User, UserId};
 
 use super::ApiTags;
@@ -65,9 +65,27 @@ impl From<User> for UserOut {
     }
 }
 
-/// Your own account, with its status.
+/// A change of email.
 #[derive(Debug, Object)]
-struct UserMe {
+struct UserUpdate {
+    /// The new email; surrounding white space is trimmed and case does not matter.
+    email: String,
+}
+
+/// A change of password.
+#[derive(Debug, Object)]
+struct PasswordChange {
+    /// The password now.
+    #[oai(write_only)]
+    current_password: String,
+    /// 8 to 1024 bytes.
+    #[oai(write_only)]
+    new_password: String,
+}
+
+/// An account with its status.
+#[derive(Debug, Object)]
+pub(crate) struct UserMe {
     id: i64,
     email: String,
     created_at: DateTime<Utc>,
@@ -107,6 +125,33 @@ enum MeResponse {
     /// Your account.
     #[oai(status = 200)]
     Ok(Json<UserMe>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum UpdateMeResponse {
+    /// Your account as it is now.
+    #[oai(status = 200)]
+    Ok(Json<UserMe>),
+    /// Another account has this email.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum ChangePasswordResponse {
+    /// The password is changed and every other session of the account has ended.
+    #[oai(status = 204)]
+    Changed,
+    /// `current_password` is wrong (`Incorrect password`).
+    #[oai(status = 400)]
+    IncorrectPassword(Json<ErrorBody>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum DeleteMeResponse {
+    /// The account is gone, with its posts, votes and sessions.
+    #[oai(status = 204)]
+    Deleted,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -173,6 +218,85 @@ impl UsersApi {
     ) -> Result<MeResponse, ApiError> {
         let principal = auth.require(Scope::Profile)?;
         Ok(MeResponse::Ok(Json(principal.user.clone().into())))
+    }
+
+    /// Change your email
+    #[oai(path = "/users/me", method = "patch", operation_id = "update_me")]
+    async fn update_me(
+        &self,
+        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        body: JsonBody<UserUpdate>,
+    ) -> Result<UpdateMeResponse, ApiError> {
+        let principal = auth.require(Scope::Profile)?;
+        let email = EmailAddress::new(&body.0.email)
+            .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
+        match state.users.change_email(principal.user.id, &email).await {
+            Ok(user) => Ok(UpdateMeResponse::Ok(Json(user.into()))),
+            Err(ChangeEmailError::Duplicate { .. }) => Ok(UpdateMeResponse::Conflict(detail(
+                "a user with this email already exists",
+            ))),
+            Err(ChangeEmailError::Unknown(err)) => Err(ApiError::internal(&err)),
+        }
+    }
+
+    /// Change your password
+    ///
+    /// Every other session of the account ends: whoever else is logged in is logged out. The
+    /// session of this call stays.
+    #[oai(
+        path = "/users/me/password",
+        method = "put",
+        operation_id = "change_password"
+    )]
+    async fn change_password(
+        &self,
+        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        body: JsonBody<PasswordChange>,
+    ) -> Result<ChangePasswordResponse, ApiError> {
+        let principal = auth.require(Scope::Profile)?;
+        let PasswordChange {
+            current_password,
+            new_password,
+        } = body.0;
+        let new = Password::new(new_password)
+            .map_err(|err| ApiError::invalid(format!("new_password: {err}")))?;
+        // A current password over the limit cannot be right; it never reaches the hasher.
+        let Ok(current) = Password::candidate(current_password) else {
+            return Ok(ChangePasswordResponse::IncorrectPassword(detail(
+                "Incorrect password",
+            )));
+        };
+        match state.users.change_password(principal, &current, &new).await {
+            Ok(()) => {
+                tracing::info!(user_id = %principal.user.id, "password changed");
+                Ok(ChangePasswordResponse::Changed)
+            }
+            Err(ChangePasswordError::IncorrectPassword) => Ok(
+                ChangePasswordResponse::IncorrectPassword(detail("Incorrect password")),
+            ),
+            Err(ChangePasswordError::Unknown(err)) => Err(ApiError::internal(&err)),
+        }
+    }
+
+    /// Delete your account
+    ///
+    /// The account goes with its posts, votes and sessions. This cannot be undone.
+    #[oai(path = "/users/me", method = "delete", operation_id = "delete_me")]
+    async fn delete_me(
+        &self,
+        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+    ) -> Result<DeleteMeResponse, ApiError> {
+        let principal = auth.require(Scope::Profile)?;
+        state
+            .users
+            .delete(principal.user.id)
+            .await
+            .map_err(|err| ApiError::internal(&err))?;
+        tracing::info!(user_id = %principal.user.id, "account deleted");
+        Ok(DeleteMeResponse::Deleted)
     }
 
     /// A user's public profile

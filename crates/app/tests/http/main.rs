@@ -25,6 +25,9 @@ macro_rules! on_both_databases {
     };
 }
 
+mod account;
+mod keys;
 mod posts;
+mod sessions;
 mod support;
 mod users;

@@ -9,9 +9,12 @@ use poem::http::StatusCode;
 use poem::test::{TestClient, TestResponse};
 use poem::{EndpointExt, Response};
 use serde_json::{Value, json};
+use std::sync::Arc;
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use warden_adapters::Backend;
 use warden_adapters::testing::TestDb;
-use warden_app::config::Cli;
+use warden_app::config::{Cli, Config};
 use warden_app::{AppState, app};
 
 pub(crate) const SECRET: &str = "an-http-test-secret-of-more-than-32-bytes";
@@ -19,21 +22,61 @@ pub(crate) const PASSWORD: &str = "correct horse";
 
 pub(crate) struct TestApp {
     pub(crate) client: TestClient<BoxEndpoint<'static, Response>>,
-    _db: TestDb,
+    pub(crate) db: Arc<TestDb>,
+    config: Config,
 }
 
 impl TestApp {
     pub(crate) async fn new(backend: Backend) -> Self {
-        let db = TestDb::new(backend).await;
-        let store = db.store();
-        let config = Cli::try_parse_from(["warden", "--jwt-secret", SECRET])
-            .unwrap()
-            .config;
-        let state = AppState::new(store, &config).unwrap();
+        Self::on(Arc::new(TestDb::new(backend).await), &[])
+    }
+
+    /// An app on `db` (which other apps may share, as instances share a database) configured
+    /// with `args` besides the defaults.
+    pub(crate) fn on(db: Arc<TestDb>, args: &[&str]) -> Self {
+        let mut argv = vec!["warden", "--jwt-secret", SECRET, "--database-url", db.url()];
+        argv.extend(args);
+        let config = Cli::try_parse_from(argv).unwrap().config;
+        let state = AppState::new(db.store(), &config).unwrap();
         Self {
             client: TestClient::new(app(state).boxed()),
-            _db: db,
+            db,
+            config,
         }
+    }
+
+    /// Makes `email` an admin the way an operator does (`warden create-admin`), logs in, and
+    /// returns the id and the `Authorization` header value.
+    pub(crate) async fn admin(&self, email: &str) -> (i64, String) {
+        warden_app::cli::create_admin(&self.config, email, || Ok(PASSWORD.to_owned()))
+            .await
+            .unwrap();
+        let grant = self.login(email, PASSWORD).await;
+        let token = grant["access_token"].as_str().unwrap();
+        let id = claims_of(token)["user_id"].as_i64().unwrap();
+        (id, format!("Bearer {token}"))
+    }
+
+    /// Logs in with the password grant and returns the answer's JSON, asserting a 200.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .login_form(&format!(
+                "username={}&password={}",
+                urlencode(email),
+                urlencode(password)
+            ))
+            .await;
+        response.assert_status_is_ok();
+        json_of(response).await
+    }
+
+    /// Exchanges a refresh token.
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.login_form(&format!(
+            "grant_type=refresh_token&refresh_token={}",
+            urlencode(refresh_token)
+        ))
+        .await
     }
 
     pub(crate) async fn register(&self, email: &str, password: &str) -> TestResponse {
@@ -79,6 +122,28 @@ impl TestApp {
     /// As [`TestApp::user`], with only the scopes `scope` names.
     pub(crate) async fn user_with_scope(&self, email: &str, scope: Option<&str>) -> (i64, String) {
         let token = self.token_for(email, scope).await;
+        let id = claims_of(&token)["user_id"].as_i64().unwrap();
+        (id, format!("Bearer {token}"))
+    }
+
+    /// Logs in as an existing account with only the scopes `scope` names.
+    pub(crate) async fn user_with_scope_of_existing(
+        &self,
+        email: &str,
+        scope: &str,
+    ) -> (i64, String) {
+        let form = format!(
+            "username={}&password={}&scope={}",
+            urlencode(email),
+            urlencode(PASSWORD),
+            urlencode(scope)
+        );
+        let response = self.login_form(&form).await;
+        response.assert_status_is_ok();
+        let token = json_of(response).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let id = claims_of(&token)["user_id"].as_i64().unwrap();
         (id, format!("Bearer {token}"))
     }
@@ -134,4 +199,9 @@ pub(crate) fn claims_of(token: &str) -> Value {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// Percent-encodes a form value.
+pub(crate) fn urlencode(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }

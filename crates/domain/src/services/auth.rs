@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 
-use crate::ports::{PasswordHasher, SessionRepository, TokenIssuer, TokenVerifier, UserRepository};
+use crate::ports::{
+    PasswordHasher, RefreshTokenCodec, SessionRepository, TokenIssuer, TokenVerifier,
+    UserRepository,
+};
 use crate::{
-    AccessGrant, EmailAddress, NewSession, Password, Scope, Scopes, SessionId, UnknownScopeError,
-    User,
+    AccessGrant, EmailAddress, NewRefreshToken, NewSession, Password, Rotation, Scope, Scopes,
+    Session, SessionId, UnknownScopeError, User,
 };
 
 /// A password grant (RFC 6749 section 4.3) as the token endpoint received it.
@@ -22,13 +25,39 @@ pub struct PasswordLogin {
     pub scope: Option<String>,
 }
 
-/// What a successful login hands back to the client.
+/// What a successful login or refresh hands back to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub access_token: String,
     pub expires_in: std::time::Duration,
+    /// The refresh token to use next; the one presented (if any) is spent.
+    pub refresh_token: String,
     pub scopes: Scopes,
     pub session_id: SessionId,
+}
+
+/// A refresh grant (RFC 6749 section 6) as the token endpoint received it.
+#[derive(Debug)]
+pub struct RefreshLogin {
+    pub refresh_token: String,
+    /// The `scope` field, if the client sent one: at most the scopes of the original login.
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired or revoked refresh token, or its user is disabled or gone.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// The token had been spent already, so it was stolen or the client raced itself; the
+    /// session is now ended. To the client this is [`RefreshError::InvalidGrant`] too.
+    #[error("refresh token replayed; session {0} ended")]
+    Replayed(SessionId),
+    /// An unknown scope, or one the original login was not granted.
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +70,17 @@ pub enum LoginError {
     InvalidScope(#[from] UnknownScopeError),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
+}
+
+/// Refuses `requested` scopes beyond what a login was `granted` (RFC 6749 section 6).
+fn exceeding(requested: Scopes, granted: Scopes) -> Result<(), RefreshError> {
+    if requested.intersection(granted) == requested {
+        Ok(())
+    } else {
+        Err(RefreshError::InvalidScope(format!(
+            "{requested} exceeds the scopes of the original login ({granted})"
+        )))
+    }
 }
 
 /// The authenticated caller of a protected operation.
@@ -83,33 +123,62 @@ pub struct AuthService {
     hasher: Arc<dyn PasswordHasher>,
     issuer: Arc<dyn TokenIssuer>,
     verifier: Arc<dyn TokenVerifier>,
-    session_lifetime: TimeDelta,
+    refresh_tokens: Arc<dyn RefreshTokenCodec>,
+    lifetimes: Lifetimes,
+}
+
+/// How long logins last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A session ends this long after its login, however it is refreshed.
+    pub session: TimeDelta,
+    /// A refresh token must be used within this long.
+    pub refresh_token: TimeDelta,
 }
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthService")
-            .field("session_lifetime", &self.session_lifetime)
+            .field("lifetimes", &self.lifetimes)
             .finish_non_exhaustive()
     }
 }
 
+/// The outbound ports the auth service drives.
+#[derive(Clone)]
+pub struct AuthPorts {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub issuer: Arc<dyn TokenIssuer>,
+    pub verifier: Arc<dyn TokenVerifier>,
+    pub refresh_tokens: Arc<dyn RefreshTokenCodec>,
+}
+
+impl std::fmt::Debug for AuthPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPorts").finish_non_exhaustive()
+    }
+}
+
 impl AuthService {
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        sessions: Arc<dyn SessionRepository>,
-        hasher: Arc<dyn PasswordHasher>,
-        issuer: Arc<dyn TokenIssuer>,
-        verifier: Arc<dyn TokenVerifier>,
-        session_lifetime: TimeDelta,
-    ) -> Self {
+    pub fn new(ports: AuthPorts, lifetimes: Lifetimes) -> Self {
+        let AuthPorts {
+            users,
+            sessions,
+            hasher,
+            issuer,
+            verifier,
+            refresh_tokens,
+        } = ports;
         Self {
             users,
             sessions,
             hasher,
             issuer,
             verifier,
-            session_lifetime,
+            refresh_tokens,
+            lifetimes,
         }
     }
 
@@ -126,15 +195,98 @@ impl AuthService {
         let scopes = requested.map_or(allowed, |requested| requested.intersection(allowed));
 
         let now = Utc::now();
+        let (refresh_token, refresh_hash) = self.refresh_tokens.generate();
         let session = self
             .sessions
-            .create(&NewSession {
-                id: SessionId::random(),
-                user_id: user.id,
-                created_at: now,
-                expires_at: now + self.session_lifetime,
-            })
+            .create(
+                &NewSession {
+                    id: SessionId::random(),
+                    user_id: user.id,
+                    created_at: now,
+                    expires_at: now + self.lifetimes.session,
+                    scopes,
+                },
+                &NewRefreshToken {
+                    hash: refresh_hash,
+                    expires_at: now + self.lifetimes.refresh_token,
+                },
+            )
             .await?;
+        Ok(self.grant(&user, &session, scopes, refresh_token).await?)
+    }
+
+    /// The refresh grant: spends the presented refresh token and hands out a new access token
+    /// and a new refresh token for the same session. A refresh token presented after it was
+    /// spent is taken for a stolen one, and the whole session is ended.
+    pub async fn refresh(&self, refresh: RefreshLogin) -> Result<TokenGrant, RefreshError> {
+        let requested = match refresh.scope.as_deref().map(Scopes::parse).transpose() {
+            Ok(requested) => requested,
+            Err(err) => return Err(RefreshError::InvalidScope(err.to_string())),
+        };
+        let now = Utc::now();
+        let presented = self.refresh_tokens.hash(&refresh.refresh_token);
+        // A request for more than the login's scopes is refused before the token is spent, so
+        // that the client's token still works afterwards. (A session's scopes never change.)
+        if let Some(requested) = requested
+            && let Some(session) = self.sessions.find_by_refresh_token(&presented).await?
+        {
+            exceeding(requested, session.scopes)?;
+        }
+        let (refresh_token, next_hash) = self.refresh_tokens.generate();
+        let next = NewRefreshToken {
+            hash: next_hash,
+            expires_at: now + self.lifetimes.refresh_token,
+        };
+        let session = match self
+            .sessions
+            .rotate_refresh_token(&presented, &next, now)
+            .await?
+        {
+            Rotation::Rotated(session) => session,
+            Rotation::Replayed(session_id) => {
+                // RFC 9700 section 4.14.2: the server cannot tell the thief from the client, so
+                // it ends the session for both.
+                self.sessions.revoke(session_id, now).await?;
+                return Err(RefreshError::Replayed(session_id));
+            }
+            Rotation::Invalid => return Err(RefreshError::InvalidGrant),
+        };
+        if !session.is_active_at(now) {
+            return Err(RefreshError::InvalidGrant);
+        }
+        let user = match self.users.find_by_id(session.user_id).await? {
+            Some(user) if user.is_active => user,
+            _ => return Err(RefreshError::InvalidGrant),
+        };
+        // RFC 6749 section 6: never more than the original grant.
+        let granted = session
+            .scopes
+            .intersection(Scopes::allowed_for(user.is_admin));
+        let scopes = match requested {
+            None => granted,
+            Some(requested) => {
+                exceeding(requested, session.scopes)?;
+                requested.intersection(granted)
+            }
+        };
+        Ok(self.grant(&user, &session, scopes, refresh_token).await?)
+    }
+
+    /// Ends the caller's session: its access and refresh tokens stop working at once.
+    pub async fn logout(&self, principal: &Principal) -> anyhow::Result<()> {
+        self.sessions
+            .revoke(principal.session_id, Utc::now())
+            .await?;
+        Ok(())
+    }
+
+    async fn grant(
+        &self,
+        user: &User,
+        session: &Session,
+        scopes: Scopes,
+        refresh_token: String,
+    ) -> anyhow::Result<TokenGrant> {
         let issued = self
             .issuer
             .issue(&AccessGrant {
@@ -146,6 +298,7 @@ impl AuthService {
         Ok(TokenGrant {
             access_token: issued.token,
             expires_in: issued.expires_in,
+            refresh_token,
             scopes,
             session_id: session.id,
         })
@@ -206,10 +359,14 @@ impl AuthService {
         if !user.is_active {
             return Err(AuthenticateError::invalid("user is disabled"));
         }
+        // An admin who has since been demoted keeps their token but not its `admin` scope.
+        let scopes = claims
+            .scopes
+            .intersection(Scopes::allowed_for(user.is_admin));
         Ok(Principal {
             user,
             session_id: session.id,
-            scopes: claims.scopes,
+            scopes,
         })
     }
 }
@@ -222,12 +379,12 @@ mod tests {
 
     use super::*;
     use crate::ports::{
-        MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockTokenVerifier,
-        MockUserRepository,
+        MockPasswordHasher, MockRefreshTokenCodec, MockSessionRepository, MockTokenIssuer,
+        MockTokenVerifier, MockUserRepository,
     };
     use crate::{
-        AccessClaims, InvalidTokenError, IssuedToken, PasswordHash, Session, UserCredentials,
-        UserId,
+        AccessClaims, InvalidTokenError, IssuedToken, PasswordHash, RefreshTokenHash,
+        UserCredentials, UserId,
     };
 
     const EMAIL: &str = "ann@example.com";
@@ -243,7 +400,7 @@ mod tests {
         }
     }
 
-    fn session_of(user_id: UserId, revoked: bool) -> Session {
+    fn session_of(user_id: UserId, revoked: bool, scopes: &str) -> Session {
         let now = Utc::now();
         Session {
             id: SessionId::random(),
@@ -251,28 +408,59 @@ mod tests {
             created_at: now,
             expires_at: now + TimeDelta::hours(1),
             revoked_at: revoked.then_some(now),
+            scopes: Scopes::parse(scopes).unwrap(),
         }
     }
 
-    /// The mocks of one test, with nothing expected of them yet.
-    #[derive(Default)]
+    /// The mocks of one test, with nothing expected of them yet but a refresh-token codec that
+    /// hands out `refresh-N` with hash `hash-of-refresh-N`.
     struct Mocks {
         users: MockUserRepository,
         sessions: MockSessionRepository,
         hasher: MockPasswordHasher,
         issuer: MockTokenIssuer,
         verifier: MockTokenVerifier,
+        codec: MockRefreshTokenCodec,
+    }
+
+    impl Default for Mocks {
+        fn default() -> Self {
+            let mut codec = MockRefreshTokenCodec::new();
+            codec.expect_generate().returning(|| {
+                (
+                    "next-refresh".to_owned(),
+                    RefreshTokenHash::new("hash-of-next-refresh".into()),
+                )
+            });
+            codec
+                .expect_hash()
+                .returning(|presented| RefreshTokenHash::new(format!("hash-of-{presented}")));
+            Self {
+                users: MockUserRepository::new(),
+                sessions: MockSessionRepository::new(),
+                hasher: MockPasswordHasher::new(),
+                issuer: MockTokenIssuer::new(),
+                verifier: MockTokenVerifier::new(),
+                codec,
+            }
+        }
     }
 
     impl Mocks {
         fn service(self) -> AuthService {
             AuthService::new(
-                Arc::new(self.users),
-                Arc::new(self.sessions),
-                Arc::new(self.hasher),
-                Arc::new(self.issuer),
-                Arc::new(self.verifier),
-                TimeDelta::days(30),
+                AuthPorts {
+                    users: Arc::new(self.users),
+                    sessions: Arc::new(self.sessions),
+                    hasher: Arc::new(self.hasher),
+                    issuer: Arc::new(self.issuer),
+                    verifier: Arc::new(self.verifier),
+                    refresh_tokens: Arc::new(self.codec),
+                },
+                Lifetimes {
+                    session: TimeDelta::days(30),
+                    refresh_token: TimeDelta::days(14),
+                },
             )
         }
 
@@ -295,24 +483,38 @@ mod tests {
             self
         }
 
-        /// Sessions are stored as given and tokens say what they were issued for.
+        /// Sessions are stored as given, with their first refresh token hashed, and tokens say
+        /// what they were issued for.
         fn issuing(mut self) -> Self {
-            self.sessions.expect_create().times(1).returning(|new| {
-                Ok(Session {
-                    id: new.id,
-                    user_id: new.user_id,
-                    created_at: new.created_at,
-                    expires_at: new.expires_at,
-                    revoked_at: None,
+            self.sessions
+                .expect_create()
+                .withf(|new, refresh| {
+                    refresh.hash.as_str() == "hash-of-next-refresh"
+                        && refresh.expires_at > new.created_at + TimeDelta::days(13)
+                        && new.expires_at > new.created_at + TimeDelta::days(29)
                 })
-            });
+                .times(1)
+                .returning(|new, _| {
+                    Ok(Session {
+                        id: new.id,
+                        user_id: new.user_id,
+                        created_at: new.created_at,
+                        expires_at: new.expires_at,
+                        revoked_at: None,
+                        scopes: new.scopes,
+                    })
+                });
+            self.expect_issue();
+            self
+        }
+
+        fn expect_issue(&mut self) {
             self.issuer.expect_issue().times(1).returning(|grant| {
                 Ok(IssuedToken {
                     token: format!("token-for-{}-{}", grant.user_id, grant.scopes),
                     expires_in: Duration::from_secs(900),
                 })
             });
-            self
         }
 
         fn never_issuing(mut self) -> Self {
@@ -331,7 +533,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_with_the_right_password_opens_a_session_and_issues_a_token() {
+    async fn login_with_the_right_password_opens_a_session_and_issues_tokens() {
         let service = Mocks::default()
             .with_ann(ann(true, false), true)
             .issuing()
@@ -343,6 +545,7 @@ mod tests {
             grant.access_token,
             "token-for-1-profile posts:read posts:write"
         );
+        assert_eq!(grant.refresh_token, "next-refresh");
         assert_eq!(grant.expires_in, Duration::from_secs(900));
         assert_eq!(grant.scopes.to_string(), "profile posts:read posts:write");
     }
@@ -499,10 +702,170 @@ mod tests {
         assert!(matches!(err, LoginError::Unknown(_)), "{err:?}");
     }
 
-    /// Mocks where the token verifies to Ann's session `session`.
-    fn authenticating(session: Option<Session>, user: Option<User>) -> AuthService {
+    fn refresh(scope: Option<&str>) -> RefreshLogin {
+        RefreshLogin {
+            refresh_token: "old-refresh".into(),
+            scope: scope.map(Into::into),
+        }
+    }
+
+    /// Mocks where presenting `old-refresh` rotates to `outcome`, and Ann is `user`.
+    fn rotating(outcome: Rotation, user: Option<User>) -> Mocks {
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_rotate_refresh_token()
+            .withf(|presented, next, _| {
+                presented.as_str() == "hash-of-old-refresh"
+                    && next.hash.as_str() == "hash-of-next-refresh"
+            })
+            .times(1)
+            .returning(move |_, _, _| Ok(outcome.clone()));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(user.clone()));
+        mocks
+    }
+
+    #[tokio::test]
+    async fn refreshing_rotates_the_token_and_keeps_the_sessions_scopes() {
+        let session = session_of(UserId::new(1), false, "profile posts:read");
+        let mut mocks = rotating(Rotation::Rotated(session.clone()), Some(ann(true, false)));
+        mocks.expect_issue();
+        mocks.sessions.expect_revoke().never();
+
+        let grant = mocks.service().refresh(refresh(None)).await.unwrap();
+
+        assert_eq!(grant.refresh_token, "next-refresh");
+        assert_eq!(grant.session_id, session.id);
+        assert_eq!(grant.access_token, "token-for-1-profile posts:read");
+    }
+
+    #[tokio::test]
+    async fn refreshing_may_narrow_the_scopes() {
+        let session = session_of(UserId::new(1), false, "profile posts:read");
+        let mut mocks = rotating(Rotation::Rotated(session.clone()), Some(ann(true, false)));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(session.clone())));
+        mocks.expect_issue();
+
+        let grant = mocks
+            .service()
+            .refresh(refresh(Some("posts:read")))
+            .await
+            .unwrap();
+
+        assert_eq!(grant.scopes.to_string(), "posts:read");
+    }
+
+    #[tokio::test]
+    async fn asking_a_refresh_for_more_scopes_is_refused_without_spending_the_token() {
+        let session = session_of(UserId::new(1), false, "profile posts:read");
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .withf(|presented| presented.as_str() == "hash-of-old-refresh")
+            .returning(move |_| Ok(Some(session.clone())));
+        mocks.sessions.expect_rotate_refresh_token().never();
+
+        let err = mocks
+            .service()
+            .refresh(refresh(Some("posts:write")))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, RefreshError::InvalidScope(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_refresh_token_ends_the_whole_session() {
+        let stolen = SessionId::random();
+        let mut mocks = rotating(Rotation::Replayed(stolen), Some(ann(true, false)));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(stolen), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks.issuer.expect_issue().never();
+
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+
+        assert!(
+            matches!(err, RefreshError::Replayed(id) if id == stolen),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_or_expired_refresh_token_is_an_invalid_grant() {
+        let mut mocks = rotating(Rotation::Invalid, Some(ann(true, false)));
+        mocks.sessions.expect_revoke().never();
+        mocks.issuer.expect_issue().never();
+
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+
+        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_of_an_ended_session_or_a_disabled_user_is_an_invalid_grant() {
+        let ended = session_of(UserId::new(1), true, "profile");
+        let mut mocks = rotating(Rotation::Rotated(ended), Some(ann(true, false)));
+        mocks.issuer.expect_issue().never();
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+
+        let live = session_of(UserId::new(1), false, "profile");
+        let mut mocks = rotating(Rotation::Rotated(live.clone()), Some(ann(false, false)));
+        mocks.issuer.expect_issue().never();
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+
+        let mut mocks = rotating(Rotation::Rotated(live), None);
+        mocks.issuer.expect_issue().never();
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_demoted_admin_refreshes_without_the_admin_scope() {
+        let session = session_of(UserId::new(1), false, "profile admin");
+        let mut mocks = rotating(Rotation::Rotated(session), Some(ann(true, false)));
+        mocks.expect_issue();
+
+        let grant = mocks.service().refresh(refresh(None)).await.unwrap();
+
+        assert_eq!(grant.scopes.to_string(), "profile");
+    }
+
+    #[tokio::test]
+    async fn logging_out_ends_the_callers_session() {
+        let principal = Principal {
+            user: ann(true, false),
+            session_id: SessionId::random(),
+            scopes: Scopes::empty(),
+        };
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(principal.session_id), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _| Ok(true));
+
+        mocks.service().logout(&principal).await.unwrap();
+    }
+
+    /// Mocks where the token verifies to Ann's session `session` with `scopes`.
+    fn authenticating(session: Option<Session>, user: Option<User>, scopes: &str) -> AuthService {
         let mut mocks = Mocks::default();
         let session_id = session.as_ref().map_or_else(SessionId::random, |s| s.id);
+        let scopes = Scopes::parse(scopes).unwrap();
         mocks
             .verifier
             .expect_verify()
@@ -511,7 +874,7 @@ mod tests {
                 Ok(AccessClaims {
                     user_id: UserId::new(1),
                     session_id,
-                    scopes: Scopes::parse("profile").unwrap(),
+                    scopes,
                 })
             });
         mocks
@@ -529,9 +892,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_token_of_an_active_session_identifies_its_user() {
-        let session = session_of(UserId::new(1), false);
+        let session = session_of(UserId::new(1), false, "profile");
         let session_id = session.id;
-        let service = authenticating(Some(session), Some(ann(true, false)));
+        let service = authenticating(Some(session), Some(ann(true, false)), "profile");
 
         let principal = service.authenticate("the-token").await.unwrap();
 
@@ -539,6 +902,17 @@ mod tests {
         assert_eq!(principal.session_id, session_id);
         assert!(principal.has_scope(Scope::Profile));
         assert!(!principal.has_scope(Scope::PostsRead));
+    }
+
+    #[tokio::test]
+    async fn a_demoted_admins_token_loses_the_admin_scope_at_once() {
+        let session = session_of(UserId::new(1), false, "profile admin");
+        let service = authenticating(Some(session), Some(ann(true, false)), "profile admin");
+
+        let principal = service.authenticate("the-token").await.unwrap();
+
+        assert!(!principal.has_scope(Scope::Admin));
+        assert!(principal.has_scope(Scope::Profile));
     }
 
     #[tokio::test]
@@ -569,30 +943,45 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_of_an_unknown_session_is_invalid() {
-        assert_invalid(authenticating(None, Some(ann(true, false)))).await;
+        assert_invalid(authenticating(None, Some(ann(true, false)), "profile")).await;
     }
 
     #[tokio::test]
     async fn a_token_of_an_ended_session_is_invalid() {
-        let session = session_of(UserId::new(1), true);
-        assert_invalid(authenticating(Some(session), Some(ann(true, false)))).await;
+        let session = session_of(UserId::new(1), true, "profile");
+        assert_invalid(authenticating(
+            Some(session),
+            Some(ann(true, false)),
+            "profile",
+        ))
+        .await;
     }
 
     #[tokio::test]
     async fn a_token_naming_another_users_session_is_invalid() {
-        let session = session_of(UserId::new(2), false);
-        assert_invalid(authenticating(Some(session), Some(ann(true, false)))).await;
+        let session = session_of(UserId::new(2), false, "profile");
+        assert_invalid(authenticating(
+            Some(session),
+            Some(ann(true, false)),
+            "profile",
+        ))
+        .await;
     }
 
     #[tokio::test]
     async fn a_token_of_a_deleted_user_is_invalid() {
-        let session = session_of(UserId::new(1), false);
-        assert_invalid(authenticating(Some(session), None)).await;
+        let session = session_of(UserId::new(1), false, "profile");
+        assert_invalid(authenticating(Some(session), None, "profile")).await;
     }
 
     #[tokio::test]
     async fn a_token_of_a_disabled_user_is_invalid() {
-        let session = session_of(UserId::new(1), false);
-        assert_invalid(authenticating(Some(session), Some(ann(false, false)))).await;
+        let session = session_of(UserId::new(1), false, "profile");
+        assert_invalid(authenticating(
+            Some(session),
+            Some(ann(false, false)),
+            "profile",
+        ))
+        .await;
     }
 }

@@ -1,0 +1,127 @@
+//! User administration (contract section 5), for tokens with the `admin` scope. Only admin
+//! accounts are granted it, and the first admin is made on the command line.
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use warden_domain::services::UpdateUserError;
+use warden_domain::{Page, Scope, UserFlags, UserId};
+
+use super::ApiTags;
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorBody, detail};
+use super::security::{OAuth2PasswordBearer, WardenScope};
+use super::users::UserMe;
+use crate::AppState;
+
+/// Changes to an account's status; a field left out stays as it is.
+#[derive(Debug, Object)]
+struct AdminUserUpdate {
+    /// `false` disables the account: it cannot log in, and all its sessions end at once.
+    is_active: Option<bool>,
+    /// Admins may be granted the `admin` scope.
+    is_admin: Option<bool>,
+}
+
+#[derive(Debug, ApiResponse)]
+enum ListUsersResponse {
+    /// One page of users, in id order.
+    #[oai(status = 200)]
+    Ok(Json<Vec<UserMe>>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum UpdateUserResponse {
+    /// The user as it is now.
+    #[oai(status = 200)]
+    Ok(Json<UserMe>),
+    /// An admin tried to disable or demote themself.
+    #[oai(status = 400)]
+    SelfLockout(Json<ErrorBody>),
+    /// No user has this id.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+fn default_limit() -> u32 {
+    10
+}
+
+#[derive(Debug)]
+pub struct AdminApi;
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// List users
+    #[oai(path = "/admin/users", method = "get", operation_id = "list_users")]
+    async fn list(
+        &self,
+        #[oai(scope = "WardenScope::Admin")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        /// How many users to return, 1 to 100.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
+        /// How many users to skip.
+        #[oai(default, validator(minimum(value = "0")))]
+        skip: Query<i64>,
+    ) -> Result<ListUsersResponse, ApiError> {
+        auth.require(Scope::Admin)?;
+        let skip =
+            u64::try_from(skip.0).map_err(|_| ApiError::invalid("skip: must be at least 0"))?;
+        let page =
+            Page::new(limit.0, skip).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
+        let users = state
+            .admin
+            .list_users(page)
+            .await
+            .map_err(|err| ApiError::internal(&err))?;
+        Ok(ListUsersResponse::Ok(Json(
+            users.into_iter().map(UserMe::from).collect(),
+        )))
+    }
+
+    /// Enable, disable, promote or demote a user
+    ///
+    /// Disabling ends all of the user's sessions at once. Admins cannot disable or demote
+    /// themselves.
+    #[oai(
+        path = "/admin/users/:id",
+        method = "patch",
+        operation_id = "update_user"
+    )]
+    async fn update(
+        &self,
+        #[oai(scope = "WardenScope::Admin")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        /// The user's id.
+        id: Path<i64>,
+        body: JsonBody<AdminUserUpdate>,
+    ) -> Result<UpdateUserResponse, ApiError> {
+        let admin = auth.require(Scope::Admin)?;
+        let flags = UserFlags {
+            is_active: body.0.is_active,
+            is_admin: body.0.is_admin,
+        };
+        match state
+            .admin
+            .update_user(admin, UserId::new(id.0), flags)
+            .await
+        {
+            Ok(user) => {
+                tracing::info!(user_id = %user.id, ?flags, admin_id = %admin.user.id, "user updated");
+                Ok(UpdateUserResponse::Ok(Json(user.into())))
+            }
+            Err(UpdateUserError::SelfLockout) => Ok(UpdateUserResponse::SelfLockout(detail(
+                "admins cannot disable or demote themselves",
+            ))),
+            Err(UpdateUserError::NotFound(id)) => Ok(UpdateUserResponse::NotFound(detail(
+                format!("User with id: {id} does not exist"),
+            ))),
+            Err(UpdateUserError::Unknown(err)) => Err(ApiError::internal(&err)),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! User administration: for callers holding the `admin` scope, and for the command line.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::ports::{SessionRepository, UserRepository};
+use crate::services::Principal;
+use crate::{Page, User, UserFlags, UserId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateUserError {
+    #[error("user with id: {0} does not exist")]
+    NotFound(UserId),
+    /// Admins may not disable or demote themselves: it could leave nobody to undo it.
+    #[error("admins cannot disable or demote themselves")]
+    SelfLockout,
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Clone)]
+pub struct AdminService {
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
+}
+
+impl std::fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminService").finish_non_exhaustive()
+    }
+}
+
+impl AdminService {
+    pub fn new(users: Arc<dyn UserRepository>, sessions: Arc<dyn SessionRepository>) -> Self {
+        Self { users, sessions }
+    }
+
+    pub async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>> {
+        self.users.list(page).await
+    }
+
+    /// Changes a user's status. Disabling ends all of the user's sessions: their tokens stop
+    /// working at once (they would anyway, as authentication checks the user, but a later
+    /// re-enabling must not bring old sessions back).
+    pub async fn update_user(
+        &self,
+        actor: &Principal,
+        id: UserId,
+        flags: UserFlags,
+    ) -> Result<User, UpdateUserError> {
+        let locks_out = flags.is_active == Some(false) || flags.is_admin == Some(false);
+        if id == actor.user.id && locks_out {
+            return Err(UpdateUserError::SelfLockout);
+        }
+        let user = self
+            .users
+            .update_flags(id, flags)
+            .await?
+            .ok_or(UpdateUserError::NotFound(id))?;
+        if flags.is_active == Some(false) {
+            self.sessions
+                .revoke_all_for_user(id, None, Utc::now())
+                .await?;
+        }
+        Ok(user)
+    }
+
+    /// Makes an existing account an active admin (the command line's `create-admin` for an
+    /// email that is taken). Returns `None` if there is no such user.
+    pub async fn promote(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        let flags = UserFlags {
+            is_active: Some(true),
+            is_admin: Some(true),
+        };
+        self.users.update_flags(id, flags).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::{always, eq};
+
+    use super::*;
+    use crate::ports::{MockSessionRepository, MockUserRepository};
+    use crate::{EmailAddress, Scopes, SessionId};
+
+    fn user(id: i64, is_active: bool, is_admin: bool) -> User {
+        User {
+            id: UserId::new(id),
+            email: EmailAddress::new(&format!("user{id}@example.com")).unwrap(),
+            created_at: Utc::now(),
+            is_active,
+            is_admin,
+        }
+    }
+
+    fn admin() -> Principal {
+        Principal {
+            user: user(1, true, true),
+            session_id: SessionId::random(),
+            scopes: Scopes::allowed_for(true),
+        }
+    }
+
+    fn disable() -> UserFlags {
+        UserFlags {
+            is_active: Some(false),
+            is_admin: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn disabling_a_user_ends_all_their_sessions() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_update_flags()
+            .with(eq(UserId::new(2)), eq(disable()))
+            .times(1)
+            .returning(|_, _| Ok(Some(user(2, false, false))));
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_revoke_all_for_user()
+            .with(eq(UserId::new(2)), eq(None), always())
+            .times(1)
+            .returning(|_, _, _| Ok(3));
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        let updated = service
+            .update_user(&admin(), UserId::new(2), disable())
+            .await
+            .unwrap();
+
+        assert!(!updated.is_active);
+    }
+
+    #[tokio::test]
+    async fn promoting_a_user_keeps_their_sessions() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_update_flags()
+            .returning(|_, _| Ok(Some(user(2, true, true))));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke_all_for_user().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+        let flags = UserFlags {
+            is_active: None,
+            is_admin: Some(true),
+        };
+
+        assert!(
+            service
+                .update_user(&admin(), UserId::new(2), flags)
+                .await
+                .unwrap()
+                .is_admin
+        );
+    }
+
+    #[tokio::test]
+    async fn an_admin_cannot_disable_or_demote_themself() {
+        let mut users = MockUserRepository::new();
+        users.expect_update_flags().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(MockSessionRepository::new()));
+        let demote = UserFlags {
+            is_active: None,
+            is_admin: Some(false),
+        };
+
+        for flags in [disable(), demote] {
+            let err = service
+                .update_user(&admin(), UserId::new(1), flags)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, UpdateUserError::SelfLockout), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn updating_a_missing_user_is_not_found() {
+        let mut users = MockUserRepository::new();
+        users.expect_update_flags().returning(|_, _| Ok(None));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke_all_for_user().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        let err = service
+            .update_user(&admin(), UserId::new(9), disable())
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(err, UpdateUserError::NotFound(id) if id == UserId::new(9)),
+            "{err:?}"
+        );
+    }
+}
