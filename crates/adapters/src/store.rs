@@ -15,7 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use uuid::Uuid;
 use warden_domain::ports::{
-    AddVoteError, PostRepository, SaveUserError, SessionRepository, UserRepository, VoteRepository,
+    AddVoteError, PostRepository, SaveUserError, SessionRepository, Unavailable, UserRepository,
+    VoteRepository,
 };
 use warden_domain::{
     EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash, Post, PostContent,
@@ -117,7 +118,11 @@ impl Store {
                 Self::from_sqlite(pool)
             }
             Backend::Postgres => {
-                let connect = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
+                // A statement that runs this long is cancelled by the server, so that no request
+                // waits on the database for longer.
+                let connect = PgConnectOptions::from_str(url)
+                    .context("invalid PostgreSQL URL")?
+                    .options([("statement_timeout", "5s")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
@@ -171,6 +176,52 @@ impl Store {
     /// Waits for the connections in use to be returned, then closes them all.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// Wraps a sqlx error for the domain: a failure that says nothing about the request but only
+/// that the database cannot be reached right now is marked [`Unavailable`], so that callers
+/// answer "try again" (503) rather than "bug" (500).
+fn db_error(err: sqlx::Error, context: &'static str) -> anyhow::Error {
+    if is_transient(&err) {
+        anyhow::Error::new(Unavailable {
+            source: Box::new(err),
+        })
+        .context(context)
+    } else {
+        anyhow::Error::new(err).context(context)
+    }
+}
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL: class 08 (connection exception), 53300 (too many connections),
+            // 57P01..57P03 (shutting down, crashed, starting up). SQLite: 5 and 6 (busy, locked
+            // past the busy timeout).
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "57P01" | "57P02" | "57P03" | "5" | "6"
+                )
+        }),
+        _ => false,
+    }
+}
+
+/// `.context()` for sqlx results, classifying the error with [`db_error`].
+trait DbResultExt<T> {
+    fn db_context(self, context: &'static str) -> anyhow::Result<T>;
+}
+
+impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
+    fn db_context(self, context: &'static str) -> anyhow::Result<T> {
+        self.map_err(|err| db_error(err, context))
     }
 }
 
@@ -285,7 +336,7 @@ impl UserRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read user")?;
+        .db_context("cannot read user")?;
         row.map(User::try_from).transpose()
     }
 
@@ -303,7 +354,7 @@ impl UserRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read user credentials")?;
+        .db_context("cannot read user credentials")?;
         row.map(UserCredentials::try_from).transpose()
     }
 
@@ -317,7 +368,7 @@ impl UserRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read user credentials")?;
+        .db_context("cannot read user credentials")?;
         row.map(UserCredentials::try_from).transpose()
     }
 
@@ -333,7 +384,7 @@ impl UserRepository for Store {
                 .fetch_all(pool)
                 .await
         })
-        .context("cannot list users")?;
+        .db_context("cannot list users")?;
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -369,7 +420,7 @@ impl UserRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot update password")?;
+        .db_context("cannot update password")?;
         Ok(updated > 0)
     }
 
@@ -388,7 +439,7 @@ impl UserRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot update user")?;
+        .db_context("cannot update user")?;
         row.map(User::try_from).transpose()
     }
 
@@ -403,7 +454,7 @@ impl UserRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot delete user")?;
+        .db_context("cannot delete user")?;
         Ok(deleted > 0)
     }
 }
@@ -421,7 +472,7 @@ fn unique_email<T>(
                 email: email.to_owned(),
             })
         }
-        Err(err) => Err(anyhow::Error::new(err).context(context).into()),
+        Err(err) => Err(db_error(err, context).into()),
     }
 }
 
@@ -475,7 +526,7 @@ impl SessionRepository for Store {
             }
             .await
         })
-        .context("cannot insert session")?;
+        .db_context("cannot insert session")?;
         Session::try_from(row)
     }
 
@@ -487,7 +538,7 @@ impl SessionRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read session")?;
+        .db_context("cannot read session")?;
         row.map(Session::try_from).transpose()
     }
 
@@ -506,7 +557,7 @@ impl SessionRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read session by refresh token")?;
+        .db_context("cannot read session by refresh token")?;
         row.map(Session::try_from).transpose()
     }
 
@@ -568,7 +619,7 @@ impl SessionRepository for Store {
             }
             .await
         })
-        .context("cannot rotate refresh token")?;
+        .db_context("cannot rotate refresh token")?;
         Ok(match outcome {
             RotationRow::Rotated(row) => Rotation::Rotated(Session::try_from(row)?),
             RotationRow::Replayed(id) => Rotation::Replayed(SessionId::from_uuid(id)),
@@ -588,7 +639,7 @@ impl SessionRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot revoke session")?;
+        .db_context("cannot revoke session")?;
         Ok(revoked > 0)
     }
 
@@ -611,7 +662,7 @@ impl SessionRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot revoke sessions")?;
+        .db_context("cannot revoke sessions")?;
         Ok(revoked)
     }
 }
@@ -736,7 +787,7 @@ impl PostRepository for Store {
                 .fetch_one(pool)
                 .await
         })
-        .context("cannot insert post")?;
+        .db_context("cannot insert post")?;
         PostRepository::find(self, PostId::new(id))
             .await?
             .context("the post just inserted is gone")
@@ -751,7 +802,7 @@ impl PostRepository for Store {
                 .fetch_optional(pool)
                 .await
         })
-        .context("cannot read post")?;
+        .db_context("cannot read post")?;
         row.map(Post::try_from).transpose()
     }
 
@@ -780,7 +831,7 @@ impl PostRepository for Store {
                 .fetch_all(pool)
                 .await
         })
-        .context("cannot list posts")?;
+        .db_context("cannot list posts")?;
         let total = match rows.first() {
             Some(row) => row.total,
             None if skip == 0 => 0,
@@ -791,7 +842,7 @@ impl PostRepository for Store {
                     .fetch_one(pool)
                     .await
             })
-            .context("cannot count posts")?,
+            .db_context("cannot count posts")?,
         };
         Ok(PostList {
             posts: rows
@@ -821,7 +872,7 @@ impl PostRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot update post")?;
+        .db_context("cannot update post")?;
         if updated == 0 {
             return Ok(None);
         }
@@ -838,7 +889,7 @@ impl PostRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot delete post")?;
+        .db_context("cannot delete post")?;
         Ok(deleted > 0)
     }
 }
@@ -865,7 +916,7 @@ impl VoteRepository for Store {
             Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => {
                 Err(AddVoteError::PostNotFound(post))
             }
-            Err(err) => Err(anyhow::Error::new(err).context("cannot insert vote").into()),
+            Err(err) => Err(db_error(err, "cannot insert vote").into()),
         }
     }
 
@@ -880,7 +931,7 @@ impl VoteRepository for Store {
                 .await
                 .map(|done| done.rows_affected())
         })
-        .context("cannot delete vote")?;
+        .db_context("cannot delete vote")?;
         Ok(deleted > 0)
     }
 }

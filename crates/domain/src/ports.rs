@@ -12,6 +12,22 @@ use crate::{
     UserId,
 };
 
+/// The storage behind a port cannot be reached right now: the connection was refused or lost,
+/// no connection could be had in time, the database is shutting down or busy. Adapters put it
+/// in the error chain of such failures, so that callers can tell "try again shortly" from a
+/// bug; [`is_unavailable`] looks for it.
+#[derive(Debug, thiserror::Error)]
+#[error("storage unavailable")]
+pub struct Unavailable {
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Whether `err` is (caused by) [`Unavailable`].
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Unavailable>())
+}
+
 /// Why storing a user failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveUserError {

@@ -22,7 +22,7 @@ use warden_domain::Password;
 use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::{ApiError, RETRY_AFTER_SECONDS, log_failure};
 use super::security::OAuth2PasswordBearer;
 use crate::AppState;
 
@@ -103,8 +103,8 @@ impl Example for TokenResponse {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope` or
-    /// `server_error`.
+    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
+    /// `server_error` or `temporarily_unavailable`.
     pub error: String,
     /// What went wrong, for a person to read.
     pub error_description: String,
@@ -133,6 +133,10 @@ pub enum LoginResponse {
     /// An unexpected failure (`server_error`); the details are in the server's log.
     #[oai(status = 500)]
     ServerError(Json<OAuthErrorBody>),
+    /// The database cannot be reached right now (`temporarily_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
 impl LoginResponse {
@@ -148,11 +152,21 @@ impl LoginResponse {
     }
 
     fn server_error(cause: &anyhow::Error) -> Self {
-        tracing::error!(error = format!("{cause:#}"), "token request failed");
-        Self::ServerError(Json(OAuthErrorBody {
-            error: "server_error".into(),
-            error_description: "Internal Server Error".into(),
-        }))
+        if log_failure(cause) {
+            Self::Unavailable(
+                Json(OAuthErrorBody {
+                    error: "temporarily_unavailable".into(),
+                    error_description: "the service cannot reach its database; try again shortly"
+                        .into(),
+                }),
+                RETRY_AFTER_SECONDS,
+            )
+        } else {
+            Self::ServerError(Json(OAuthErrorBody {
+                error: "server_error".into(),
+                error_description: "Internal Server Error".into(),
+            }))
+        }
     }
 }
 

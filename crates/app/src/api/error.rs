@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
+use warden_domain::ports::is_unavailable;
 
 /// An error answer.
 #[derive(Debug, Clone, Object)]
@@ -38,8 +39,23 @@ pub fn detail(detail: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody::new(detail))
 }
 
-/// The generic body of every 5xx: the cause goes to the log, never to the client.
+/// The generic body of every 500: the cause goes to the log, never to the client.
 const INTERNAL: &str = "Internal Server Error";
+/// The body of a 503 while the database cannot be reached.
+pub const UNAVAILABLE: &str = "Service temporarily unavailable, try again shortly";
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// Logs a failure, and says whether it is a database outage (503) rather than a bug (500).
+pub fn log_failure(cause: &anyhow::Error) -> bool {
+    if is_unavailable(cause) {
+        tracing::warn!(error = format!("{cause:#}"), "database unavailable");
+        true
+    } else {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+        false
+    }
+}
 
 /// What any protected operation may answer besides its own outcomes.
 #[derive(Debug, ApiResponse)]
@@ -63,6 +79,9 @@ pub enum ApiError {
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The database cannot be reached right now; retry after `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
 impl ApiError {
@@ -97,10 +116,13 @@ impl ApiError {
         Self::Invalid(detail(detail_text))
     }
 
-    /// Logs `cause` and answers a bare 500.
+    /// Logs `cause` and answers a bare 500, or a 503 if the database is unreachable.
     pub fn internal(cause: &anyhow::Error) -> Self {
-        tracing::error!(error = format!("{cause:#}"), "request failed");
-        Self::Internal(detail(INTERNAL))
+        if log_failure(cause) {
+            Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS)
+        } else {
+            Self::Internal(detail(INTERNAL))
+        }
     }
 }
 
@@ -110,13 +132,19 @@ pub enum ServerError {
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The database cannot be reached right now; retry after `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
 impl ServerError {
-    /// Logs `cause` and answers a bare 500.
+    /// Logs `cause` and answers a bare 500, or a 503 if the database is unreachable.
     pub fn internal(cause: &anyhow::Error) -> Self {
-        tracing::error!(error = format!("{cause:#}"), "request failed");
-        Self::Internal(detail(INTERNAL))
+        if log_failure(cause) {
+            Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS)
+        } else {
+            Self::Internal(detail(INTERNAL))
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use poem_openapi::payload::PlainText;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
+use super::error::RETRY_AFTER_SECONDS;
 use crate::AppState;
 
 #[derive(Debug, ApiResponse)]
@@ -14,7 +15,7 @@ enum ReadyResponse {
     Ready(PlainText<&'static str>),
     /// The database does not answer.
     #[oai(status = 503)]
-    NotReady(PlainText<&'static str>),
+    NotReady(PlainText<&'static str>, #[oai(header = "Retry-After")] u32),
 }
 
 #[derive(Debug)]
@@ -39,7 +40,7 @@ impl HealthApi {
             Ok(()) => ReadyResponse::Ready(PlainText("ready")),
             Err(err) => {
                 tracing::warn!(error = format!("{err:#}"), "not ready");
-                ReadyResponse::NotReady(PlainText("database unavailable"))
+                ReadyResponse::NotReady(PlainText("database unavailable"), RETRY_AFTER_SECONDS)
             }
         }
     }

@@ -1,0 +1,300 @@
+//! A database outage under load, against a real PostgreSQL: a fault-injecting TCP proxy between
+//! Warden and the server cuts every connection and refuses new ones, then lets them through
+//! again. The machine's server itself is never stopped.
+//!
+//! While the database is cut off, calls that need it answer 503 with `Retry-After` (never 500,
+//! never a hang) and readiness is 503; once it is back, everything recovers by itself within
+//! seconds, and no write that was acknowledged is lost.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use poem::endpoint::BoxEndpoint;
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use poem::{EndpointExt, Response};
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use warden_adapters::testing::TestDb;
+use warden_adapters::{Store, StoreOptions};
+use warden_app::config::Cli;
+use warden_app::{AppState, app};
+use warden_domain::ports::PostRepository;
+use warden_domain::{Page, PostQuery, UserId};
+
+/// A TCP proxy that can cut its connections.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, tracked) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let upstream = upstream.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().unwrap().push(forward.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            up,
+            connections,
+        }
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One request's outcome: when it started, how long it took, its status, whether a 503 said
+/// when to retry, and the title of the post it tried to write.
+struct Outcome {
+    started: Duration,
+    took: Duration,
+    status: StatusCode,
+    retry_after: bool,
+    title: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknowledged_write() {
+    let db = TestDb::postgres().await;
+    let options = PgConnectOptions::from_str(db.url()).unwrap();
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    let proxy = Proxy::start(upstream.clone()).await;
+    let proxied_url = db.url().replacen(&upstream, &proxy.addr.to_string(), 1);
+    assert_ne!(
+        proxied_url,
+        db.url(),
+        "DATABASE_URL must name host and port explicitly"
+    );
+
+    // Warden as `serve` builds it, but on the proxy.
+    let config = Cli::try_parse_from([
+        "warden",
+        "--jwt-secret",
+        "an-outage-test-secret-of-32-bytes-or-more",
+    ])
+    .unwrap()
+    .config;
+    let store = Store::connect(
+        &proxied_url,
+        &StoreOptions {
+            max_connections: 5,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client: Arc<TestClient<BoxEndpoint<'static, Response>>> = Arc::new(TestClient::new(
+        app(AppState::new(store, &config).unwrap()).boxed(),
+    ));
+
+    client
+        .post("/users")
+        .body_json(&json!({"email": "ann@example.com", "password": "correct horse"}))
+        .send()
+        .await
+        .assert_status(StatusCode::CREATED);
+    let login = client
+        .post("/login")
+        .content_type("application/x-www-form-urlencoded")
+        .body("username=ann%40example.com&password=correct+horse")
+        .send()
+        .await;
+    let grant: Value = login.0.into_body().into_json().await.unwrap();
+    let bearer = format!("Bearer {}", grant["access_token"].as_str().unwrap());
+    let user_id = UserId::new(grant_user_id(&grant));
+
+    // Four writers create posts for eight seconds; the database is cut off from 1.5 s to 4 s.
+    let start = Instant::now();
+    let (cut_at, restore_at, end_at) = (
+        Duration::from_millis(1500),
+        Duration::from_millis(4000),
+        Duration::from_millis(8000),
+    );
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (client, bearer) = (client.clone(), bearer.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in 0.. {
+                    let started = start.elapsed();
+                    if started > end_at {
+                        break;
+                    }
+                    let title = format!("writer {writer} post {i}");
+                    let response = client
+                        .post("/posts")
+                        .header("authorization", &bearer)
+                        .body_json(&json!({"title": title, "content": "under load"}))
+                        .send()
+                        .await;
+                    outcomes.push(Outcome {
+                        started,
+                        took: start.elapsed() - started,
+                        status: response.0.status(),
+                        retry_after: response.0.headers().contains_key("retry-after"),
+                        title,
+                    });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+
+    tokio::time::sleep_until((start + cut_at).into()).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ready = client.get("/health/ready").send().await;
+    ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.0.headers().contains_key("retry-after"));
+    tokio::time::sleep_until((start + restore_at).into()).await;
+    proxy.restore();
+
+    let mut outcomes = Vec::new();
+    for writer in writers {
+        outcomes.extend(writer.await.unwrap());
+    }
+    client
+        .get("/health/ready")
+        .send()
+        .await
+        .assert_status_is_ok();
+
+    // Only 201 or 503, every 503 with Retry-After, no request held for long.
+    for outcome in &outcomes {
+        assert!(
+            matches!(
+                outcome.status,
+                StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{} at {:?}: {}",
+            outcome.title,
+            outcome.started,
+            outcome.status
+        );
+        if outcome.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(outcome.retry_after, "a 503 without Retry-After");
+        }
+        assert!(
+            outcome.took < Duration::from_secs(6),
+            "a request hung for {:?}",
+            outcome.took
+        );
+    }
+    let unavailable = outcomes
+        .iter()
+        .filter(|o| o.status == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(unavailable > 0, "the outage went unnoticed");
+    // Recovered within seconds of the database coming back.
+    let recovered = outcomes
+        .iter()
+        .filter(|o| o.status == StatusCode::CREATED && o.started > restore_at)
+        .map(|o| o.started)
+        .min()
+        .expect("nothing succeeded after the outage");
+    assert!(
+        recovered - restore_at < Duration::from_secs(5),
+        "recovery took {:?}",
+        recovered - restore_at
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.started > recovered)
+            .all(|o| o.status == StatusCode::CREATED),
+        "failures after recovery"
+    );
+
+    // Every acknowledged write is in the database, read directly, not through the proxy.
+    let stored = PostRepository::list(
+        &db.store(),
+        &PostQuery {
+            viewer: user_id,
+            search: None,
+            page: Page::new(100, 0).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut titles: Vec<String> = stored
+        .posts
+        .iter()
+        .map(|post| post.title.as_str().to_owned())
+        .collect();
+    let mut skip = 100;
+    while titles.len() < usize::try_from(stored.total).unwrap() {
+        let page = PostRepository::list(
+            &db.store(),
+            &PostQuery {
+                viewer: user_id,
+                search: None,
+                page: Page::new(100, skip).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+        titles.extend(page.posts.iter().map(|post| post.title.as_str().to_owned()));
+        skip += 100;
+    }
+    for outcome in outcomes.iter().filter(|o| o.status == StatusCode::CREATED) {
+        assert!(
+            titles.contains(&outcome.title),
+            "acknowledged {} was lost",
+            outcome.title
+        );
+    }
+}
+
+fn grant_user_id(grant: &Value) -> i64 {
+    use base64::Engine as _;
+    let payload = grant["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["user_id"].as_i64().unwrap()
+}
