@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{SecretSlice, SecretString};
 use warden_adapters::{Backend, JwtKeys, sqlite_file};
 
+use crate::throttle::{Limit, ThrottleConfig};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warden",
@@ -116,6 +118,36 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=5))]
     pub jwt_leeway_seconds: u64,
 
+    /// Failed logins allowed per submitted username (whether or not it exists) before further
+    /// attempts get 429, replenished over `LOGIN_FAILURE_WINDOW_SECONDS`. 0 turns it off.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_USERNAME", default_value_t = 5)]
+    pub login_max_failures_per_username: u32,
+
+    /// Failed logins allowed per client address, likewise. 0 turns it off.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub login_max_failures_per_address: u32,
+
+    /// The window over which failed logins are counted, in seconds.
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_failure_window_seconds: u64,
+
+    /// Registrations allowed per client address over `REGISTRATION_WINDOW_SECONDS`. 0 turns it
+    /// off.
+    #[arg(long, env = "REGISTRATIONS_PER_ADDRESS", default_value_t = 10)]
+    pub registrations_per_address: u32,
+
+    /// The window over which registrations are counted, in seconds.
+    #[arg(long, env = "REGISTRATION_WINDOW_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub registration_window_seconds: u64,
+
+    /// How many reverse proxies in front of Warden append the client's address to
+    /// `X-Forwarded-For`. 0 (the default) ignores the header: behind no proxy, any client
+    /// could forge it.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
     /// Size of the database connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -135,6 +167,22 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn throttle(&self) -> ThrottleConfig {
+        let failures = |max| Limit {
+            max,
+            window: Duration::from_secs(self.login_failure_window_seconds),
+        };
+        ThrottleConfig {
+            login_failures_per_username: failures(self.login_max_failures_per_username),
+            login_failures_per_address: failures(self.login_max_failures_per_address),
+            registrations_per_address: Limit {
+                max: self.registrations_per_address,
+                window: Duration::from_secs(self.registration_window_seconds),
+            },
+            trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
+
     pub fn access_token_lifetime(&self) -> Duration {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }

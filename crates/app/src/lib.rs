@@ -7,5 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod server;
 pub mod telemetry;
+pub mod throttle;
 
 pub use server::{AppState, app, serve};

@@ -21,7 +21,9 @@ use warden_domain::services::{
 };
 
 use crate::api;
+use crate::api::error::{AllowedMethods, render_error};
 use crate::config::{Config, SecretSource, resolve_jwt_keys};
+use crate::throttle::Throttle;
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ pub struct AppState {
     pub admin: AdminService,
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
+    pub throttle: Arc<Throttle>,
     pub store: Store,
 }
 
@@ -94,6 +97,7 @@ impl AppState {
             posts: PostService::new(repository.clone(), repository.clone()),
             admin: AdminService::new(repository.clone(), repository),
             tokens,
+            throttle: Arc::new(Throttle::new(&config.throttle())),
             store,
         })
     }
@@ -105,15 +109,25 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
+    let allowed = Arc::new(AllowedMethods::from_openapi(&service.spec()));
     Route::new()
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/openapi.json", poem::get(spec))
+        .nest("/docs", poem::get(docs))
         .nest("/", service)
         .around(limit_body)
         // `/users/` is `/users`, as with FastAPI's redirect but without the round trip.
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(state)
-        .catch_all_error(api::error::render_error)
+        .around(move |next, req| {
+            let allowed = Arc::clone(&allowed);
+            async move {
+                let path = req.uri().path().to_owned();
+                Ok(match next.call(req).await {
+                    Ok(response) => response,
+                    Err(err) => render_error(err, &path, &allowed),
+                })
+            }
+        })
         .around(observe)
 }
 
@@ -128,12 +142,13 @@ async fn limit_body<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Ok(api::error::detail(format!(
-            "the request body is larger than {} KiB",
-            MAX_BODY_BYTES / 1024
-        ))
-        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-        .into_response());
+        return Err(poem::Error::from_string(
+            format!(
+                "the request body is larger than {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ));
     }
     if declared.is_none() {
         let body = req
@@ -194,6 +209,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await?;
     tracing::info!(backend = ?store.backend(), "database ready");
     let state = AppState::new(store.clone(), &config)?;
+    let throttle = Arc::clone(&state.throttle);
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            throttle.prune();
+        }
+    });
 
     let acceptor = TcpListener::bind(config.addr)
         .into_acceptor()

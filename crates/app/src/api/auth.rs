@@ -25,6 +25,7 @@ use super::ApiTags;
 use super::error::{ApiError, RETRY_AFTER_SECONDS, log_failure};
 use super::security::OAuth2PasswordBearer;
 use crate::AppState;
+use crate::throttle::retry_after_seconds;
 
 /// The largest form accepted, as for every other body.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -104,7 +105,7 @@ impl Example for TokenResponse {
 #[oai(example)]
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
-    /// `server_error` or `temporarily_unavailable`.
+    /// `slow_down`, `server_error` or `temporarily_unavailable`.
     pub error: String,
     /// What went wrong, for a person to read.
     pub error_description: String,
@@ -133,6 +134,10 @@ pub enum LoginResponse {
     /// An unexpected failure (`server_error`); the details are in the server's log.
     #[oai(status = 500)]
     ServerError(Json<OAuthErrorBody>),
+    /// Too many failed logins for this username or from this address (`slow_down`); retry
+    /// after `Retry-After` seconds. The same for existing and unknown usernames.
+    #[oai(status = 429)]
+    TooManyRequests(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] u64),
     /// The database cannot be reached right now (`temporarily_unavailable`); retry after
     /// `Retry-After` seconds.
     #[oai(status = 503)]
@@ -321,9 +326,14 @@ impl AuthApi {
         operation_id = "login",
         transform = "no_store"
     )]
-    async fn login(&self, state: Data<&AppState>, form: TokenRequest) -> LoginResponse {
+    async fn login(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        form: TokenRequest,
+    ) -> LoginResponse {
         match form.optional("grant_type").unwrap_or("password") {
-            "password" => password_grant(&state, &form).await,
+            "password" => password_grant(&state, req, &form).await,
             "refresh_token" => refresh_grant(&state, &form).await,
             other => LoginResponse::error(
                 "unsupported_grant_type",
@@ -352,7 +362,7 @@ impl AuthApi {
     }
 }
 
-async fn password_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
+async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) -> LoginResponse {
     let (username, password) = match (form.required("username"), form.required("password")) {
         (Ok(username), Ok(password)) => (username, password),
         (Err(missing), _) | (_, Err(missing)) => return missing,
@@ -361,6 +371,19 @@ async fn password_grant(state: &AppState, form: &TokenRequest) -> LoginResponse 
     let Ok(password) = Password::candidate(password.to_owned()) else {
         return LoginResponse::invalid_request("the password is longer than 1024 bytes");
     };
+    // Refused before the password is checked: a throttled guess costs the attacker a request
+    // and us nothing.
+    let address = state.throttle.client_address(req);
+    if let Some(wait) = state.throttle.login_blocked_for(username, address) {
+        tracing::warn!(?address, "login throttled");
+        return LoginResponse::TooManyRequests(
+            Json(OAuthErrorBody {
+                error: "slow_down".into(),
+                error_description: "too many failed logins; try again later".into(),
+            }),
+            retry_after_seconds(wait),
+        );
+    }
     let login = PasswordLogin {
         username: username.to_owned(),
         password,
@@ -373,6 +396,7 @@ async fn password_grant(state: &AppState, form: &TokenRequest) -> LoginResponse 
         }
         Err(LoginError::InvalidCredentials) => {
             tracing::info!("login refused");
+            state.throttle.login_failed(username, address);
             LoginResponse::error("invalid_grant", INVALID_CREDENTIALS)
         }
         Err(LoginError::InvalidScope(err)) => {

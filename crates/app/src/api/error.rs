@@ -1,7 +1,7 @@
 //! The error answers of every operation but the token endpoint (which answers RFC 6749 errors,
 //! see [`super::auth`]): `{"detail": "..."}`, FastAPI's shape, so existing clients keep working.
 
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::error::{
     AuthorizationError, ParseParamError, ParsePathError, ParseRequestPayloadError,
@@ -148,9 +148,65 @@ impl ServerError {
     }
 }
 
-/// Turns every error that poem or poem-openapi would answer in plain text into the JSON shape
-/// above. Errors that already carry our own response pass through unchanged.
-pub async fn render_error(err: poem::Error) -> Response {
+/// The methods each path of the app answers, for the `Allow` header of a 405. Built from the
+/// OpenAPI document, so it cannot drift from the routes.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    /// The table of `document` (an OpenAPI document), plus the routes it does not describe.
+    pub fn from_openapi(document: &str) -> Self {
+        let mut table = vec![
+            (segments("/openapi.json"), "GET".to_owned()),
+            (segments("/docs"), "GET".to_owned()),
+        ];
+        let document: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
+        if let Some(paths) = document["paths"].as_object() {
+            for (path, operations) in paths {
+                let mut methods: Vec<String> = operations
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|operations| operations.keys())
+                    .map(|method| method.to_uppercase())
+                    .collect();
+                methods.sort();
+                table.push((segments(path), methods.join(", ")));
+            }
+        }
+        Self(table)
+    }
+
+    /// The `Allow` value for `path`, if the app has the path at all. A `{parameter}` segment of
+    /// the document matches any segment.
+    pub fn for_path(&self, path: &str) -> Option<&str> {
+        let path = segments(path);
+        self.0
+            .iter()
+            .find(|(pattern, _)| {
+                pattern.len() == path.len()
+                    && pattern
+                        .iter()
+                        .zip(&path)
+                        .all(|(want, got)| want.starts_with('{') || want == got)
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The token endpoint, whose errors have RFC 6749's shape.
+const TOKEN_ENDPOINT: &str = "/login";
+
+/// Turns every error that poem or poem-openapi would answer in plain text into the contract's
+/// JSON: `{"detail"}`, or RFC 6749's `{"error", "error_description"}` (with `no-store`) at the
+/// token endpoint. Errors that already carry our own response pass through unchanged.
+pub fn render_error(err: poem::Error, path: &str, allowed: &AllowedMethods) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
@@ -174,8 +230,49 @@ pub async fn render_error(err: poem::Error) -> Response {
         INTERNAL.to_owned()
     } else if status == StatusCode::NOT_FOUND {
         "Not Found".to_owned()
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        "Method Not Allowed".to_owned()
     } else {
         err.to_string()
     };
-    detail(message).with_status(status).into_response()
+    let path = path.trim_end_matches('/');
+    let mut response = if path == TOKEN_ENDPOINT {
+        let error = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        let body = serde_json::json!({ "error": error, "error_description": message });
+        poem::web::Json(body)
+            .with_status(status)
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .with_header(header::PRAGMA, "no-cache")
+            .into_response()
+    } else {
+        detail(message).with_status(status).into_response()
+    };
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allowed.for_path(path)
+        && let Ok(value) = HeaderValue::from_str(methods)
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_methods_come_from_the_document_with_parameters_matching_any_segment() {
+        let allowed = AllowedMethods::from_openapi(
+            r#"{"paths": {"/posts": {"get": {}, "post": {}}, "/posts/{id}": {"get": {}, "put": {}, "delete": {}}}}"#,
+        );
+        assert_eq!(allowed.for_path("/posts"), Some("GET, POST"));
+        assert_eq!(allowed.for_path("/posts/42"), Some("DELETE, GET, PUT"));
+        assert_eq!(allowed.for_path("/openapi.json"), Some("GET"));
+        assert_eq!(allowed.for_path("/posts/42/comments"), None);
+        assert_eq!(allowed.for_path("/nowhere"), None);
+    }
 }

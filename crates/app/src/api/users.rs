@@ -2,6 +2,7 @@
 //! (contract section 5).
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -15,6 +16,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody, ServerError, detail};
 use super::security::{OAuth2PasswordBearer, WardenScope};
 use crate::AppState;
+use crate::throttle::retry_after_seconds;
 
 /// A new account.
 #[derive(Debug, Object)]
@@ -118,6 +120,9 @@ enum RegisterResponse {
     /// The email is not valid, or the password is not 8 to 1024 bytes long.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
+    /// Too many registrations from this address; retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -175,9 +180,18 @@ impl UsersApi {
     #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         body: JsonBody<UserCreate>,
     ) -> Result<RegisterResponse, ServerError> {
+        let address = state.throttle.client_address(req);
+        if let Some(wait) = state.throttle.registration(address) {
+            tracing::warn!(?address, "registration throttled");
+            return Ok(RegisterResponse::TooManyRequests(
+                detail("too many registrations from this address; try again later"),
+                retry_after_seconds(wait),
+            ));
+        }
         let JsonBody(UserCreate { email, password }) = body;
         let email = match EmailAddress::new(&email) {
             Ok(email) => email,

@@ -26,8 +26,10 @@ macro_rules! on_both_databases {
 }
 
 mod account;
+mod errors;
 mod keys;
 mod posts;
 mod sessions;
 mod support;
+mod throttling;
 mod users;

@@ -1,0 +1,218 @@
+//! Brute-force throttling: failed logins per username and per address, registrations per
+//! address, and which client address is believed.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::test::TestResponse;
+use serde_json::json;
+use warden_adapters::Backend;
+use warden_adapters::testing::TestDb;
+
+use crate::support::*;
+
+/// An app on a fresh SQLite database with `args`. Throttling keeps its counts in memory, so the
+/// database does not matter here.
+async fn throttled(args: &[&str]) -> TestApp {
+    TestApp::on(Arc::new(TestDb::new(Backend::Sqlite).await), args)
+}
+
+async fn login_from(app: &TestApp, address: &str, username: &str, password: &str) -> TestResponse {
+    app.client
+        .post("/login")
+        .header("x-forwarded-for", address)
+        .content_type("application/x-www-form-urlencoded")
+        .body(format!(
+            "username={}&password={}",
+            urlencode(username),
+            urlencode(password)
+        ))
+        .send()
+        .await
+}
+
+/// Status, headers but the ever-changing ones, and body: what a client can compare.
+async fn answer(response: TestResponse) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let status = response.0.status();
+    let mut headers: Vec<(String, String)> = response
+        .0
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "date"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    let body = response.0.into_body().into_bytes().await.unwrap().to_vec();
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones() {
+    let app = throttled(&[
+        "--login-max-failures-per-username",
+        "3",
+        "--login-max-failures-per-address",
+        "0",
+    ])
+    .await;
+    app.register("ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    for username in ["ann@example.com", "nobody@example.com"] {
+        for _ in 0..3 {
+            assert_oauth_error(
+                login_from(&app, "", username, "wrong guess").await,
+                "invalid_grant",
+            )
+            .await;
+        }
+    }
+    let existing = answer(login_from(&app, "", "ann@example.com", "wrong guess").await).await;
+    let unknown = answer(login_from(&app, "", "nobody@example.com", "wrong guess").await).await;
+    assert_eq!(existing.0, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = existing
+        .1
+        .iter()
+        .find(|(name, _)| name == "retry-after")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!((1..=100).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&existing.2).unwrap()["error"],
+        "slow_down"
+    );
+    assert_eq!(
+        existing, unknown,
+        "throttling must not tell existing accounts from unknown ones"
+    );
+
+    // Even the right password waits: the throttle comes before the password is checked.
+    let right = login_from(&app, "", " ANN@example.com", PASSWORD).await;
+    right.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&right, "cache-control").as_deref(), Some("no-store"));
+    // Other usernames are not affected.
+    app.register("bob@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+    login_from(&app, "", "bob@example.com", PASSWORD)
+        .await
+        .assert_status_is_ok();
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_client_address() {
+    let app = throttled(&[
+        "--login-max-failures-per-username",
+        "0",
+        "--login-max-failures-per-address",
+        "3",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await;
+    app.register("ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    for username in ["a@example.com", "b@example.com", "c@example.com"] {
+        assert_oauth_error(
+            login_from(&app, "203.0.113.1", username, "guess").await,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let blocked = login_from(&app, "203.0.113.1", "ann@example.com", PASSWORD).await;
+    blocked.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&blocked, "retry-after").is_some());
+    login_from(&app, "198.51.100.2", "ann@example.com", PASSWORD)
+        .await
+        .assert_status_is_ok();
+    // The proxy appends the address it saw; what the client wrote before it is not believed.
+    login_from(
+        &app,
+        "198.51.100.2, 203.0.113.1",
+        "ann@example.com",
+        PASSWORD,
+    )
+    .await
+    .assert_status(StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forged_forwarded_address_dodges_nothing() {
+    let app = throttled(&[
+        "--login-max-failures-per-username",
+        "0",
+        "--login-max-failures-per-address",
+        "2",
+    ])
+    .await;
+    for (i, address) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        let response = login_from(&app, address, &format!("user{i}@example.com"), "guess").await;
+        if i < 2 {
+            assert_oauth_error(response, "invalid_grant").await;
+        } else {
+            response.assert_status(StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+}
+
+#[tokio::test]
+async fn successful_logins_are_not_counted() {
+    let app = throttled(&[
+        "--login-max-failures-per-username",
+        "2",
+        "--login-max-failures-per-address",
+        "2",
+    ])
+    .await;
+    app.register("ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+    for _ in 0..6 {
+        login_from(&app, "", "ann@example.com", PASSWORD)
+            .await
+            .assert_status_is_ok();
+    }
+}
+
+#[tokio::test]
+async fn registrations_are_throttled_per_client_address() {
+    let app = throttled(&[
+        "--registrations-per-address",
+        "2",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await;
+    let register = |address: &'static str, email: &'static str| {
+        app.client
+            .post("/users")
+            .header("x-forwarded-for", address)
+            .body_json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+    };
+    register("203.0.113.1", "a@example.com")
+        .await
+        .assert_status(StatusCode::CREATED);
+    register("203.0.113.1", "b@example.com")
+        .await
+        .assert_status(StatusCode::CREATED);
+    let refused = register("203.0.113.1", "c@example.com").await;
+    assert!(header(&refused, "retry-after").is_some());
+    assert_detail(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many registrations from this address; try again later",
+    )
+    .await;
+    register("198.51.100.2", "c@example.com")
+        .await
+        .assert_status(StatusCode::CREATED);
+}
