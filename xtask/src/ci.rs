@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::{cargo, exec, openapi, postgres};
+use crate::{cargo, exec, fuzz, openapi, postgres};
 
 pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -45,6 +45,10 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     drop(postgres);
 
     openapi::check()?;
+
+    // Last, as it is the slowest to fail: the running server against its own document.
+    eprintln!("\n==> fuzzing the running server with schemathesis");
+    fuzz::run()?;
 
     eprintln!("\nci passed in {:.0?}", started.elapsed());
     Ok(())

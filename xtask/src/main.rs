@@ -1,11 +1,13 @@
 //! Project automation, run as `cargo xtask <command>` (rust-analyzer's convention: plain Rust
 //! instead of shell scripts, so it works wherever cargo does).
 //!
-//! - `ci`: everything CI checks: formatting, clippy, every test on SQLite and PostgreSQL, and
-//!   that the committed OpenAPI document matches the code.
+//! - `ci`: everything CI checks: formatting, clippy, every test on SQLite and PostgreSQL, that
+//!   the committed OpenAPI document matches the code, and the schemathesis run.
+//! - `fuzz`: schemathesis against a running `warden` (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
 
 mod ci;
+mod fuzz;
 mod openapi;
 mod postgres;
 #[cfg(test)]
@@ -20,10 +22,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL), OpenAPI check
+  ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL), OpenAPI check,
+                              and fuzz
                               PostgreSQL: DATABASE_URL if it is postgres://, else a server on
                               127.0.0.1:5432 (user postgres), else a throwaway server started
                               from the local PostgreSQL binaries; --throwaway-postgres forces the last
+  fuzz                        schemathesis against a running warden, every check, fixed seed
   openapi [--check]           write docs/openapi.json from the code, or check that it is current";
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["ci"] => ci::run(false),
         ["ci", "--throwaway-postgres"] => ci::run(true),
+        ["fuzz"] => fuzz::run(),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {

@@ -226,6 +226,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(addr = %addr, "listening; API docs at /docs");
     }
     Server::new_with_acceptor(acceptor)
+        .idle_timeout(Duration::from_secs(config.http_idle_timeout_seconds))
         .run_with_graceful_shutdown(
             app(state),
             shutdown_signal(),

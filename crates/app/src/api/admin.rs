@@ -37,7 +37,7 @@ enum UpdateUserResponse {
     #[oai(status = 200)]
     Ok(Json<UserMe>),
     /// An admin tried to disable or demote themself.
-    #[oai(status = 400)]
+    #[oai(status = 409)]
     SelfLockout(Json<ErrorBody>),
     /// No user has this id.
     #[oai(status = 404)]

@@ -73,6 +73,12 @@ pub enum ApiError {
         Json<ErrorBody>,
         #[oai(header = "WWW-Authenticate")] Option<String>,
     ),
+    /// The body is larger than 64 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// A path, query or body value is invalid; `detail` names it.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
@@ -129,6 +135,12 @@ impl ApiError {
 /// What an unprotected operation may answer besides its own outcomes.
 #[derive(Debug, ApiResponse)]
 pub enum ServerError {
+    /// The body is larger than 64 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),

@@ -368,7 +368,7 @@ async fn admins_cannot_lock_themselves_out(app: TestApp) {
         .await;
         assert_detail(
             response,
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
             "admins cannot disable or demote themselves",
         )
         .await;

@@ -1,0 +1,142 @@
+//! Enumeration through timing: unknown email, wrong password and disabled account must take
+//! the same time to refuse (the unknown email is checked against a dummy hash of the same
+//! cost). A benchmark-style check: many interleaved tries of each, and the medians may differ
+//! by at most 5 %. It runs alone (see `.config/nextest.toml`).
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use poem::EndpointExt;
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use serde_json::{Value, json};
+use warden_adapters::Backend;
+use warden_adapters::testing::TestDb;
+use warden_app::config::Cli;
+use warden_app::{AppState, app};
+
+const ROUNDS: usize = 41;
+const MAX_DIFFERENCE: f64 = 0.05;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn refusals_take_the_same_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Throttling off: this is about timing, and it makes many failed logins.
+    let config = Cli::try_parse_from([
+        "warden",
+        "--jwt-secret",
+        "a-timing-test-secret-of-32-bytes-or-more",
+        "--database-url",
+        db.url(),
+        "--login-max-failures-per-username",
+        "0",
+        "--login-max-failures-per-address",
+        "0",
+    ])
+    .unwrap()
+    .config;
+    let client = TestClient::new(app(AppState::new(db.store(), &config).unwrap()).boxed());
+    let mut dis_id = 0;
+    for email in ["ann@example.com", "dis@example.com"] {
+        let response = client
+            .post("/users")
+            .body_json(&json!({"email": email, "password": "correct horse"}))
+            .send()
+            .await;
+        response.assert_status(StatusCode::CREATED);
+        dis_id = response.0.into_body().into_json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+    }
+    // An admin disables dis@example.com, as an operator would.
+    warden_app::cli::create_admin(&config, "root@example.com", || Ok("correct horse".into()))
+        .await
+        .unwrap();
+    let grant: Value = client
+        .post("/login")
+        .content_type("application/x-www-form-urlencoded")
+        .body("username=root%40example.com&password=correct+horse")
+        .send()
+        .await
+        .0
+        .into_body()
+        .into_json()
+        .await
+        .unwrap();
+    client
+        .patch(format!("/admin/users/{dis_id}"))
+        .header(
+            "authorization",
+            format!("Bearer {}", grant["access_token"].as_str().unwrap()),
+        )
+        .body_json(&json!({"is_active": false}))
+        .send()
+        .await
+        .assert_status_is_ok();
+
+    let cases = [
+        (
+            "unknown email",
+            "username=nobody%40example.com&password=correct+horse",
+        ),
+        (
+            "wrong password",
+            "username=ann%40example.com&password=wrong+horse",
+        ),
+        (
+            "disabled account",
+            "username=dis%40example.com&password=correct+horse",
+        ),
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for round in 0..ROUNDS + 1 {
+        // A different order each round, so that no case always follows the same one.
+        for offset in 0..cases.len() {
+            let case = (round + offset) % cases.len();
+            let started = Instant::now();
+            let response = client
+                .post("/login")
+                .content_type("application/x-www-form-urlencoded")
+                .body(cases[case].1)
+                .send()
+                .await;
+            let took = started.elapsed();
+            response.assert_status(StatusCode::BAD_REQUEST);
+            // The first round warms caches and connections up, and is not counted.
+            if round > 0 {
+                times[case].push(took);
+            }
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    let fastest = medians.iter().min().unwrap().as_secs_f64();
+    let slowest = medians.iter().max().unwrap().as_secs_f64();
+    let report: Vec<String> = cases
+        .iter()
+        .zip(&medians)
+        .map(|((name, _), median)| format!("{name}: {median:?}"))
+        .collect();
+    eprintln!(
+        "{backend:?} medians over {ROUNDS} tries: {}",
+        report.join(", ")
+    );
+    assert!(
+        slowest / fastest - 1.0 <= MAX_DIFFERENCE,
+        "refusal times differ by more than 5 %: {}",
+        report.join(", ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_refusals_take_the_same_time_on_sqlite() {
+    refusals_take_the_same_time(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_refusals_take_the_same_time_on_postgres() {
+    refusals_take_the_same_time(Backend::Postgres).await;
+}
