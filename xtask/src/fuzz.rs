@@ -129,7 +129,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .args(["--seed", SEED, "--max-examples", MAX_EXAMPLES])
         .args([
             "--workers",
-            "2",
+            "1",
             "--no-color",
             "--generation-database",
             "none",
