@@ -183,6 +183,29 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     let ready = client.get("/health/ready").send().await;
     ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.0.headers().contains_key("retry-after"));
+    // The token endpoint says so in its own shape; a protected read cannot check its token.
+    let login = client
+        .post("/login")
+        .content_type("application/x-www-form-urlencoded")
+        .body("username=ann%40example.com&password=correct+horse")
+        .send()
+        .await;
+    login.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(login.0.headers().contains_key("retry-after"));
+    assert_eq!(login.0.headers().get("cache-control").unwrap(), "no-store");
+    let body: Value = login.0.into_body().into_json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let me = client
+        .get("/users/me")
+        .header("authorization", &bearer)
+        .send()
+        .await;
+    me.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = me.0.into_body().into_json().await.unwrap();
+    assert_eq!(
+        body["detail"],
+        "Service temporarily unavailable, try again shortly"
+    );
     tokio::time::sleep_until((start + restore_at).into()).await;
     proxy.restore();
 
