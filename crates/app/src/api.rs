@@ -11,6 +11,9 @@ pub mod security;
 pub mod users;
 
 use poem_openapi::{OpenApiService, Tags};
+use warden_domain::Page;
+
+use self::error::ApiError;
 
 #[derive(Debug, Tags)]
 pub enum ApiTags {
@@ -44,21 +47,22 @@ username: Swagger UI fetches a token from `/login` and sends it with every call.
 Errors are JSON: `{\"detail\": \"...\"}`, except at `/login`, which answers OAuth2's \
 `{\"error\", \"error_description\"}`.";
 
+/// The page size of a list when the caller does not say.
+pub(crate) fn default_limit() -> u32 {
+    10
+}
+
+/// The page the `limit` and `skip` query parameters of a list ask for. Their validators already
+/// hold them to 1..=100 and >= 0; this turns them into the domain's `Page`.
+pub(crate) fn page(limit: u32, skip: i64) -> Result<Page, ApiError> {
+    let skip = u64::try_from(skip).map_err(|_| ApiError::invalid("skip: must be at least 0"))?;
+    Page::new(limit, skip).map_err(|err| ApiError::invalid(format!("limit: {err}")))
+}
+
 /// The OpenAPI service: the operations and the document that describes them.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            auth::AuthApi,
-            jwks::JwksApi,
-            users::UsersApi,
-            posts::PostsApi,
-            admin::AdminApi,
-            health::HealthApi,
-        ),
-        "Warden",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(DESCRIPTION)
+    OpenApiService::new(Apis::default(), "Warden", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
 }
 
 /// The OpenAPI document, as `GET /openapi.json` serves it and `docs/openapi.json` commits it.

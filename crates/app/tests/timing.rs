@@ -1,7 +1,10 @@
 //! Enumeration through timing: unknown email, wrong password and disabled account must take
 //! the same time to refuse (the unknown email is checked against a dummy hash of the same
 //! cost). A benchmark-style check: many interleaved tries of each, and the medians may differ
-//! by at most 5 %. It runs alone (see `.config/nextest.toml`).
+//! by at most 5 %. It runs alone (see `.config/nextest.toml`), but the machine may still be
+//! busy with something else: a measurement over the bound is repeated, up to three in all, and
+//! the check fails only if every one is over. A real difference (without the dummy hash the
+//! unknown email answers 30 times faster) shows in every measurement; passing load does not.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,7 @@ use warden_app::config::Cli;
 use warden_app::{AppState, app};
 
 const ROUNDS: usize = 41;
+const ATTEMPTS: usize = 3;
 const MAX_DIFFERENCE: f64 = 0.05;
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -92,6 +96,36 @@ async fn refusals_take_the_same_time(backend: Backend) {
             "username=dis%40example.com&password=correct+horse",
         ),
     ];
+    let mut reports = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let medians = measure(&client, &cases).await;
+        let fastest = medians.iter().min().unwrap().as_secs_f64();
+        let slowest = medians.iter().max().unwrap().as_secs_f64();
+        let report: Vec<String> = cases
+            .iter()
+            .zip(&medians)
+            .map(|((name, _), median)| format!("{name}: {median:?}"))
+            .collect();
+        eprintln!(
+            "{backend:?} medians over {ROUNDS} tries: {}",
+            report.join(", ")
+        );
+        if slowest / fastest - 1.0 <= MAX_DIFFERENCE {
+            return;
+        }
+        reports.push(report.join(", "));
+    }
+    panic!(
+        "refusal times differ by more than 5 % in every measurement:\n{}",
+        reports.join("\n")
+    );
+}
+
+/// The median time to refuse each case, over interleaved rounds.
+async fn measure(
+    client: &TestClient<impl poem::Endpoint>,
+    cases: &[(&str, &'static str)],
+) -> Vec<Duration> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for round in 0..ROUNDS + 1 {
         // A different order each round, so that no case always follows the same one.
@@ -112,23 +146,7 @@ async fn refusals_take_the_same_time(backend: Backend) {
             }
         }
     }
-    let medians: Vec<Duration> = times.into_iter().map(median).collect();
-    let fastest = medians.iter().min().unwrap().as_secs_f64();
-    let slowest = medians.iter().max().unwrap().as_secs_f64();
-    let report: Vec<String> = cases
-        .iter()
-        .zip(&medians)
-        .map(|((name, _), median)| format!("{name}: {median:?}"))
-        .collect();
-    eprintln!(
-        "{backend:?} medians over {ROUNDS} tries: {}",
-        report.join(", ")
-    );
-    assert!(
-        slowest / fastest - 1.0 <= MAX_DIFFERENCE,
-        "refusal times differ by more than 5 %: {}",
-        report.join(", ")
-    );
+    times.into_iter().map(median).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::UpdateUserError;
-use warden_domain::{Page, Scope, UserFlags, UserId};
+use warden_domain::{Scope, UserFlags, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
@@ -44,11 +44,7 @@ enum UpdateUserResponse {
     NotFound(Json<ErrorBody>),
 }
 
-fn default_limit() -> u32 {
-    10
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AdminApi;
 
 #[OpenApi(tag = "ApiTags::Admin")]
@@ -61,7 +57,7 @@ impl AdminApi {
         state: Data<&AppState>,
         /// How many users to return, 1 to 100.
         #[oai(
-            default = "default_limit",
+            default = "super::default_limit",
             validator(minimum(value = "1"), maximum(value = "100"))
         )]
         limit: Query<u32>,
@@ -70,10 +66,7 @@ impl AdminApi {
         skip: Query<i64>,
     ) -> Result<ListUsersResponse, ApiError> {
         auth.require(Scope::Admin)?;
-        let skip =
-            u64::try_from(skip.0).map_err(|_| ApiError::invalid("skip: must be at least 0"))?;
-        let page =
-            Page::new(limit.0, skip).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
+        let page = super::page(limit.0, skip.0)?;
         let users = state
             .admin
             .list_users(page)

@@ -305,7 +305,7 @@ fn no_store(endpoint: impl Endpoint) -> impl Endpoint {
         )
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]

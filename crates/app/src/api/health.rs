@@ -18,7 +18,7 @@ enum ReadyResponse {
     NotReady(PlainText<&'static str>, #[oai(header = "Retry-After")] u32),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Operations")]

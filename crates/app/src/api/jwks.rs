@@ -34,7 +34,7 @@ struct PublicJwk {
     key_use: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct JwksApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]

@@ -9,7 +9,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::{ChangePostError, GetPostError, VoteError};
 use warden_domain::{
-    Page, Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, Scope, VoteDirection,
+    Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, Scope, VoteDirection,
 };
 
 use super::ApiTags;
@@ -173,11 +173,7 @@ enum VoteResponse {
     Conflict(Json<ErrorBody>),
 }
 
-fn default_limit() -> u32 {
-    10
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PostsApi;
 
 #[OpenApi(tag = "ApiTags::Posts")]
@@ -192,7 +188,7 @@ impl PostsApi {
         state: Data<&AppState>,
         /// How many posts to return, 1 to 100.
         #[oai(
-            default = "default_limit",
+            default = "super::default_limit",
             validator(minimum(value = "1"), maximum(value = "100"))
         )]
         limit: Query<u32>,
@@ -204,10 +200,7 @@ impl PostsApi {
         search: Query<Option<String>>,
     ) -> Result<ListPostsResponse, ApiError> {
         let principal = auth.require(Scope::PostsRead)?;
-        let skip =
-            u64::try_from(skip.0).map_err(|_| ApiError::invalid("skip: must be at least 0"))?;
-        let page =
-            Page::new(limit.0, skip).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
+        let page = super::page(limit.0, skip.0)?;
         let query = PostQuery {
             viewer: principal.user.id,
             search: search.0.filter(|search| !search.is_empty()),

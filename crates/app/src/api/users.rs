@@ -169,7 +169,7 @@ enum GetUserResponse {
     NotFound(Json<ErrorBody>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]

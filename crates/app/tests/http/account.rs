@@ -1,7 +1,7 @@
 //! Your own account: email, password, deletion; and what an admin may do to accounts.
 
 use poem::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -15,23 +15,6 @@ on_both_databases!(
     admins_promote_and_demote_with_immediate_effect,
     admins_cannot_lock_themselves_out,
 );
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> poem::test::TestResponse {
-    let mut request = app
-        .client
-        .request(method, path)
-        .header("authorization", bearer);
-    if let Some(body) = body {
-        request = request.body_json(&body);
-    }
-    request.send().await
-}
 
 async fn create_post(app: &TestApp, bearer: &str, title: &str) -> poem::test::TestResponse {
     let body = json!({"title": title, "content": "x"});

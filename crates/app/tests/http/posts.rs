@@ -25,23 +25,6 @@ on_both_databases!(
     a_wrong_content_type_is_415,
 );
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> TestResponse {
-    let mut request = app
-        .client
-        .request(method, path)
-        .header("authorization", bearer);
-    if let Some(body) = body {
-        request = request.body_json(&body);
-    }
-    request.send().await
-}
-
 /// Creates a post as `bearer` and returns its JSON.
 async fn create(app: &TestApp, bearer: &str, title: &str, published: bool) -> Value {
     let response = call(

@@ -205,3 +205,37 @@ pub(crate) fn claims_of(token: &str) -> Value {
 pub(crate) fn urlencode(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
+
+/// One request as `bearer`, with a JSON body if given.
+pub(crate) async fn call(
+    app: &TestApp,
+    method: poem::http::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> TestResponse {
+    let mut request = app
+        .client
+        .request(method, path)
+        .header("authorization", bearer);
+    if let Some(body) = body {
+        request = request.body_json(&body);
+    }
+    request.send().await
+}
+
+/// What a client can compare of an answer: its status, its headers but the ever-changing ones,
+/// and its body.
+pub(crate) async fn answer(response: TestResponse) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let status = response.0.status();
+    let mut headers: Vec<(String, String)> = response
+        .0
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "date"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    let body = response.0.into_body().into_bytes().await.unwrap().to_vec();
+    (status, headers, body)
+}

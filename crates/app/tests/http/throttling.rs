@@ -31,21 +31,6 @@ async fn login_from(app: &TestApp, address: &str, username: &str, password: &str
         .await
 }
 
-/// Status, headers but the ever-changing ones, and body: what a client can compare.
-async fn answer(response: TestResponse) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
-    let status = response.0.status();
-    let mut headers: Vec<(String, String)> = response
-        .0
-        .headers()
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "date"))
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
-        .collect();
-    headers.sort();
-    let body = response.0.into_body().into_bytes().await.unwrap().to_vec();
-    (status, headers, body)
-}
-
 #[tokio::test]
 async fn failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones() {
     let app = throttled(&[
