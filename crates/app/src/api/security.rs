@@ -28,9 +28,11 @@ pub enum WardenScope {
     Admin,
 }
 
-/// The authenticated caller. Declare it as an operation's **first** parameter: parameters are
-/// extracted in order, so a request without a valid token is refused (401) before its body is
-/// looked at.
+// The authenticated caller. Declare it as an operation's **first** parameter: parameters are
+// extracted in order, so a request without a valid token is refused (401) before its body is
+// looked at. (A `///` comment here would become the scheme's public description.)
+/// Log in with your email as the username and your password. Tokens are sent as
+/// `Authorization: Bearer <token>`; each operation lists the scopes it needs.
 #[derive(Debug, SecurityScheme)]
 #[oai(
     rename = "OAuth2PasswordBearer",
