@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::{cargo, exec, fuzz, openapi, postgres};
+use crate::{cargo, e2e, exec, fuzz, openapi, postgres};
 
 pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -49,6 +49,9 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     // Last, as it is the slowest to fail: the running server against its own document.
     eprintln!("\n==> fuzzing the running server with schemathesis");
     fuzz::run()?;
+
+    eprintln!("\n==> Swagger UI in headless Chromium");
+    e2e::run()?;
 
     eprintln!("\nci passed in {:.0?}", started.elapsed());
     Ok(())

@@ -2,14 +2,19 @@
 //! instead of shell scripts, so it works wherever cargo does).
 //!
 //! - `ci`: everything CI checks: formatting, clippy, every test on SQLite and PostgreSQL, that
-//!   the committed OpenAPI document matches the code, and the schemathesis run.
+//!   the committed OpenAPI document matches the code, the schemathesis run and the Swagger UI
+//!   check.
 //! - `fuzz`: schemathesis against a running `warden` (part of `ci`).
+//! - `e2e`: Swagger UI's Authorize button in headless Chromium (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
 
 mod ci;
+mod e2e;
 mod fuzz;
 mod openapi;
 mod postgres;
+mod python;
+mod served;
 #[cfg(test)]
 mod tidy;
 
@@ -23,11 +28,12 @@ usage: cargo xtask <command>
 
 commands:
   ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL), OpenAPI check,
-                              and fuzz
+                              fuzz and e2e
                               PostgreSQL: DATABASE_URL if it is postgres://, else a server on
                               127.0.0.1:5432 (user postgres), else a throwaway server started
                               from the local PostgreSQL binaries; --throwaway-postgres forces the last
   fuzz                        schemathesis against a running warden, every check, fixed seed
+  e2e                         Swagger UI's Authorize button, in headless Chromium
   openapi [--check]           write docs/openapi.json from the code, or check that it is current";
 
 fn main() -> ExitCode {
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
         ["ci"] => ci::run(false),
         ["ci", "--throwaway-postgres"] => ci::run(true),
         ["fuzz"] => fuzz::run(),
+        ["e2e"] => e2e::run(),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {

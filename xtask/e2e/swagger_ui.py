@@ -1,0 +1,63 @@
+"""`cargo xtask e2e`: Swagger UI driven as a person would, in headless Chromium.
+
+A user registers, opens /docs, presses Authorize, logs in with the password flow (Swagger UI
+calls /login, with its empty Basic header), and calls GET /users/me with "Try it out": the
+answer must be 200 with their account. A screenshot of the end is left beside the server log.
+"""
+
+import os
+import sys
+import uuid
+
+import requests
+from playwright.sync_api import sync_playwright
+
+BASE_URL = os.environ["WARDEN_E2E_URL"]
+CHROMIUM = os.environ["WARDEN_E2E_CHROMIUM"]
+SCREENSHOT = os.environ["WARDEN_E2E_SCREENSHOT"]
+PASSWORD = "correct horse battery"
+
+# The flags this workplace needs for a headless Chromium with no network.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def main():
+    email = f"swagger-{uuid.uuid4().hex[:8]}@example.com"
+    requests.post(
+        f"{BASE_URL}/users", json={"email": email, "password": PASSWORD}, timeout=30
+    ).raise_for_status()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(f"{BASE_URL}/docs")
+            page.click("button.authorize", timeout=30000)
+            page.fill("input#oauth_username", email)
+            page.fill("input#oauth_password", PASSWORD)
+            page.click("button.modal-btn.auth.authorize")
+            # Swagger UI shows a Logout button once it holds a token.
+            page.wait_for_selector("button.modal-btn.auth:has-text('Logout')", timeout=15000)
+            page.click("button.btn-done")
+
+            operation = "#operations-Users-get_me"
+            page.click(f"{operation} .opblock-summary")
+            page.click(f"{operation} button.try-out__btn")
+            page.click(f"{operation} button.execute")
+            row = f"{operation} .live-responses-table tbody"
+            page.wait_for_selector(row, timeout=15000)
+            status = page.inner_text(f"{row} .response-col_status").strip()
+            body = page.inner_text(f"{row} .response-col_description")
+        finally:
+            page.screenshot(path=SCREENSHOT)
+            browser.close()
+
+    if status != "200" or email not in body:
+        sys.exit(f"GET /users/me from Swagger UI answered {status}: {body[:300]}")
+    print(f"Swagger UI: Authorize logged {email} in through /login; GET /users/me answered 200")
+
+
+main()
