@@ -129,13 +129,13 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
         .send()
         .await
         .assert_status(StatusCode::CREATED);
-    let login = client
-        .post("/login")
-        .content_type("application/x-www-form-urlencoded")
-        .body("username=ann%40example.com&password=correct+horse")
-        .send()
-        .await;
-    let grant: Value = login.0.into_body().into_json().await.unwrap();
+    let grant: Value = log_in(&client)
+        .await
+        .0
+        .into_body()
+        .into_json()
+        .await
+        .unwrap();
     let bearer = format!("Bearer {}", grant["access_token"].as_str().unwrap());
     let user_id = UserId::new(grant_user_id(&grant));
 
@@ -184,12 +184,7 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.0.headers().contains_key("retry-after"));
     // The token endpoint says so in its own shape; a protected read cannot check its token.
-    let login = client
-        .post("/login")
-        .content_type("application/x-www-form-urlencoded")
-        .body("username=ann%40example.com&password=correct+horse")
-        .send()
-        .await;
+    let login = log_in(&client).await;
     login.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     assert!(login.0.headers().contains_key("retry-after"));
     assert_eq!(login.0.headers().get("cache-control").unwrap(), "no-store");
@@ -286,6 +281,16 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
             outcome.title
         );
     }
+}
+
+/// Ann's password login.
+async fn log_in(client: &TestClient<BoxEndpoint<'static, Response>>) -> poem::test::TestResponse {
+    client
+        .post("/login")
+        .content_type("application/x-www-form-urlencoded")
+        .body("username=ann%40example.com&password=correct+horse")
+        .send()
+        .await
 }
 
 fn grant_user_id(grant: &Value) -> i64 {
