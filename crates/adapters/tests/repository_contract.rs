@@ -97,6 +97,20 @@ fn refresh_token(name: &str, expires_in: TimeDelta) -> NewRefreshToken {
     }
 }
 
+/// Presents the refresh token called `presented` (stored as `hash-of-<name>`) and, if it is
+/// live, stores `next` after it, valid for a day.
+async fn rotate(store: &Store, presented: &str, next: &str) -> Rotation {
+    let presented = RefreshTokenHash::new(format!("hash-of-{presented}"));
+    store
+        .rotate_refresh_token(
+            &presented,
+            &refresh_token(next, TimeDelta::days(1)),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Opens a session for `user` whose refresh token is `first`.
 async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
     let new = new_session(user);
@@ -716,13 +730,8 @@ async fn deleting_a_user_deletes_their_sessions_posts_and_votes(store: Store) {
             .votes,
         0
     );
-    let next = refresh_token("next", TimeDelta::days(1));
-    let presented = RefreshTokenHash::new("hash-of-anns-token".into());
     assert_eq!(
-        store
-            .rotate_refresh_token(&presented, &next, Utc::now())
-            .await
-            .unwrap(),
+        rotate(&store, "anns-token", "next").await,
         Rotation::Invalid
     );
     assert!(!UserRepository::delete(&store, ann.id).await.unwrap());
@@ -740,14 +749,7 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
     let id = session_with(&store, ann.id, "first").await;
     let first = RefreshTokenHash::new("hash-of-first".into());
 
-    let rotated = store
-        .rotate_refresh_token(
-            &first,
-            &refresh_token("second", TimeDelta::days(1)),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    let rotated = rotate(&store, "first", "second").await;
     let Rotation::Rotated(session) = rotated else {
         panic!("not rotated: {rotated:?}");
     };
@@ -761,26 +763,11 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
     assert_eq!(store.find_by_refresh_token(&nothing).await.unwrap(), None);
 
     // The spent token again: a replay, naming the session.
-    let again = store
-        .rotate_refresh_token(
-            &first,
-            &refresh_token("third", TimeDelta::days(1)),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    let again = rotate(&store, "first", "third").await;
     assert_eq!(again, Rotation::Replayed(id));
 
     // The next token works, once.
-    let second = RefreshTokenHash::new("hash-of-second".into());
-    let next = store
-        .rotate_refresh_token(
-            &second,
-            &refresh_token("fourth", TimeDelta::days(1)),
-            Utc::now(),
-        )
-        .await
-        .unwrap();
+    let next = rotate(&store, "second", "fourth").await;
     assert!(matches!(next, Rotation::Rotated(_)), "{next:?}");
 }
 
@@ -794,42 +781,13 @@ async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
     )
     .await
     .unwrap();
-    let next = refresh_token("next", TimeDelta::days(1));
 
-    let unknown = RefreshTokenHash::new("hash-of-nothing".into());
-    assert_eq!(
-        store
-            .rotate_refresh_token(&unknown, &next, Utc::now())
-            .await
-            .unwrap(),
-        Rotation::Invalid
-    );
-    let stale = RefreshTokenHash::new("hash-of-stale".into());
-    assert_eq!(
-        store
-            .rotate_refresh_token(&stale, &next, Utc::now())
-            .await
-            .unwrap(),
-        Rotation::Invalid
-    );
+    assert_eq!(rotate(&store, "nothing", "next").await, Rotation::Invalid);
+    assert_eq!(rotate(&store, "stale", "next").await, Rotation::Invalid);
     // Refusing it did not spend it: presenting it again is not taken for a replay.
-    assert_eq!(
-        store
-            .rotate_refresh_token(&stale, &next, Utc::now())
-            .await
-            .unwrap(),
-        Rotation::Invalid
-    );
+    assert_eq!(rotate(&store, "stale", "next").await, Rotation::Invalid);
     // Nor was the next token stored.
-    let next_hash = RefreshTokenHash::new("hash-of-next".into());
-    let after = refresh_token("after", TimeDelta::days(1));
-    assert_eq!(
-        store
-            .rotate_refresh_token(&next_hash, &after, Utc::now())
-            .await
-            .unwrap(),
-        Rotation::Invalid
-    );
+    assert_eq!(rotate(&store, "next", "after").await, Rotation::Invalid);
 }
 
 async fn concurrent_rotations_of_one_token_let_exactly_one_through(store: Store) {

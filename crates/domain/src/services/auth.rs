@@ -812,24 +812,22 @@ mod tests {
         assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
     }
 
+    /// Refreshing with `mocks` is refused as an invalid grant, and nothing is issued.
+    async fn assert_invalid_grant(mut mocks: Mocks) {
+        mocks.issuer.expect_issue().never();
+        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+    }
+
     #[tokio::test]
     async fn a_refresh_token_of_an_ended_session_or_a_disabled_user_is_an_invalid_grant() {
         let ended = session_of(UserId::new(1), true, "profile");
-        let mut mocks = rotating(Rotation::Rotated(ended), Some(ann(true, false)));
-        mocks.issuer.expect_issue().never();
-        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
-        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+        assert_invalid_grant(rotating(Rotation::Rotated(ended), Some(ann(true, false)))).await;
 
         let live = session_of(UserId::new(1), false, "profile");
-        let mut mocks = rotating(Rotation::Rotated(live.clone()), Some(ann(false, false)));
-        mocks.issuer.expect_issue().never();
-        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
-        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
-
-        let mut mocks = rotating(Rotation::Rotated(live), None);
-        mocks.issuer.expect_issue().never();
-        let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
-        assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+        let disabled = Some(ann(false, false));
+        assert_invalid_grant(rotating(Rotation::Rotated(live.clone()), disabled)).await;
+        assert_invalid_grant(rotating(Rotation::Rotated(live), None)).await;
     }
 
     #[tokio::test]
