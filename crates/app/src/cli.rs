@@ -50,10 +50,7 @@ pub async fn create_admin(
             AdminOutcome::AlreadyAdmin { id: user.id.get() }
         }
         Some(user) => {
-            admin
-                .promote(user.id)
-                .await?
-                .context("the account vanished")?;
+            admin.promote(user.id).await?;
             AdminOutcome::Promoted { id: user.id.get() }
         }
         None => {

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod throttle;
 
 pub use server::{AppState, app, serve};

@@ -12,19 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use poem::endpoint::BoxEndpoint;
-use poem::http::StatusCode;
-use poem::test::TestClient;
-use poem::{EndpointExt, Response};
+use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 use warden_adapters::testing::TestDb;
 use warden_adapters::{Store, StoreOptions};
-use warden_app::config::Cli;
-use warden_app::{AppState, app};
+use warden_app::testing::{self, TestApp};
 use warden_domain::ports::PostRepository;
 use warden_domain::{Page, PostQuery, UserId};
 
@@ -91,7 +86,7 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknowledged_write() {
-    let db = TestDb::postgres().await;
+    let db = Arc::new(TestDb::postgres().await);
     let options = PgConnectOptions::from_str(db.url()).unwrap();
     let upstream = format!("{}:{}", options.get_host(), options.get_port());
     let proxy = Proxy::start(upstream.clone()).await;
@@ -103,13 +98,6 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     );
 
     // Warden as `serve` builds it, but on the proxy.
-    let config = Cli::try_parse_from([
-        "warden",
-        "--jwt-secret",
-        "an-outage-test-secret-of-32-bytes-or-more",
-    ])
-    .unwrap()
-    .config;
     let store = Store::connect(
         &proxied_url,
         &StoreOptions {
@@ -119,25 +107,15 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     )
     .await
     .unwrap();
-    let client: Arc<TestClient<BoxEndpoint<'static, Response>>> = Arc::new(TestClient::new(
-        app(AppState::new(store, &config).unwrap()).boxed(),
-    ));
-
-    client
-        .post("/users")
-        .body_json(&json!({"email": "ann@example.com", "password": "correct horse"}))
-        .send()
-        .await
-        .assert_status(StatusCode::CREATED);
-    let grant: Value = log_in(&client)
-        .await
-        .0
-        .into_body()
-        .into_json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", grant["access_token"].as_str().unwrap());
-    let user_id = UserId::new(grant_user_id(&grant));
+    let config = testing::config(&proxied_url, &[]);
+    let app = Arc::new(TestApp::with_store(Arc::clone(&db), store, config));
+    let ann = app.user("ann@example.com").await;
+    let ann_login = format!(
+        "username={}&password={}",
+        testing::encode(&ann.email),
+        testing::encode(&ann.password)
+    );
+    let user_id = UserId::new(ann.id);
 
     // Four writers create posts for eight seconds; the database is cut off from 1.5 s to 4 s.
     let start = Instant::now();
@@ -148,7 +126,7 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     );
     let writers: Vec<_> = (0..4)
         .map(|writer| {
-            let (client, bearer) = (client.clone(), bearer.clone());
+            let (app, bearer) = (Arc::clone(&app), ann.bearer.clone());
             tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 for i in 0.. {
@@ -157,12 +135,8 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
                         break;
                     }
                     let title = format!("writer {writer} post {i}");
-                    let response = client
-                        .post("/posts")
-                        .header("authorization", &bearer)
-                        .body_json(&json!({"title": title, "content": "under load"}))
-                        .send()
-                        .await;
+                    let body = json!({"title": title, "content": "under load"});
+                    let response = app.call(Method::POST, "/posts", &bearer, Some(body)).await;
                     outcomes.push(Outcome {
                         started,
                         took: start.elapsed() - started,
@@ -180,21 +154,17 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     tokio::time::sleep_until((start + cut_at).into()).await;
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ready = client.get("/health/ready").send().await;
+    let ready = app.client.get("/health/ready").send().await;
     ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.0.headers().contains_key("retry-after"));
     // The token endpoint says so in its own shape; a protected read cannot check its token.
-    let login = log_in(&client).await;
+    let login = app.login_form(&ann_login).await;
     login.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     assert!(login.0.headers().contains_key("retry-after"));
     assert_eq!(login.0.headers().get("cache-control").unwrap(), "no-store");
     let body: Value = login.0.into_body().into_json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
-    let me = client
-        .get("/users/me")
-        .header("authorization", &bearer)
-        .send()
-        .await;
+    let me = app.get_with("/users/me", &ann.bearer).await;
     me.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = me.0.into_body().into_json().await.unwrap();
     assert_eq!(
@@ -208,7 +178,7 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
     for writer in writers {
         outcomes.extend(writer.await.unwrap());
     }
-    client
+    app.client
         .get("/health/ready")
         .send()
         .await
@@ -281,31 +251,4 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
             outcome.title
         );
     }
-}
-
-/// Ann's password login.
-async fn log_in(client: &TestClient<BoxEndpoint<'static, Response>>) -> poem::test::TestResponse {
-    client
-        .post("/login")
-        .content_type("application/x-www-form-urlencoded")
-        .body("username=ann%40example.com&password=correct+horse")
-        .send()
-        .await
-}
-
-fn grant_user_id(grant: &Value) -> i64 {
-    use base64::Engine as _;
-    let payload = grant["access_token"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .nth(1)
-        .unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["user_id"].as_i64().unwrap()
 }

@@ -8,15 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use poem::EndpointExt;
-use poem::http::StatusCode;
-use poem::test::TestClient;
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use poem::http::{Method, StatusCode};
+use serde_json::json;
 use warden_adapters::Backend;
 use warden_adapters::testing::TestDb;
-use warden_app::config::Cli;
-use warden_app::{AppState, app};
+use warden_app::testing::TestApp;
 
 const ROUNDS: usize = 41;
 const ATTEMPTS: usize = 3;
@@ -28,59 +26,28 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 async fn refusals_take_the_same_time(backend: Backend) {
-    let db = TestDb::new(backend).await;
     // Throttling off: this is about timing, and it makes many failed logins.
-    let config = Cli::try_parse_from([
-        "warden",
-        "--jwt-secret",
-        "a-timing-test-secret-of-32-bytes-or-more",
-        "--database-url",
-        db.url(),
-        "--login-max-failures-per-username",
-        "0",
-        "--login-max-failures-per-address",
-        "0",
-    ])
-    .unwrap()
-    .config;
-    let client = TestClient::new(app(AppState::new(db.store(), &config).unwrap()).boxed());
-    let mut dis_id = 0;
-    for email in ["ann@example.com", "dis@example.com"] {
-        let response = client
-            .post("/users")
-            .body_json(&json!({"email": email, "password": "correct horse"}))
-            .send()
-            .await;
-        response.assert_status(StatusCode::CREATED);
-        dis_id = response.0.into_body().into_json::<Value>().await.unwrap()["id"]
-            .as_i64()
-            .unwrap();
-    }
+    let app = TestApp::on(
+        Arc::new(TestDb::new(backend).await),
+        &[
+            "--login-max-failures-per-username",
+            "0",
+            "--login-max-failures-per-address",
+            "0",
+        ],
+    );
+    app.user("ann@example.com").await;
+    let dis = app.user("dis@example.com").await;
     // An admin disables dis@example.com, as an operator would.
-    warden_app::cli::create_admin(&config, "root@example.com", || Ok("correct horse".into()))
-        .await
-        .unwrap();
-    let grant: Value = client
-        .post("/login")
-        .content_type("application/x-www-form-urlencoded")
-        .body("username=root%40example.com&password=correct+horse")
-        .send()
-        .await
-        .0
-        .into_body()
-        .into_json()
-        .await
-        .unwrap();
-    client
-        .patch(format!("/admin/users/{dis_id}"))
-        .header(
-            "authorization",
-            format!("Bearer {}", grant["access_token"].as_str().unwrap()),
-        )
-        .body_json(&json!({"is_active": false}))
-        .send()
-        .await
-        .assert_status_is_ok();
+    let admin = app.admin("root@example.com").await;
+    app.call(
+        Method::PATCH,
+        &format!("/admin/users/{}", dis.id),
+        &admin.bearer,
+        Some(json!({"is_active": false})),
+    )
+    .await
+    .assert_status_is_ok();
 
     let cases = [
         (
@@ -98,7 +65,7 @@ async fn refusals_take_the_same_time(backend: Backend) {
     ];
     let mut reports = Vec::new();
     for _ in 0..ATTEMPTS {
-        let medians = measure(&client, &cases).await;
+        let medians = measure(&app, &cases).await;
         let fastest = medians.iter().min().unwrap().as_secs_f64();
         let slowest = medians.iter().max().unwrap().as_secs_f64();
         let report: Vec<String> = cases
@@ -122,22 +89,14 @@ async fn refusals_take_the_same_time(backend: Backend) {
 }
 
 /// The median time to refuse each case, over interleaved rounds.
-async fn measure(
-    client: &TestClient<impl poem::Endpoint>,
-    cases: &[(&str, &'static str)],
-) -> Vec<Duration> {
+async fn measure(app: &TestApp, cases: &[(&str, &'static str)]) -> Vec<Duration> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for round in 0..ROUNDS + 1 {
         // A different order each round, so that no case always follows the same one.
         for offset in 0..cases.len() {
             let case = (round + offset) % cases.len();
             let started = Instant::now();
-            let response = client
-                .post("/login")
-                .content_type("application/x-www-form-urlencoded")
-                .body(cases[case].1)
-                .send()
-                .await;
+            let response = app.login_form(cases[case].1).await;
             let took = started.elapsed();
             response.assert_status(StatusCode::BAD_REQUEST);
             // The first round warms caches and connections up, and is not counted.

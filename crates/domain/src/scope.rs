@@ -36,6 +36,16 @@ impl Scope {
         Self::ALL.into_iter().find(|scope| scope.as_str() == raw)
     }
 
+    /// What the scope allows, for people reading the API's documentation.
+    pub fn description(self) -> &'static str {
+        match self {
+            Scope::Profile => "Read and manage your own account.",
+            Scope::PostsRead => "Read posts and other users' public profiles.",
+            Scope::PostsWrite => "Create, change and delete your posts, and vote.",
+            Scope::Admin => "Administer users. Granted only to admin accounts.",
+        }
+    }
+
     fn bit(self) -> u8 {
         1 << self as u8
     }

@@ -6,10 +6,15 @@ pub mod auth;
 pub mod posts;
 pub mod users;
 
-pub use admin::{AdminService, UpdateUserError};
+pub use admin::{AdminService, ListUsersError, PromoteError, UpdateUserError};
 pub use auth::{
-    AuthPorts, AuthService, AuthenticateError, Lifetimes, LoginError, PasswordLogin, Principal,
-    RefreshError, RefreshLogin, TokenGrant,
+    AuthPorts, AuthService, AuthenticateError, Lifetimes, LoginError, LogoutError, PasswordLogin,
+    Principal, RefreshError, RefreshLogin, TokenGrant,
 };
-pub use posts::{ChangePostError, GetPostError, PostService, VoteError};
-pub use users::{ChangeEmailError, ChangePasswordError, GetUserError, RegisterError, UserService};
+pub use posts::{
+    ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,
+};
+pub use users::{
+    ChangeEmailError, ChangePasswordError, DeleteAccountError, FindUserError, GetUserError,
+    RegisterError, UserService,
+};

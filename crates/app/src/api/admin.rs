@@ -6,12 +6,12 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::UpdateUserError;
-use warden_domain::{Scope, UserFlags, UserId};
+use warden_domain::{UserFlags, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
-use super::error::{ApiError, ErrorBody, detail};
-use super::security::{OAuth2PasswordBearer, WardenScope};
+use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
+use super::security::{ApiScope, OAuth2PasswordBearer};
 use super::users::UserMe;
 use crate::AppState;
 
@@ -53,7 +53,7 @@ impl AdminApi {
     #[oai(path = "/admin/users", method = "get", operation_id = "list_users")]
     async fn list(
         &self,
-        #[oai(scope = "WardenScope::Admin")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] _auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// How many users to return, 1 to 100.
         #[oai(
@@ -65,13 +65,8 @@ impl AdminApi {
         #[oai(default, validator(minimum(value = "0")))]
         skip: Query<i64>,
     ) -> Result<ListUsersResponse, ApiError> {
-        auth.require(Scope::Admin)?;
         let page = super::page(limit.0, skip.0)?;
-        let users = state
-            .admin
-            .list_users(page)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
+        let users = state.admin.list_users(page).await?;
         Ok(ListUsersResponse::Ok(Json(
             users.into_iter().map(UserMe::from).collect(),
         )))
@@ -88,13 +83,13 @@ impl AdminApi {
     )]
     async fn update(
         &self,
-        #[oai(scope = "WardenScope::Admin")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,
         body: JsonBody<AdminUserUpdate>,
     ) -> Result<UpdateUserResponse, ApiError> {
-        let admin = auth.require(Scope::Admin)?;
+        let admin = &auth.0;
         let flags = UserFlags {
             is_active: body.0.is_active,
             is_admin: body.0.is_admin,
@@ -108,13 +103,17 @@ impl AdminApi {
                 tracing::info!(user_id = %user.id, ?flags, admin_id = %admin.user.id, "user updated");
                 Ok(UpdateUserResponse::Ok(Json(user.into())))
             }
-            Err(UpdateUserError::SelfLockout) => Ok(UpdateUserResponse::SelfLockout(detail(
-                "admins cannot disable or demote themselves",
-            ))),
-            Err(UpdateUserError::NotFound(id)) => Ok(UpdateUserResponse::NotFound(detail(
-                format!("User with id: {id} does not exist"),
-            ))),
-            Err(UpdateUserError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
+        }
+    }
+}
+
+impl ErrorAnswer<UpdateUserResponse> for UpdateUserError {
+    fn answer(self) -> Result<UpdateUserResponse, ApiError> {
+        match self {
+            Self::SelfLockout => Ok(UpdateUserResponse::SelfLockout(detail_of(&self))),
+            Self::NotFound(_) => Ok(UpdateUserResponse::NotFound(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
         }
     }
 }

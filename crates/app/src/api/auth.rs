@@ -22,7 +22,7 @@ use warden_domain::Password;
 use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
 
 use super::ApiTags;
-use super::error::{ApiError, RETRY_AFTER_SECONDS, log_failure};
+use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
 use super::security::OAuth2PasswordBearer;
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
@@ -30,11 +30,6 @@ use crate::throttle::retry_after_seconds;
 /// The largest form accepted, as for every other body.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
-/// One message for unknown email, wrong password and disabled account, so that the answer
-/// does not tell which.
-const INVALID_CREDENTIALS: &str = "incorrect username or password";
-/// One message for every refresh token that does not work, whatever the reason.
-const INVALID_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 /// The token request form. Documentation only: the endpoint parses the form itself.
 #[derive(Debug, Object)]
@@ -115,7 +110,7 @@ impl Example for OAuthErrorBody {
     fn example() -> Self {
         Self {
             error: "invalid_grant".into(),
-            error_description: INVALID_CREDENTIALS.into(),
+            error_description: LoginError::InvalidCredentials.to_string(),
         }
     }
 }
@@ -155,22 +150,50 @@ impl LoginResponse {
     fn invalid_request(description: impl Into<String>) -> Self {
         Self::error("invalid_request", description)
     }
+}
 
-    fn server_error(cause: &anyhow::Error) -> Self {
-        if log_failure(cause) {
-            Self::Unavailable(
+impl From<anyhow::Error> for LoginResponse {
+    /// `server_error`, or `temporarily_unavailable` if the database is unreachable; the cause
+    /// goes to the log.
+    fn from(cause: anyhow::Error) -> Self {
+        match Fault::of(&cause) {
+            Fault::Unavailable => Self::Unavailable(
                 Json(OAuthErrorBody {
                     error: "temporarily_unavailable".into(),
                     error_description: "the service cannot reach its database; try again shortly"
                         .into(),
                 }),
                 RETRY_AFTER_SECONDS,
-            )
-        } else {
-            Self::ServerError(Json(OAuthErrorBody {
+            ),
+            Fault::Bug => Self::ServerError(Json(OAuthErrorBody {
                 error: "server_error".into(),
                 error_description: "Internal Server Error".into(),
-            }))
+            })),
+        }
+    }
+}
+
+impl From<LoginError> for LoginResponse {
+    /// Unknown email, wrong password and disabled account are one error with one message, so
+    /// that the answer does not tell which.
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::InvalidCredentials => Self::error("invalid_grant", err.to_string()),
+            LoginError::InvalidScope(_) => Self::error("invalid_scope", err.to_string()),
+            LoginError::Unknown(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for LoginResponse {
+    /// Every refresh token that does not work gets one message, whatever the reason.
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::InvalidGrant | RefreshError::Replayed(_) => {
+                Self::error("invalid_grant", err.to_string())
+            }
+            RefreshError::InvalidScope(_) => Self::error("invalid_scope", err.to_string()),
+            RefreshError::Unknown(cause) => cause.into(),
         }
     }
 }
@@ -352,11 +375,7 @@ impl AuthApi {
         auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
     ) -> Result<LogoutResponse, ApiError> {
-        state
-            .auth
-            .logout(&auth.0)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
+        state.auth.logout(&auth.0).await?;
         tracing::info!(session_id = %auth.0.session_id, "logged out");
         Ok(LogoutResponse::LoggedOut)
     }
@@ -394,15 +413,13 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
             tracing::info!(session_id = %grant.session_id, "login succeeded");
             LoginResponse::Ok(Json(grant.into()))
         }
-        Err(LoginError::InvalidCredentials) => {
-            tracing::info!("login refused");
-            state.throttle.login_failed(username, address);
-            LoginResponse::error("invalid_grant", INVALID_CREDENTIALS)
+        Err(err) => {
+            if matches!(err, LoginError::InvalidCredentials) {
+                tracing::info!("login refused");
+                state.throttle.login_failed(username, address);
+            }
+            err.into()
         }
-        Err(LoginError::InvalidScope(err)) => {
-            LoginResponse::error("invalid_scope", err.to_string())
-        }
-        Err(LoginError::Unknown(err)) => LoginResponse::server_error(&err),
     }
 }
 
@@ -420,18 +437,17 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
             tracing::info!(session_id = %grant.session_id, "tokens refreshed");
             LoginResponse::Ok(Json(grant.into()))
         }
-        Err(RefreshError::InvalidGrant) => {
-            tracing::info!("refresh refused");
-            LoginResponse::error("invalid_grant", INVALID_REFRESH_TOKEN)
+        Err(err) => {
+            match &err {
+                RefreshError::InvalidGrant => tracing::info!("refresh refused"),
+                RefreshError::Replayed(session_id) => tracing::warn!(
+                    %session_id,
+                    "spent refresh token presented again: session ended"
+                ),
+                RefreshError::InvalidScope(_) | RefreshError::Unknown(_) => {}
+            }
+            err.into()
         }
-        Err(RefreshError::Replayed(session_id)) => {
-            tracing::warn!(%session_id, "spent refresh token presented again: session ended");
-            LoginResponse::error("invalid_grant", INVALID_REFRESH_TOKEN)
-        }
-        Err(RefreshError::InvalidScope(description)) => {
-            LoginResponse::error("invalid_scope", description)
-        }
-        Err(RefreshError::Unknown(err)) => LoginResponse::server_error(&err),
     }
 }
 

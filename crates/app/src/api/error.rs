@@ -11,6 +11,9 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
+use warden_domain::services::{
+    CreatePostError, DeleteAccountError, ListPostsError, ListUsersError, LogoutError,
+};
 
 /// An error answer.
 #[derive(Debug, Clone, Object)]
@@ -39,6 +42,11 @@ pub fn detail(detail: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody::new(detail))
 }
 
+/// A JSON error body whose `detail` is the error's own message.
+pub fn detail_of(err: &impl std::fmt::Display) -> Json<ErrorBody> {
+    detail(err.to_string())
+}
+
 /// The generic body of every 500: the cause goes to the log, never to the client.
 const INTERNAL: &str = "Internal Server Error";
 /// The body of a 503 while the database cannot be reached.
@@ -46,15 +54,35 @@ pub const UNAVAILABLE: &str = "Service temporarily unavailable, try again shortl
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
-/// Logs a failure, and says whether it is a database outage (503) rather than a bug (500).
-pub fn log_failure(cause: &anyhow::Error) -> bool {
-    if is_unavailable(cause) {
-        tracing::warn!(error = format!("{cause:#}"), "database unavailable");
-        true
-    } else {
-        tracing::error!(error = format!("{cause:#}"), "request failed");
-        false
+/// What an unexpected failure is, for its answer: the database is out of reach for now (503,
+/// retry shortly), or it is a bug (500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Unavailable,
+    Bug,
+}
+
+impl Fault {
+    /// The one place that decides "transient or bug": a failure whose cause chain holds the
+    /// domain's [`Unavailable`](warden_domain::ports::Unavailable) marker is transient. Logs the
+    /// cause, which never reaches the client.
+    pub fn of(cause: &anyhow::Error) -> Self {
+        if is_unavailable(cause) {
+            tracing::warn!(error = format!("{cause:#}"), "database unavailable");
+            Self::Unavailable
+        } else {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+            Self::Bug
+        }
     }
+}
+
+/// How one operation answers a domain error: with one of the operation's own documented
+/// outcomes (`Ok`, a 404 say), or with a common error (`Err`: a 403, a 500, a 503). There is one
+/// implementation per domain error and operation, so each error is mapped to HTTP in exactly one
+/// place, and the message is the domain error's own text.
+pub trait ErrorAnswer<R, E = ApiError> {
+    fn answer(self) -> Result<R, E>;
 }
 
 /// What any protected operation may answer besides its own outcomes.
@@ -112,25 +140,50 @@ impl ApiError {
         )
     }
 
-    /// The caller may see the resource but it is not theirs to change.
-    pub fn not_owner() -> Self {
-        Self::Forbidden(detail("Not authorized to perform requested action"), None)
+    /// The caller may see the resource but it is not theirs to change: `why` says so. No
+    /// `WWW-Authenticate`: the token is fine.
+    pub fn not_owner(why: &impl std::fmt::Display) -> Self {
+        Self::Forbidden(detail_of(why), None)
     }
 
     /// A value that passed the document's schema but not the domain's rules.
     pub fn invalid(detail_text: impl Into<String>) -> Self {
         Self::Invalid(detail(detail_text))
     }
+}
 
-    /// Logs `cause` and answers a bare 500, or a 503 if the database is unreachable.
-    pub fn internal(cause: &anyhow::Error) -> Self {
-        if log_failure(cause) {
-            Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS)
-        } else {
-            Self::Internal(detail(INTERNAL))
+impl From<anyhow::Error> for ApiError {
+    /// A bare 500, or a 503 if the database is unreachable; the cause goes to the log.
+    fn from(cause: anyhow::Error) -> Self {
+        match Fault::of(&cause) {
+            Fault::Unavailable => Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS),
+            Fault::Bug => Self::Internal(detail(INTERNAL)),
         }
     }
 }
+
+/// Domain errors with no outcome of their own but `Unknown`: each is a 500 or a 503, so `?`
+/// answers them.
+macro_rules! unknown_only {
+    ($($error:ident),* $(,)?) => {
+        $(
+            impl From<$error> for ApiError {
+                fn from(err: $error) -> Self {
+                    let $error::Unknown(cause) = err;
+                    cause.into()
+                }
+            }
+        )*
+    };
+}
+
+unknown_only!(
+    CreatePostError,
+    DeleteAccountError,
+    ListPostsError,
+    ListUsersError,
+    LogoutError,
+);
 
 /// What an unprotected operation may answer besides its own outcomes.
 #[derive(Debug, ApiResponse)]
@@ -149,13 +202,12 @@ pub enum ServerError {
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
-impl ServerError {
-    /// Logs `cause` and answers a bare 500, or a 503 if the database is unreachable.
-    pub fn internal(cause: &anyhow::Error) -> Self {
-        if log_failure(cause) {
-            Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS)
-        } else {
-            Self::Internal(detail(INTERNAL))
+impl From<anyhow::Error> for ServerError {
+    /// A bare 500, or a 503 if the database is unreachable; the cause goes to the log.
+    fn from(cause: anyhow::Error) -> Self {
+        match Fault::of(&cause) {
+            Fault::Unavailable => Self::Unavailable(detail(UNAVAILABLE), RETRY_AFTER_SECONDS),
+            Fault::Bug => Self::Internal(detail(INTERNAL)),
         }
     }
 }

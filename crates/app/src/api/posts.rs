@@ -8,14 +8,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::{ChangePostError, GetPostError, VoteError};
-use warden_domain::{
-    Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, Scope, VoteDirection,
-};
+use warden_domain::{Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, VoteDirection};
 
 use super::ApiTags;
 use super::body::JsonBody;
-use super::error::{ApiError, ErrorBody, detail};
-use super::security::{OAuth2PasswordBearer, WardenScope};
+use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
+use super::security::{ApiScope, OAuth2PasswordBearer};
 use super::users::UserOut;
 use crate::AppState;
 
@@ -164,8 +162,8 @@ enum VoteResponse {
     /// The vote was added (`dir` 1) or taken back (`dir` 0).
     #[oai(status = 201)]
     Done(Json<VoteOut>),
-    /// No such post or one the caller cannot see (`Post with id: {id} does not exist`), or no
-    /// vote to take back (`Vote does not exist`).
+    /// No such post or one the caller cannot see, or no vote to take back; `detail` says
+    /// which.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The caller has already voted on this post.
@@ -184,7 +182,7 @@ impl PostsApi {
     #[oai(path = "/posts", method = "get", operation_id = "list_posts")]
     async fn list(
         &self,
-        #[oai(scope = "WardenScope::PostsRead")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// How many posts to return, 1 to 100.
         #[oai(
@@ -199,18 +197,13 @@ impl PostsApi {
         #[oai(validator(max_length = 300))]
         search: Query<Option<String>>,
     ) -> Result<ListPostsResponse, ApiError> {
-        let principal = auth.require(Scope::PostsRead)?;
         let page = super::page(limit.0, skip.0)?;
         let query = PostQuery {
-            viewer: principal.user.id,
+            viewer: auth.0.user.id,
             search: search.0.filter(|search| !search.is_empty()),
             page,
         };
-        let list = state
-            .posts
-            .list(&query)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
+        let list = state.posts.list(&query).await?;
         Ok(ListPostsResponse::Ok(
             Json(list.posts.into_iter().map(PostOut::from).collect()),
             list.total,
@@ -221,18 +214,14 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "get", operation_id = "get_post")]
     async fn get(
         &self,
-        #[oai(scope = "WardenScope::PostsRead")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
     ) -> Result<GetPostResponse, ApiError> {
-        let principal = auth.require(Scope::PostsRead)?;
-        match state.posts.get(principal.user.id, PostId::new(id.0)).await {
+        match state.posts.get(auth.0.user.id, PostId::new(id.0)).await {
             Ok(post) => Ok(GetPostResponse::Ok(Json(post.into()))),
-            Err(GetPostError::NotFound(id)) => Ok(GetPostResponse::NotFound(detail(format!(
-                "post with id: {id} was not found"
-            )))),
-            Err(GetPostError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
         }
     }
 
@@ -242,17 +231,12 @@ impl PostsApi {
     #[oai(path = "/posts", method = "post", operation_id = "create_post")]
     async fn create(
         &self,
-        #[oai(scope = "WardenScope::PostsWrite")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PostIn>,
     ) -> Result<CreatePostResponse, ApiError> {
-        let principal = auth.require(Scope::PostsWrite)?;
         let draft = body.0.into_draft()?;
-        let post = state
-            .posts
-            .create(principal.user.id, &draft)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
+        let post = state.posts.create(auth.0.user.id, &draft).await?;
         tracing::info!(post_id = %post.id, "post created");
         Ok(CreatePostResponse::Created(Json(post.into())))
     }
@@ -263,21 +247,20 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "put", operation_id = "replace_post")]
     async fn replace(
         &self,
-        #[oai(scope = "WardenScope::PostsWrite")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
         body: JsonBody<PostIn>,
     ) -> Result<ReplacePostResponse, ApiError> {
-        let principal = auth.require(Scope::PostsWrite)?;
         let draft = body.0.into_draft()?;
         match state
             .posts
-            .replace(principal.user.id, PostId::new(id.0), &draft)
+            .replace(auth.0.user.id, PostId::new(id.0), &draft)
             .await
         {
             Ok(post) => Ok(ReplacePostResponse::Ok(Json(post.into()))),
-            Err(err) => change_error(err).map(ReplacePostResponse::NotFound),
+            Err(err) => err.answer(),
         }
     }
 
@@ -287,19 +270,14 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "delete", operation_id = "delete_post")]
     async fn delete(
         &self,
-        #[oai(scope = "WardenScope::PostsWrite")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
     ) -> Result<DeletePostResponse, ApiError> {
-        let principal = auth.require(Scope::PostsWrite)?;
-        match state
-            .posts
-            .delete(principal.user.id, PostId::new(id.0))
-            .await
-        {
+        match state.posts.delete(auth.0.user.id, PostId::new(id.0)).await {
             Ok(()) => Ok(DeletePostResponse::Deleted),
-            Err(err) => change_error(err).map(DeletePostResponse::NotFound),
+            Err(err) => err.answer(),
         }
     }
 
@@ -309,11 +287,10 @@ impl PostsApi {
     #[oai(path = "/vote", method = "post", operation_id = "vote")]
     async fn vote(
         &self,
-        #[oai(scope = "WardenScope::PostsWrite")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
     ) -> Result<VoteResponse, ApiError> {
-        let principal = auth.require(Scope::PostsWrite)?;
         let VoteIn { post_id, dir } = body.0;
         let (direction, message) = match dir {
             1 => (VoteDirection::Add, "successfully added vote"),
@@ -322,32 +299,54 @@ impl PostsApi {
         };
         match state
             .posts
-            .vote(principal.user.id, PostId::new(post_id), direction)
+            .vote(auth.0.user.id, PostId::new(post_id), direction)
             .await
         {
             Ok(()) => Ok(VoteResponse::Done(Json(VoteOut {
                 message: message.into(),
             }))),
-            Err(VoteError::PostNotFound(id)) => Ok(VoteResponse::NotFound(detail(format!(
-                "Post with id: {id} does not exist"
-            )))),
-            Err(VoteError::VoteNotFound) => {
-                Ok(VoteResponse::NotFound(detail("Vote does not exist")))
-            }
-            Err(VoteError::AlreadyVoted { user, post }) => Ok(VoteResponse::Conflict(detail(
-                format!("user {user} has already voted on post {post}"),
-            ))),
-            Err(VoteError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
         }
     }
 }
 
-/// The answer to a failed replace or delete: the 404 body for the operation's own response, or
-/// an [`ApiError`].
-fn change_error(err: ChangePostError) -> Result<Json<ErrorBody>, ApiError> {
-    match err {
-        ChangePostError::NotFound(id) => Ok(detail(format!("post with id: {id} does not exist"))),
-        ChangePostError::Forbidden(_) => Err(ApiError::not_owner()),
-        ChangePostError::Unknown(err) => Err(ApiError::internal(&err)),
+impl ErrorAnswer<GetPostResponse> for GetPostError {
+    fn answer(self) -> Result<GetPostResponse, ApiError> {
+        match self {
+            Self::NotFound(_) => Ok(GetPostResponse::NotFound(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<ReplacePostResponse> for ChangePostError {
+    fn answer(self) -> Result<ReplacePostResponse, ApiError> {
+        match self {
+            Self::NotFound(_) => Ok(ReplacePostResponse::NotFound(detail_of(&self))),
+            Self::Forbidden(_) => Err(ApiError::not_owner(&self)),
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<DeletePostResponse> for ChangePostError {
+    fn answer(self) -> Result<DeletePostResponse, ApiError> {
+        match self {
+            Self::NotFound(_) => Ok(DeletePostResponse::NotFound(detail_of(&self))),
+            Self::Forbidden(_) => Err(ApiError::not_owner(&self)),
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<VoteResponse> for VoteError {
+    fn answer(self) -> Result<VoteResponse, ApiError> {
+        match self {
+            Self::PostNotFound(_) | Self::VoteNotFound => {
+                Ok(VoteResponse::NotFound(detail_of(&self)))
+            }
+            Self::AlreadyVoted { .. } => Ok(VoteResponse::Conflict(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
+        }
     }
 }

@@ -9,12 +9,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::{ChangeEmailError, ChangePasswordError, GetUserError, RegisterError};
-use warden_domain::{EmailAddress, Password, Scope, User, UserId};
+use warden_domain::{EmailAddress, Password, User, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
-use super::error::{ApiError, ErrorBody, ServerError, detail};
-use super::security::{OAuth2PasswordBearer, WardenScope};
+use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
+use super::security::{ApiScope, OAuth2PasswordBearer};
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
 
@@ -215,10 +215,7 @@ impl UsersApi {
                 tracing::info!(user_id = %user.id, "user registered");
                 Ok(RegisterResponse::Created(Json(user.into())))
             }
-            Err(RegisterError::Duplicate { .. }) => Ok(RegisterResponse::Conflict(detail(
-                "a user with this email already exists",
-            ))),
-            Err(RegisterError::Unknown(err)) => Err(ServerError::internal(&err)),
+            Err(err) => err.answer(),
         }
     }
 
@@ -228,29 +225,24 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "get", operation_id = "get_me")]
     async fn me(
         &self,
-        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
     ) -> Result<MeResponse, ApiError> {
-        let principal = auth.require(Scope::Profile)?;
-        Ok(MeResponse::Ok(Json(principal.user.clone().into())))
+        Ok(MeResponse::Ok(Json(auth.0.user.into())))
     }
 
     /// Change your email
     #[oai(path = "/users/me", method = "patch", operation_id = "update_me")]
     async fn update_me(
         &self,
-        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<UserUpdate>,
     ) -> Result<UpdateMeResponse, ApiError> {
-        let principal = auth.require(Scope::Profile)?;
         let email = EmailAddress::new(&body.0.email)
             .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
-        match state.users.change_email(principal.user.id, &email).await {
+        match state.users.change_email(auth.0.user.id, &email).await {
             Ok(user) => Ok(UpdateMeResponse::Ok(Json(user.into()))),
-            Err(ChangeEmailError::Duplicate { .. }) => Ok(UpdateMeResponse::Conflict(detail(
-                "a user with this email already exists",
-            ))),
-            Err(ChangeEmailError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
         }
     }
 
@@ -265,11 +257,11 @@ impl UsersApi {
     )]
     async fn change_password(
         &self,
-        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordChange>,
     ) -> Result<ChangePasswordResponse, ApiError> {
-        let principal = auth.require(Scope::Profile)?;
+        let principal = &auth.0;
         let PasswordChange {
             current_password,
             new_password,
@@ -278,19 +270,14 @@ impl UsersApi {
             .map_err(|err| ApiError::invalid(format!("new_password: {err}")))?;
         // A current password over the limit cannot be right; it never reaches the hasher.
         let Ok(current) = Password::candidate(current_password) else {
-            return Ok(ChangePasswordResponse::IncorrectPassword(detail(
-                "Incorrect password",
-            )));
+            return ChangePasswordError::IncorrectPassword.answer();
         };
         match state.users.change_password(principal, &current, &new).await {
             Ok(()) => {
                 tracing::info!(user_id = %principal.user.id, "password changed");
                 Ok(ChangePasswordResponse::Changed)
             }
-            Err(ChangePasswordError::IncorrectPassword) => Ok(
-                ChangePasswordResponse::IncorrectPassword(detail("Incorrect password")),
-            ),
-            Err(ChangePasswordError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
         }
     }
 
@@ -300,16 +287,12 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "delete", operation_id = "delete_me")]
     async fn delete_me(
         &self,
-        #[oai(scope = "WardenScope::Profile")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
     ) -> Result<DeleteMeResponse, ApiError> {
-        let principal = auth.require(Scope::Profile)?;
-        state
-            .users
-            .delete(principal.user.id)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
-        tracing::info!(user_id = %principal.user.id, "account deleted");
+        let id = auth.0.user.id;
+        state.users.delete(id).await?;
+        tracing::info!(user_id = %id, "account deleted");
         Ok(DeleteMeResponse::Deleted)
     }
 
@@ -317,18 +300,52 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
     async fn get(
         &self,
-        #[oai(scope = "WardenScope::PostsRead")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] _auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,
     ) -> Result<GetUserResponse, ApiError> {
-        auth.require(Scope::PostsRead)?;
         match state.users.get(UserId::new(id.0)).await {
             Ok(user) => Ok(GetUserResponse::Ok(Json(user.into()))),
-            Err(GetUserError::NotFound(id)) => Ok(GetUserResponse::NotFound(detail(format!(
-                "User with id: {id} does not exist"
-            )))),
-            Err(GetUserError::Unknown(err)) => Err(ApiError::internal(&err)),
+            Err(err) => err.answer(),
+        }
+    }
+}
+
+impl ErrorAnswer<RegisterResponse, ServerError> for RegisterError {
+    fn answer(self) -> Result<RegisterResponse, ServerError> {
+        match self {
+            Self::Duplicate { .. } => Ok(RegisterResponse::Conflict(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<UpdateMeResponse> for ChangeEmailError {
+    fn answer(self) -> Result<UpdateMeResponse, ApiError> {
+        match self {
+            Self::Duplicate { .. } => Ok(UpdateMeResponse::Conflict(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<ChangePasswordResponse> for ChangePasswordError {
+    fn answer(self) -> Result<ChangePasswordResponse, ApiError> {
+        match self {
+            Self::IncorrectPassword => {
+                Ok(ChangePasswordResponse::IncorrectPassword(detail_of(&self)))
+            }
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<GetUserResponse> for GetUserError {
+    fn answer(self) -> Result<GetUserResponse, ApiError> {
+        match self {
+            Self::NotFound(_) => Ok(GetUserResponse::NotFound(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
         }
     }
 }

@@ -64,10 +64,10 @@ async fn a_second_service_verifies_eddsa_tokens_with_the_jwks_alone(app: TestApp
         .register("ann@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::CREATED);
-    let token = warden.login("ann@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = warden
+        .log_in("ann@example.com", PASSWORD, None)
+        .await
+        .access_token;
 
     // What another service would do, with jsonwebtoken and nothing of Warden's.
     let keys: JwkSet = serde_json::from_value(jwks(&warden).await).unwrap();
@@ -109,8 +109,8 @@ async fn during_a_key_rotation_old_tokens_work_until_their_key_is_retired(app: T
         .register("ann@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::CREATED);
-    let old = before.login("ann@example.com", PASSWORD).await;
-    let old_bearer = format!("Bearer {}", old["access_token"].as_str().unwrap());
+    let old = before.log_in("ann@example.com", PASSWORD, None).await;
+    let old_bearer = format!("Bearer {}", &old.access_token);
 
     // The new key signs; the previous one still verifies.
     let during = eddsa_app(&app, &second_private, &[&first_public]);
@@ -118,12 +118,12 @@ async fn during_a_key_rotation_old_tokens_work_until_their_key_is_retired(app: T
         .get_with("/users/me", &old_bearer)
         .await
         .assert_status_is_ok();
-    let new = during.login("ann@example.com", PASSWORD).await;
-    let new_bearer = format!("Bearer {}", new["access_token"].as_str().unwrap());
+    let new = during.log_in("ann@example.com", PASSWORD, None).await;
+    let new_bearer = format!("Bearer {}", &new.access_token);
     assert_eq!(jwks(&during).await["keys"].as_array().unwrap().len(), 2);
     // Refresh tokens are not signed: they outlive any key.
     during
-        .refresh(old["refresh_token"].as_str().unwrap())
+        .refresh(&old.refresh_token)
         .await
         .assert_status_is_ok();
 
@@ -146,7 +146,7 @@ async fn during_a_key_rotation_old_tokens_work_until_their_key_is_retired(app: T
         .iter()
         .map(|key| key["kid"].clone())
         .collect();
-    assert!(!kids.contains(
-        &json!(jsonwebtoken::decode_header(old["access_token"].as_str().unwrap()).unwrap().kid)
-    ));
+    assert!(!kids.contains(&json!(
+        jsonwebtoken::decode_header(&old.access_token).unwrap().kid
+    )));
 }

@@ -29,6 +29,7 @@ mod account;
 mod errors;
 mod keys;
 mod posts;
+mod scopes;
 mod sessions;
 mod support;
 mod throttling;

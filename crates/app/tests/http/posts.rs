@@ -27,9 +27,7 @@ on_both_databases!(
 
 /// Creates a post as `bearer` and returns its JSON.
 async fn create(app: &TestApp, bearer: &str, title: &str, published: bool) -> Value {
-    let response = call(
-        app,
-        Method::POST,
+    let response = app.call(Method::POST,
         "/posts",
         bearer,
         Some(json!({"title": title, "content": format!("about {title}"), "published": published})),
@@ -54,8 +52,7 @@ async fn list(app: &TestApp, bearer: &str, query: &str) -> (Vec<String>, u64) {
 }
 
 async fn vote(app: &TestApp, bearer: &str, post_id: &Value, dir: i64) -> TestResponse {
-    call(
-        app,
+    app.call(
         Method::POST,
         "/vote",
         bearer,
@@ -65,75 +62,82 @@ async fn vote(app: &TestApp, bearer: &str, post_id: &Value, dir: i64) -> TestRes
 }
 
 async fn a_walk_through_posts_and_votes_as_two_users(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let (_, bob) = app.user("bob@example.com").await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
 
-    let first = create(&app, &ann, "Rust tips", true).await;
-    create(&app, &ann, "Secret draft", false).await;
-    create(&app, &bob, "Bob's diary", true).await;
+    let first = create(&app, &ann.bearer, "Rust tips", true).await;
+    create(&app, &ann.bearer, "Secret draft", false).await;
+    create(&app, &bob.bearer, "Bob's diary", true).await;
 
     assert_eq!(
-        list(&app, &bob, "").await,
+        list(&app, &bob.bearer, "").await,
         (vec!["Bob's diary".into(), "Rust tips".into()], 2)
     );
     assert_eq!(
-        list(&app, &ann, "?search=RUST").await,
+        list(&app, &ann.bearer, "?search=RUST").await,
         (vec!["Rust tips".into()], 1)
     );
 
     let id = &first["id"];
-    let replaced = call(
-        &app,
-        Method::PUT,
-        &format!("/posts/{id}"),
-        &ann,
-        Some(json!({"title": "Rust tips, revised", "content": "more"})),
-    )
-    .await;
+    let replaced = app
+        .call(
+            Method::PUT,
+            &format!("/posts/{id}"),
+            &ann.bearer,
+            Some(json!({"title": "Rust tips, revised", "content": "more"})),
+        )
+        .await;
     replaced.assert_status_is_ok();
     assert_eq!(json_of(replaced).await["title"], "Rust tips, revised");
 
-    vote(&app, &bob, id, 1)
+    vote(&app, &bob.bearer, id, 1)
         .await
         .assert_status(StatusCode::CREATED);
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{id}"), &ann).await).await["votes"],
+        json_of(app.get_with(&format!("/posts/{id}"), &ann.bearer).await).await["votes"],
         1
     );
-    vote(&app, &bob, id, 0)
+    vote(&app, &bob.bearer, id, 0)
         .await
         .assert_status(StatusCode::CREATED);
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{id}"), &ann).await).await["votes"],
+        json_of(app.get_with(&format!("/posts/{id}"), &ann.bearer).await).await["votes"],
         0
     );
 
-    let response = call(&app, Method::DELETE, &format!("/posts/{id}"), &bob, None).await;
+    let response = app
+        .call(Method::DELETE, &format!("/posts/{id}"), &bob.bearer, None)
+        .await;
     assert_detail(
         response,
         StatusCode::FORBIDDEN,
         "Not authorized to perform requested action",
     )
     .await;
-    call(&app, Method::DELETE, &format!("/posts/{id}"), &ann, None)
+    app.call(Method::DELETE, &format!("/posts/{id}"), &ann.bearer, None)
         .await
         .assert_status(StatusCode::NO_CONTENT);
-    assert_eq!(list(&app, &bob, "").await, (vec!["Bob's diary".into()], 1));
+    assert_eq!(
+        list(&app, &bob.bearer, "").await,
+        (vec!["Bob's diary".into()], 1)
+    );
 }
 
 async fn a_new_post_belongs_to_the_caller_and_is_published_by_default(app: TestApp) {
-    let (ann_id, ann) = app.user("ann@example.com").await;
-    let (bob_id, _) = app.user("bob@example.com").await;
+    let ann = app.user("ann@example.com").await;
+    let ann_id = ann.id;
+    let bob = app.user("bob@example.com").await;
+    let bob_id = bob.id;
 
     // An owner named in the body is ignored: the owner comes from the token.
-    let response = call(
-        &app,
-        Method::POST,
-        "/posts",
-        &ann,
-        Some(json!({"title": "Hi", "content": "There", "owner_id": bob_id})),
-    )
-    .await;
+    let response = app
+        .call(
+            Method::POST,
+            "/posts",
+            &ann.bearer,
+            Some(json!({"title": "Hi", "content": "There", "owner_id": bob_id})),
+        )
+        .await;
     response.assert_status(StatusCode::CREATED);
     let post = json_of(response).await;
 
@@ -152,13 +156,17 @@ async fn a_new_post_belongs_to_the_caller_and_is_published_by_default(app: TestA
     assert!(post["id"].is_i64());
     assert_eq!(post["created_at"], post["updated_at"]);
 
-    let fetched = json_of(app.get_with(&format!("/posts/{}", post["id"]), &ann).await).await;
+    let fetched = json_of(
+        app.get_with(&format!("/posts/{}", post["id"]), &ann.bearer)
+            .await,
+    )
+    .await;
     assert_eq!(fetched, post);
 }
 
 async fn bad_posts_are_422_naming_the_field(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let post = create(&app, &ann, "Original", true).await;
+    let ann = app.user("ann@example.com").await;
+    let post = create(&app, &ann.bearer, "Original", true).await;
     let cases = [
         (json!({"title": "", "content": "x"}), "title"),
         (json!({"title": "   ", "content": "x"}), "title"),
@@ -180,7 +188,9 @@ async fn bad_posts_are_422_naming_the_field(app: TestApp) {
             (Method::POST, "/posts".to_owned()),
             (Method::PUT, format!("/posts/{}", post["id"])),
         ] {
-            let response = call(&app, method.clone(), &path, &ann, Some(body.clone())).await;
+            let response = app
+                .call(method.clone(), &path, &ann.bearer, Some(body.clone()))
+                .await;
             response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
             let detail = json_of(response).await["detail"]
                 .as_str()
@@ -190,73 +200,80 @@ async fn bad_posts_are_422_naming_the_field(app: TestApp) {
         }
     }
     // The limits are in characters: 300 two-byte characters are a valid title.
-    let response = call(
-        &app,
-        Method::POST,
-        "/posts",
-        &ann,
-        Some(json!({"title": "é".repeat(300), "content": "x"})),
-    )
-    .await;
+    let response = app
+        .call(
+            Method::POST,
+            "/posts",
+            &ann.bearer,
+            Some(json!({"title": "é".repeat(300), "content": "x"})),
+        )
+        .await;
     response.assert_status(StatusCode::CREATED);
     // Nothing invalid was stored, nor was the original changed.
-    assert_eq!(list(&app, &ann, "").await.1, 2);
+    assert_eq!(list(&app, &ann.bearer, "").await.1, 2);
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{}", post["id"]), &ann).await).await,
+        json_of(
+            app.get_with(&format!("/posts/{}", post["id"]), &ann.bearer)
+                .await
+        )
+        .await,
         post
     );
 }
 
 async fn the_list_shows_published_posts_and_your_own_newest_first(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let (_, bob) = app.user("bob@example.com").await;
-    create(&app, &ann, "ann 1", true).await;
-    create(&app, &ann, "ann draft", false).await;
-    create(&app, &bob, "bob draft", false).await;
-    create(&app, &bob, "bob 1", true).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    create(&app, &ann.bearer, "ann 1", true).await;
+    create(&app, &ann.bearer, "ann draft", false).await;
+    create(&app, &bob.bearer, "bob draft", false).await;
+    create(&app, &bob.bearer, "bob 1", true).await;
 
     assert_eq!(
-        list(&app, &ann, "").await.0,
+        list(&app, &ann.bearer, "").await.0,
         ["bob 1", "ann draft", "ann 1"]
     );
     assert_eq!(
-        list(&app, &bob, "").await.0,
+        list(&app, &bob.bearer, "").await.0,
         ["bob 1", "bob draft", "ann 1"]
     );
 }
 
 async fn the_list_pages_searches_and_counts(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
+    let ann = app.user("ann@example.com").await;
     for i in 1..=12 {
-        create(&app, &ann, &format!("Post {i:02}"), true).await;
+        create(&app, &ann.bearer, &format!("Post {i:02}"), true).await;
     }
-    create(&app, &ann, "Something else", true).await;
+    create(&app, &ann.bearer, "Something else", true).await;
 
-    let (titles, total) = list(&app, &ann, "").await;
+    let (titles, total) = list(&app, &ann.bearer, "").await;
     assert_eq!(titles.len(), 10, "the default limit is 10");
     assert_eq!(total, 13);
     assert_eq!(
-        list(&app, &ann, "?limit=3&skip=2").await,
+        list(&app, &ann.bearer, "?limit=3&skip=2").await,
         (
             vec!["Post 11".into(), "Post 10".into(), "Post 09".into()],
             13
         )
     );
     assert_eq!(
-        list(&app, &ann, "?search=post&limit=2&skip=11").await,
+        list(&app, &ann.bearer, "?search=post&limit=2&skip=11").await,
         (vec!["Post 01".into()], 12)
     );
-    assert_eq!(list(&app, &ann, "?search=post&skip=50").await, (vec![], 12));
     assert_eq!(
-        list(&app, &ann, "?search=ELSE").await,
+        list(&app, &ann.bearer, "?search=post&skip=50").await,
+        (vec![], 12)
+    );
+    assert_eq!(
+        list(&app, &ann.bearer, "?search=ELSE").await,
         (vec!["Something else".into()], 1)
     );
-    assert_eq!(list(&app, &ann, "?search=").await.1, 13);
-    assert_eq!(list(&app, &ann, "?limit=100").await.0.len(), 13);
+    assert_eq!(list(&app, &ann.bearer, "?search=").await.1, 13);
+    assert_eq!(list(&app, &ann.bearer, "?limit=100").await.0.len(), 13);
 }
 
 async fn bad_list_parameters_are_422(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
+    let ann = app.user("ann@example.com").await;
     for (query, field) in [
         ("?limit=0", "limit"),
         ("?limit=101", "limit"),
@@ -265,7 +282,7 @@ async fn bad_list_parameters_are_422(app: TestApp) {
         ("?skip=-1", "skip"),
         ("?skip=99999999999999999999", "skip"),
     ] {
-        let response = app.get_with(&format!("/posts{query}"), &ann).await;
+        let response = app.get_with(&format!("/posts{query}"), &ann.bearer).await;
         response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
         let detail = json_of(response).await["detail"]
             .as_str()
@@ -276,49 +293,49 @@ async fn bad_list_parameters_are_422(app: TestApp) {
 }
 
 async fn reading_a_missing_or_hidden_post_is_404(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let (_, bob) = app.user("bob@example.com").await;
-    let draft = create(&app, &ann, "draft", false).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let draft = create(&app, &ann.bearer, "draft", false).await;
     let id = &draft["id"];
 
-    app.get_with(&format!("/posts/{id}"), &ann)
+    app.get_with(&format!("/posts/{id}"), &ann.bearer)
         .await
         .assert_status_is_ok();
-    let response = app.get_with(&format!("/posts/{id}"), &bob).await;
+    let response = app.get_with(&format!("/posts/{id}"), &bob.bearer).await;
     assert_detail(
         response,
         StatusCode::NOT_FOUND,
         &format!("post with id: {id} was not found"),
     )
     .await;
-    let response = app.get_with("/posts/987654", &bob).await;
+    let response = app.get_with("/posts/987654", &bob.bearer).await;
     assert_detail(
         response,
         StatusCode::NOT_FOUND,
         "post with id: 987654 was not found",
     )
     .await;
-    let response = app.get_with("/posts/abc", &bob).await;
+    let response = app.get_with("/posts/abc", &bob.bearer).await;
     response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 async fn only_the_owner_replaces_or_deletes(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let (_, bob) = app.user("bob@example.com").await;
-    let public = create(&app, &ann, "public", true).await;
-    let draft = create(&app, &ann, "draft", false).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let public = create(&app, &ann.bearer, "public", true).await;
+    let draft = create(&app, &ann.bearer, "draft", false).await;
     let body = json!({"title": "hijacked", "content": "x"});
 
     for method in [Method::PUT, Method::DELETE] {
         let with_body = (method == Method::PUT).then(|| body.clone());
-        let response = call(
-            &app,
-            method.clone(),
-            &format!("/posts/{}", public["id"]),
-            &bob,
-            with_body.clone(),
-        )
-        .await;
+        let response = app
+            .call(
+                method.clone(),
+                &format!("/posts/{}", public["id"]),
+                &bob.bearer,
+                with_body.clone(),
+            )
+            .await;
         assert!(header(&response, "www-authenticate").is_none());
         assert_detail(
             response,
@@ -328,21 +345,23 @@ async fn only_the_owner_replaces_or_deletes(app: TestApp) {
         .await;
         // Bob cannot see Ann's draft: for him it does not exist.
         let id = &draft["id"];
-        let response = call(
-            &app,
-            method.clone(),
-            &format!("/posts/{id}"),
-            &bob,
-            with_body.clone(),
-        )
-        .await;
+        let response = app
+            .call(
+                method.clone(),
+                &format!("/posts/{id}"),
+                &bob.bearer,
+                with_body.clone(),
+            )
+            .await;
         assert_detail(
             response,
             StatusCode::NOT_FOUND,
             &format!("post with id: {id} does not exist"),
         )
         .await;
-        let response = call(&app, method.clone(), "/posts/987654", &ann, with_body).await;
+        let response = app
+            .call(method.clone(), "/posts/987654", &ann.bearer, with_body)
+            .await;
         assert_detail(
             response,
             StatusCode::NOT_FOUND,
@@ -353,25 +372,29 @@ async fn only_the_owner_replaces_or_deletes(app: TestApp) {
     // Nothing changed.
     assert_eq!(
         json_of(
-            app.get_with(&format!("/posts/{}", public["id"]), &ann)
+            app.get_with(&format!("/posts/{}", public["id"]), &ann.bearer)
                 .await
         )
         .await,
         public
     );
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{}", draft["id"]), &ann).await).await,
+        json_of(
+            app.get_with(&format!("/posts/{}", draft["id"]), &ann.bearer)
+                .await
+        )
+        .await,
         draft
     );
 
-    let response = call(
-        &app,
-        Method::PUT,
-        &format!("/posts/{}", draft["id"]),
-        &ann,
-        Some(json!({"title": "now public", "content": "y"})),
-    )
-    .await;
+    let response = app
+        .call(
+            Method::PUT,
+            &format!("/posts/{}", draft["id"]),
+            &ann.bearer,
+            Some(json!({"title": "now public", "content": "y"})),
+        )
+        .await;
     response.assert_status_is_ok();
     let replaced = json_of(response).await;
     assert_eq!(replaced["title"], "now public");
@@ -384,14 +407,16 @@ async fn only_the_owner_replaces_or_deletes(app: TestApp) {
 }
 
 async fn deleting_a_post_removes_it_and_its_votes(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let post = create(&app, &ann, "doomed", true).await;
+    let ann = app.user("ann@example.com").await;
+    let post = create(&app, &ann.bearer, "doomed", true).await;
     let id = &post["id"];
-    vote(&app, &ann, id, 1)
+    vote(&app, &ann.bearer, id, 1)
         .await
         .assert_status(StatusCode::CREATED);
 
-    let response = call(&app, Method::DELETE, &format!("/posts/{id}"), &ann, None).await;
+    let response = app
+        .call(Method::DELETE, &format!("/posts/{id}"), &ann.bearer, None)
+        .await;
     response.assert_status(StatusCode::NO_CONTENT);
     assert!(
         response
@@ -403,50 +428,53 @@ async fn deleting_a_post_removes_it_and_its_votes(app: TestApp) {
             .is_empty()
     );
 
-    app.get_with(&format!("/posts/{id}"), &ann)
+    app.get_with(&format!("/posts/{id}"), &ann.bearer)
         .await
         .assert_status(StatusCode::NOT_FOUND);
-    let response = vote(&app, &ann, id, 0).await;
+    let response = vote(&app, &ann.bearer, id, 0).await;
     assert_detail(
         response,
         StatusCode::NOT_FOUND,
         &format!("Post with id: {id} does not exist"),
     )
     .await;
-    let response = call(&app, Method::DELETE, &format!("/posts/{id}"), &ann, None).await;
+    let response = app
+        .call(Method::DELETE, &format!("/posts/{id}"), &ann.bearer, None)
+        .await;
     response.assert_status(StatusCode::NOT_FOUND);
 }
 
 async fn voting_by_the_contract(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let (bob_id, bob) = app.user("bob@example.com").await;
-    let post = create(&app, &ann, "votable", true).await;
-    let draft = create(&app, &ann, "hidden", false).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let bob_id = bob.id;
+    let post = create(&app, &ann.bearer, "votable", true).await;
+    let draft = create(&app, &ann.bearer, "hidden", false).await;
     let id = &post["id"];
 
-    let response = vote(&app, &bob, id, 1).await;
+    let response = vote(&app, &bob.bearer, id, 1).await;
     response.assert_status(StatusCode::CREATED);
     assert_eq!(
         json_of(response).await,
         json!({"message": "successfully added vote"})
     );
-    let response = vote(&app, &bob, id, 1).await;
+    let response = vote(&app, &bob.bearer, id, 1).await;
     assert_detail(
         response,
         StatusCode::CONFLICT,
         &format!("user {bob_id} has already voted on post {id}"),
     )
     .await;
-    let response = vote(&app, &bob, id, 0).await;
+    let response = vote(&app, &bob.bearer, id, 0).await;
     response.assert_status(StatusCode::CREATED);
     assert_eq!(
         json_of(response).await,
         json!({"message": "successfully deleted vote"})
     );
-    let response = vote(&app, &bob, id, 0).await;
+    let response = vote(&app, &bob.bearer, id, 0).await;
     assert_detail(response, StatusCode::NOT_FOUND, "Vote does not exist").await;
 
-    let response = vote(&app, &bob, &json!(987654), 1).await;
+    let response = vote(&app, &bob.bearer, &json!(987654), 1).await;
     assert_detail(
         response,
         StatusCode::NOT_FOUND,
@@ -454,7 +482,7 @@ async fn voting_by_the_contract(app: TestApp) {
     )
     .await;
     let hidden = &draft["id"];
-    let response = vote(&app, &bob, hidden, 1).await;
+    let response = vote(&app, &bob.bearer, hidden, 1).await;
     assert_detail(
         response,
         StatusCode::NOT_FOUND,
@@ -462,12 +490,12 @@ async fn voting_by_the_contract(app: TestApp) {
     )
     .await;
     // The owner may vote on their own draft.
-    vote(&app, &ann, hidden, 1)
+    vote(&app, &ann.bearer, hidden, 1)
         .await
         .assert_status(StatusCode::CREATED);
 
     for dir in [2, -1] {
-        let response = vote(&app, &bob, id, dir).await;
+        let response = vote(&app, &bob.bearer, id, dir).await;
         response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             json_of(response).await["detail"]
@@ -482,20 +510,22 @@ async fn voting_by_the_contract(app: TestApp) {
         json!({"post_id": "one", "dir": 1}),
         json!({"post_id": id, "dir": "1"}),
     ] {
-        let response = call(&app, Method::POST, "/vote", &bob, Some(body.clone())).await;
+        let response = app
+            .call(Method::POST, "/vote", &bob.bearer, Some(body.clone()))
+            .await;
         response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     }
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{id}"), &bob).await).await["votes"],
+        json_of(app.get_with(&format!("/posts/{id}"), &bob.bearer).await).await["votes"],
         0
     );
 }
 
 async fn concurrent_votes_answer_one_201_and_the_rest_409(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let post = create(&app, &ann, "popular", true).await;
+    let ann = app.user("ann@example.com").await;
+    let post = create(&app, &ann.bearer, "popular", true).await;
 
-    let votes = (0..8).map(|_| vote(&app, &ann, &post["id"], 1));
+    let votes = (0..8).map(|_| vote(&app, &ann.bearer, &post["id"], 1));
     let statuses: Vec<StatusCode> = join_all(votes)
         .await
         .into_iter()
@@ -512,14 +542,18 @@ async fn concurrent_votes_answer_one_201_and_the_rest_409(app: TestApp) {
         .count();
     assert_eq!((created, conflicts), (1, 7), "{statuses:?}");
     assert_eq!(
-        json_of(app.get_with(&format!("/posts/{}", post["id"]), &ann).await).await["votes"],
+        json_of(
+            app.get_with(&format!("/posts/{}", post["id"]), &ann.bearer)
+                .await
+        )
+        .await["votes"],
         1
     );
 }
 
 async fn authentication_is_checked_before_the_body(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let post = create(&app, &ann, "p", true).await;
+    let ann = app.user("ann@example.com").await;
+    let post = create(&app, &ann.bearer, "p", true).await;
     for (method, path) in [
         (Method::POST, "/posts".to_owned()),
         (Method::PUT, format!("/posts/{}", post["id"])),
@@ -542,15 +576,17 @@ async fn authentication_is_checked_before_the_body(app: TestApp) {
 }
 
 async fn scopes_are_enforced_per_operation(app: TestApp) {
-    let (_, writer) = app.user("ann@example.com").await;
-    let post = create(&app, &writer, "p", true).await;
-    let (_, reader) = app
+    let writer = app.user("ann@example.com").await;
+    let post = create(&app, &writer.bearer, "p", true).await;
+    let reader = app
         .user_with_scope("bob@example.com", Some("posts:read"))
         .await;
-    let (_, profile_only) = app.user_with_scope("cy@example.com", Some("profile")).await;
+    let profile_only = app.user_with_scope("cy@example.com", Some("profile")).await;
 
-    app.get_with("/posts", &reader).await.assert_status_is_ok();
-    app.get_with(&format!("/posts/{}", post["id"]), &reader)
+    app.get_with("/posts", &reader.bearer)
+        .await
+        .assert_status_is_ok();
+    app.get_with(&format!("/posts/{}", post["id"]), &reader.bearer)
         .await
         .assert_status_is_ok();
     let body = json!({"title": "t", "content": "c"});
@@ -565,7 +601,7 @@ async fn scopes_are_enforced_per_operation(app: TestApp) {
         ),
     ];
     for (method, path, body) in writes {
-        let response = call(&app, method.clone(), &path, &reader, body).await;
+        let response = app.call(method.clone(), &path, &reader.bearer, body).await;
         assert_eq!(
             header(&response, "www-authenticate").as_deref(),
             Some(r#"Bearer error="insufficient_scope", scope="posts:write""#),
@@ -574,7 +610,7 @@ async fn scopes_are_enforced_per_operation(app: TestApp) {
         assert_detail(response, StatusCode::FORBIDDEN, "Not enough permissions").await;
     }
     for path in ["/posts".to_owned(), format!("/posts/{}", post["id"])] {
-        let response = app.get_with(&path, &profile_only).await;
+        let response = app.get_with(&path, &profile_only.bearer).await;
         assert_eq!(
             header(&response, "www-authenticate").as_deref(),
             Some(r#"Bearer error="insufficient_scope", scope="posts:read""#)
@@ -584,7 +620,7 @@ async fn scopes_are_enforced_per_operation(app: TestApp) {
     // Nothing was written.
     assert_eq!(
         json_of(
-            app.get_with(&format!("/posts/{}", post["id"]), &writer)
+            app.get_with(&format!("/posts/{}", post["id"]), &writer.bearer)
                 .await
         )
         .await,
@@ -593,38 +629,40 @@ async fn scopes_are_enforced_per_operation(app: TestApp) {
 }
 
 async fn post_paths_accept_a_trailing_slash(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
-    let response = call(
-        &app,
-        Method::POST,
-        "/posts/",
-        &ann,
-        Some(json!({"title": "t", "content": "c"})),
-    )
-    .await;
+    let ann = app.user("ann@example.com").await;
+    let response = app
+        .call(
+            Method::POST,
+            "/posts/",
+            &ann.bearer,
+            Some(json!({"title": "t", "content": "c"})),
+        )
+        .await;
     response.assert_status(StatusCode::CREATED);
     let post = json_of(response).await;
-    app.get_with("/posts/", &ann).await.assert_status_is_ok();
-    vote(&app, &ann, &post["id"], 1)
+    app.get_with("/posts/", &ann.bearer)
+        .await
+        .assert_status_is_ok();
+    vote(&app, &ann.bearer, &post["id"], 1)
         .await
         .assert_status(StatusCode::CREATED);
-    let response = call(
-        &app,
-        Method::POST,
-        "/vote/",
-        &ann,
-        Some(json!({"post_id": post["id"], "dir": 0})),
-    )
-    .await;
+    let response = app
+        .call(
+            Method::POST,
+            "/vote/",
+            &ann.bearer,
+            Some(json!({"post_id": post["id"], "dir": 0})),
+        )
+        .await;
     response.assert_status(StatusCode::CREATED);
 }
 
 async fn a_wrong_content_type_is_415(app: TestApp) {
-    let (_, ann) = app.user("ann@example.com").await;
+    let ann = app.user("ann@example.com").await;
     let response = app
         .client
         .post("/posts")
-        .header("authorization", &ann)
+        .header("authorization", &ann.bearer)
         .content_type("text/plain")
         .body(r#"{"title": "t", "content": "c"}"#)
         .send()

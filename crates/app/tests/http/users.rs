@@ -223,8 +223,9 @@ async fn login_answers_other_grant_types_and_scopes_per_rfc_6749(app: TestApp) {
 
 async fn login_grants_the_requested_scopes_only(app: TestApp) {
     let token = app
-        .token_for("ann@example.com", Some("posts:read+admin"))
-        .await;
+        .user_with_scope("ann@example.com", Some("posts:read admin"))
+        .await
+        .access_token;
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').nth(1).unwrap())
@@ -278,7 +279,10 @@ async fn protected_calls_without_a_bearer_token_are_401_with_a_challenge(app: Te
 }
 
 async fn bad_tokens_are_401_invalid_token(app: TestApp) {
-    let token = app.token_for("ann@example.com", None).await;
+    let token = app
+        .user_with_scope("ann@example.com", None)
+        .await
+        .access_token;
     let claims = claims_of(&token);
     let mut at_jwt = Header::new(Algorithm::HS256);
     at_jwt.typ = Some("at+jwt".into());
@@ -324,7 +328,10 @@ async fn bad_tokens_are_401_invalid_token(app: TestApp) {
 }
 
 async fn a_token_without_the_needed_scope_is_403(app: TestApp) {
-    let token = app.token_for("ann@example.com", Some("posts:read")).await;
+    let token = app
+        .user_with_scope("ann@example.com", Some("posts:read"))
+        .await
+        .access_token;
     let response = app.get_with("/users/me", &format!("Bearer {token}")).await;
     assert_eq!(
         header(&response, "www-authenticate").as_deref(),
@@ -332,7 +339,10 @@ async fn a_token_without_the_needed_scope_is_403(app: TestApp) {
     );
     assert_detail(response, StatusCode::FORBIDDEN, "Not enough permissions").await;
 
-    let token = app.token_for("bob@example.com", Some("profile")).await;
+    let token = app
+        .user_with_scope("bob@example.com", Some("profile"))
+        .await
+        .access_token;
     let response = app.get_with("/users/1", &format!("Bearer {token}")).await;
     assert_eq!(
         header(&response, "www-authenticate").as_deref(),
@@ -343,7 +353,10 @@ async fn a_token_without_the_needed_scope_is_403(app: TestApp) {
 
 async fn a_token_of_an_unknown_session_is_refused(app: TestApp) {
     // Correctly signed, but for a session that was never opened.
-    let token = app.token_for("ann@example.com", None).await;
+    let token = app
+        .user_with_scope("ann@example.com", None)
+        .await
+        .access_token;
     let mut claims = claims_of(&token);
     claims["sid"] = json!(uuid::Uuid::new_v4().to_string());
     let mut header = Header::new(Algorithm::HS256);
@@ -360,7 +373,10 @@ async fn a_token_of_an_unknown_session_is_refused(app: TestApp) {
 }
 
 async fn the_bearer_scheme_is_case_insensitive(app: TestApp) {
-    let token = app.token_for("ann@example.com", None).await;
+    let token = app
+        .user_with_scope("ann@example.com", None)
+        .await
+        .access_token;
     for scheme in ["bearer", "BEARER", "Bearer"] {
         let response = app
             .get_with("/users/me", &format!("{scheme} {token}"))
@@ -372,7 +388,10 @@ async fn the_bearer_scheme_is_case_insensitive(app: TestApp) {
 async fn reading_another_users_profile(app: TestApp) {
     let response = app.register("bob@example.com", PASSWORD).await;
     let bob = json_of(response).await;
-    let token = app.token_for("ann@example.com", None).await;
+    let token = app
+        .user_with_scope("ann@example.com", None)
+        .await
+        .access_token;
     let bearer = format!("Bearer {token}");
 
     let response = app

@@ -10,11 +10,25 @@ use crate::{Page, User, UserFlags, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateUserError {
-    #[error("user with id: {0} does not exist")]
+    #[error("User with id: {0} does not exist")]
     NotFound(UserId),
     /// Admins may not disable or demote themselves: it could leave nobody to undo it.
     #[error("admins cannot disable or demote themselves")]
     SelfLockout,
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListUsersError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("User with id: {0} does not exist")]
+    NotFound(UserId),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -36,8 +50,8 @@ impl AdminService {
         Self { users, sessions }
     }
 
-    pub async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>> {
-        self.users.list(page).await
+    pub async fn list_users(&self, page: Page) -> Result<Vec<User>, ListUsersError> {
+        Ok(self.users.list(page).await?)
     }
 
     /// Changes a user's status. Disabling ends all of the user's sessions: their tokens stop
@@ -67,13 +81,16 @@ impl AdminService {
     }
 
     /// Makes an existing account an active admin (the command line's `create-admin` for an
-    /// email that is taken). Returns `None` if there is no such user.
-    pub async fn promote(&self, id: UserId) -> anyhow::Result<Option<User>> {
+    /// email that is taken).
+    pub async fn promote(&self, id: UserId) -> Result<User, PromoteError> {
         let flags = UserFlags {
             is_active: Some(true),
             is_admin: Some(true),
         };
-        self.users.update_flags(id, flags).await
+        self.users
+            .update_flags(id, flags)
+            .await?
+            .ok_or(PromoteError::NotFound(id))
     }
 }
 

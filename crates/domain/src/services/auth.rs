@@ -47,11 +47,11 @@ pub struct RefreshLogin {
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     /// Unknown, expired or revoked refresh token, or its user is disabled or gone.
-    #[error("invalid refresh token")]
+    #[error("the refresh token is invalid, expired or revoked")]
     InvalidGrant,
     /// The token had been spent already, so it was stolen or the client raced itself; the
     /// session is now ended. To the client this is [`RefreshError::InvalidGrant`] too.
-    #[error("refresh token replayed; session {0} ended")]
+    #[error("the refresh token is invalid, expired or revoked")]
     Replayed(SessionId),
     /// An unknown scope, or one the original login was not granted.
     #[error("{0}")]
@@ -64,10 +64,16 @@ pub enum RefreshError {
 pub enum LoginError {
     /// Unknown email, wrong password or disabled account. Deliberately one variant: the answer
     /// must not tell an attacker which it was.
-    #[error("invalid username or password")]
+    #[error("incorrect username or password")]
     InvalidCredentials,
     #[error(transparent)]
     InvalidScope(#[from] UnknownScopeError),
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -273,7 +279,7 @@ impl AuthService {
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
-    pub async fn logout(&self, principal: &Principal) -> anyhow::Result<()> {
+    pub async fn logout(&self, principal: &Principal) -> Result<(), LogoutError> {
         self.sessions
             .revoke(principal.session_id, Utc::now())
             .await?;

@@ -26,7 +26,7 @@ pub enum ChangePostError {
     #[error("post with id: {0} does not exist")]
     NotFound(PostId),
     /// The caller sees the post but does not own it.
-    #[error("not authorized to change post {0}")]
+    #[error("Not authorized to perform requested action")]
     Forbidden(PostId),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -42,6 +42,18 @@ pub enum VoteError {
     /// Taking back a vote that was never cast.
     #[error("Vote does not exist")]
     VoteNotFound,
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListPostsError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreatePostError {
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -63,8 +75,8 @@ impl PostService {
         Self { posts, votes }
     }
 
-    pub async fn list(&self, query: &PostQuery) -> anyhow::Result<PostList> {
-        self.posts.list(query).await
+    pub async fn list(&self, query: &PostQuery) -> Result<PostList, ListPostsError> {
+        Ok(self.posts.list(query).await?)
     }
 
     /// The post, if `viewer` may see it.
@@ -74,8 +86,8 @@ impl PostService {
             .ok_or(GetPostError::NotFound(id))
     }
 
-    pub async fn create(&self, owner: UserId, draft: &PostDraft) -> anyhow::Result<Post> {
-        self.posts.create(owner, draft).await
+    pub async fn create(&self, owner: UserId, draft: &PostDraft) -> Result<Post, CreatePostError> {
+        Ok(self.posts.create(owner, draft).await?)
     }
 
     /// Replaces `caller`'s post.

@@ -10,7 +10,8 @@ use crate::{EmailAddress, NewUser, Password, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("a user with email {email} already exists")]
+    /// The email is taken. The message leaves it out: it is an answer to a client.
+    #[error("a user with this email already exists")]
     Duplicate { email: String },
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -18,7 +19,7 @@ pub enum RegisterError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GetUserError {
-    #[error("user with id: {0} does not exist")]
+    #[error("User with id: {0} does not exist")]
     NotFound(UserId),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -26,7 +27,7 @@ pub enum GetUserError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeEmailError {
-    #[error("a user with email {email} already exists")]
+    #[error("a user with this email already exists")]
     Duplicate { email: String },
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -35,8 +36,20 @@ pub enum ChangeEmailError {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePasswordError {
     /// The current password given is wrong.
-    #[error("incorrect password")]
+    #[error("Incorrect password")]
     IncorrectPassword,
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindUserError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteAccountError {
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -127,7 +140,7 @@ impl UserService {
     }
 
     /// The account with this email, if any.
-    pub async fn find_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
+    pub async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, FindUserError> {
         Ok(self
             .users
             .find_credentials_by_email(email)
@@ -176,7 +189,7 @@ impl UserService {
     }
 
     /// Deletes the account with its posts, votes and sessions.
-    pub async fn delete(&self, id: UserId) -> anyhow::Result<()> {
+    pub async fn delete(&self, id: UserId) -> Result<(), DeleteAccountError> {
         self.users.delete(id).await?;
         Ok(())
     }
