@@ -89,3 +89,33 @@ fn the_domain_depends_only_on_allowed_crates() {
          these is really pure, add it to DOMAIN_ALLOWED in xtask/src/tidy.rs"
     );
 }
+
+/// The longest a source file under `crates/*/src` may be, tests included: past it, a module
+/// wants splitting (a long unit-test module moves to its own file, `foo/tests.rs`).
+const MAX_SOURCE_LINES: usize = 500;
+
+#[test]
+fn no_source_file_is_over_500_lines() {
+    fn walk(dir: &std::path::Path, long: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, long);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > MAX_SOURCE_LINES {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    let crates = crate::root().join("crates");
+    let mut long = Vec::new();
+    for krate in std::fs::read_dir(&crates).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut long);
+        }
+    }
+    assert!(long.is_empty(), "over {MAX_SOURCE_LINES} lines: {long:?}");
+}

@@ -114,18 +114,20 @@ async fn rotate(store: &Store, presented: &str, next: &str) -> Rotation {
 /// Opens a session for `user` whose refresh token is `first`.
 async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
     let new = new_session(user);
-    SessionRepository::create(store, &new, &refresh_token(first, TimeDelta::days(1)))
+    store
+        .create_session(&new, &refresh_token(first, TimeDelta::days(1)))
         .await
         .unwrap();
     new.id
 }
 
 async fn a_created_user_can_be_found_by_id_and_email(store: Store) {
-    let created = UserRepository::create(&store, &new_user("ann@example.com"))
+    let created = store
+        .create_user(&new_user("ann@example.com"))
         .await
         .unwrap();
 
-    let by_id = store.find_by_id(created.id).await.unwrap().unwrap();
+    let by_id = store.find_user(created.id).await.unwrap().unwrap();
     assert_eq!(by_id, created);
 
     let credentials = store
@@ -141,10 +143,12 @@ async fn a_created_user_can_be_found_by_id_and_email(store: Store) {
 }
 
 async fn created_users_are_active_non_admins_with_increasing_ids(store: Store) {
-    let first = UserRepository::create(&store, &new_user("ann@example.com"))
+    let first = store
+        .create_user(&new_user("ann@example.com"))
         .await
         .unwrap();
-    let second = UserRepository::create(&store, &new_user("bob@example.com"))
+    let second = store
+        .create_user(&new_user("bob@example.com"))
         .await
         .unwrap();
 
@@ -154,11 +158,13 @@ async fn created_users_are_active_non_admins_with_increasing_ids(store: Store) {
 }
 
 async fn emails_are_unique_case_insensitively(store: Store) {
-    UserRepository::create(&store, &new_user("ann@example.com"))
+    store
+        .create_user(&new_user("ann@example.com"))
         .await
         .unwrap();
 
-    let err = UserRepository::create(&store, &new_user("ANN@Example.com"))
+    let err = store
+        .create_user(&new_user("ANN@Example.com"))
         .await
         .unwrap_err();
 
@@ -169,7 +175,7 @@ async fn emails_are_unique_case_insensitively(store: Store) {
 }
 
 async fn a_missing_user_is_none(store: Store) {
-    assert_eq!(store.find_by_id(UserId::new(4242)).await.unwrap(), None);
+    assert_eq!(store.find_user(UserId::new(4242)).await.unwrap(), None);
     let nobody = EmailAddress::new("nobody@example.com").unwrap();
     assert_eq!(
         store.find_credentials_by_email(&nobody).await.unwrap(),
@@ -178,7 +184,8 @@ async fn a_missing_user_is_none(store: Store) {
 }
 
 async fn email_lookup_ignores_case_but_keeps_the_stored_spelling(store: Store) {
-    UserRepository::create(&store, &new_user("Ann.Smith@Example.com"))
+    store
+        .create_user(&new_user("Ann.Smith@Example.com"))
         .await
         .unwrap();
 
@@ -192,19 +199,17 @@ async fn email_lookup_ignores_case_but_keeps_the_stored_spelling(store: Store) {
 }
 
 async fn a_created_session_can_be_found(store: Store) {
-    let user = UserRepository::create(&store, &new_user("ann@example.com"))
+    let user = store
+        .create_user(&new_user("ann@example.com"))
         .await
         .unwrap();
     let new = new_session(user.id);
 
-    let created =
-        SessionRepository::create(&store, &new, &refresh_token("first", TimeDelta::days(1)))
-            .await
-            .unwrap();
-    let found = SessionRepository::find(&store, new.id)
+    let created = store
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
         .await
-        .unwrap()
         .unwrap();
+    let found = store.find_session(new.id).await.unwrap().unwrap();
 
     assert_eq!(found, created);
     assert_eq!(found.id, new.id);
@@ -214,54 +219,46 @@ async fn a_created_session_can_be_found(store: Store) {
 }
 
 async fn a_missing_session_is_none(store: Store) {
-    assert_eq!(
-        SessionRepository::find(&store, SessionId::random())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.find_session(SessionId::random()).await.unwrap(), None);
 }
 
 async fn a_session_needs_an_existing_user(store: Store) {
-    let result = SessionRepository::create(
-        &store,
-        &new_session(UserId::new(4242)),
-        &refresh_token("first", TimeDelta::days(1)),
-    )
-    .await;
+    let result = store
+        .create_session(
+            &new_session(UserId::new(4242)),
+            &refresh_token("first", TimeDelta::days(1)),
+        )
+        .await;
     assert!(result.is_err(), "a session of no user was stored");
     // Nothing half-written is left behind.
-    assert!(store.find_by_id(UserId::new(4242)).await.unwrap().is_none());
+    assert!(store.find_user(UserId::new(4242)).await.unwrap().is_none());
 }
 
 async fn timestamps_round_trip_exactly(store: Store) {
-    let user = UserRepository::create(&store, &new_user("ann@example.com"))
+    let user = store
+        .create_user(&new_user("ann@example.com"))
         .await
         .unwrap();
     let new = new_session(user.id);
-    SessionRepository::create(&store, &new, &refresh_token("first", TimeDelta::days(1)))
+    store
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
         .await
         .unwrap();
 
-    let found = SessionRepository::find(&store, new.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let found = store.find_session(new.id).await.unwrap().unwrap();
 
     // Both databases keep microseconds.
     let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros();
     assert_eq!(micros(found.created_at), micros(new.created_at));
     assert_eq!(micros(found.expires_at), micros(new.expires_at));
     assert_eq!(
-        store.find_by_id(user.id).await.unwrap().unwrap().created_at,
+        store.find_user(user.id).await.unwrap().unwrap().created_at,
         user.created_at
     );
 }
 
 async fn user(store: &Store, email: &str) -> User {
-    UserRepository::create(store, &new_user(email))
-        .await
-        .unwrap()
+    store.create_user(&new_user(email)).await.unwrap()
 }
 
 fn draft(title: &str, published: bool) -> PostDraft {
@@ -281,7 +278,8 @@ fn query(viewer: UserId, search: Option<&str>, limit: u32, skip: u64) -> PostQue
 }
 
 async fn titles(store: &Store, query: &PostQuery) -> Vec<String> {
-    PostRepository::list(store, query)
+    store
+        .list_posts(query)
         .await
         .unwrap()
         .posts
@@ -293,13 +291,11 @@ async fn titles(store: &Store, query: &PostQuery) -> Vec<String> {
 async fn a_created_post_can_be_found_with_its_owner_and_no_votes(store: Store) {
     let ann = user(&store, "ann@example.com").await;
 
-    let created = PostRepository::create(&store, ann.id, &draft("Hello", false))
+    let created = store
+        .create_post(ann.id, &draft("Hello", false))
         .await
         .unwrap();
-    let found = PostRepository::find(&store, created.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let found = store.find_post(created.id).await.unwrap().unwrap();
 
     assert_eq!(found, created);
     assert_eq!(found.title.as_str(), "Hello");
@@ -312,12 +308,13 @@ async fn a_created_post_can_be_found_with_its_owner_and_no_votes(store: Store) {
 
 async fn replacing_a_post_changes_it_and_its_update_time(store: Store) {
     let ann = user(&store, "ann@example.com").await;
-    let created = PostRepository::create(&store, ann.id, &draft("Hello", true))
+    let created = store
+        .create_post(ann.id, &draft("Hello", true))
         .await
         .unwrap();
 
     let replaced = store
-        .replace(created.id, &draft("Goodbye", false))
+        .replace_post(created.id, &draft("Goodbye", false))
         .await
         .unwrap()
         .unwrap();
@@ -327,10 +324,7 @@ async fn replacing_a_post_changes_it_and_its_update_time(store: Store) {
     assert_eq!(replaced.created_at, created.created_at);
     assert!(replaced.updated_at >= created.updated_at);
     assert_eq!(
-        PostRepository::find(&store, created.id)
-            .await
-            .unwrap()
-            .unwrap(),
+        store.find_post(created.id).await.unwrap().unwrap(),
         replaced
     );
     // The search key follows the title.
@@ -348,11 +342,14 @@ async fn replacing_a_post_changes_it_and_its_update_time(store: Store) {
 async fn replacing_or_deleting_a_missing_post_says_so(store: Store) {
     let missing = PostId::new(4242);
     assert_eq!(
-        store.replace(missing, &draft("x", true)).await.unwrap(),
+        store
+            .replace_post(missing, &draft("x", true))
+            .await
+            .unwrap(),
         None
     );
-    assert!(!PostRepository::delete(&store, missing).await.unwrap());
-    assert_eq!(PostRepository::find(&store, missing).await.unwrap(), None);
+    assert!(!store.delete_post(missing).await.unwrap());
+    assert_eq!(store.find_post(missing).await.unwrap(), None);
 }
 
 async fn the_list_shows_published_posts_and_the_viewers_own_newest_first(store: Store) {
@@ -365,7 +362,8 @@ async fn the_list_shows_published_posts_and_the_viewers_own_newest_first(store: 
         (&bob, "bob draft", false),
         (&ann, "ann public 2", true),
     ] {
-        PostRepository::create(&store, owner.id, &draft(title, published))
+        store
+            .create_post(owner.id, &draft(title, published))
             .await
             .unwrap();
     }
@@ -383,31 +381,27 @@ async fn the_list_shows_published_posts_and_the_viewers_own_newest_first(store: 
 async fn the_list_pages_and_counts_every_match(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     for i in 1..=5 {
-        PostRepository::create(&store, ann.id, &draft(&format!("post {i}"), true))
+        store
+            .create_post(ann.id, &draft(&format!("post {i}"), true))
             .await
             .unwrap();
     }
 
-    let page = PostRepository::list(&store, &query(ann.id, None, 2, 1))
-        .await
-        .unwrap();
+    let page = store.list_posts(&query(ann.id, None, 2, 1)).await.unwrap();
     let page_titles: Vec<&str> = page.posts.iter().map(|post| post.title.as_str()).collect();
     assert_eq!(page_titles, ["post 4", "post 3"]);
     assert_eq!(page.total, 5);
 
-    let last = PostRepository::list(&store, &query(ann.id, None, 2, 4))
-        .await
-        .unwrap();
+    let last = store.list_posts(&query(ann.id, None, 2, 4)).await.unwrap();
     assert_eq!(last.posts.len(), 1);
     assert_eq!(last.total, 5);
 
-    let past_the_end = PostRepository::list(&store, &query(ann.id, None, 2, 10))
-        .await
-        .unwrap();
+    let past_the_end = store.list_posts(&query(ann.id, None, 2, 10)).await.unwrap();
     assert!(past_the_end.posts.is_empty());
     assert_eq!(past_the_end.total, 5);
 
-    let nothing = PostRepository::list(&store, &query(ann.id, Some("nope"), 2, 0))
+    let nothing = store
+        .list_posts(&query(ann.id, Some("nope"), 2, 0))
         .await
         .unwrap();
     assert!(nothing.posts.is_empty());
@@ -424,7 +418,8 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
         "snake_case",
         "plain",
     ] {
-        PostRepository::create(&store, ann.id, &draft(title, true))
+        store
+            .create_post(ann.id, &draft(title, true))
             .await
             .unwrap();
     }
@@ -451,7 +446,8 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
         titles(&store, &query(ann.id, Some("\\"), 10, 0)).await,
         Vec::<String>::new()
     );
-    let found = PostRepository::list(&store, &query(ann.id, Some("rust"), 1, 0))
+    let found = store
+        .list_posts(&query(ann.id, Some("rust"), 1, 0))
         .await
         .unwrap();
     assert_eq!(found.total, 2);
@@ -460,33 +456,29 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
 async fn votes_are_counted_wherever_a_post_is_read(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let bob = user(&store, "bob@example.com").await;
-    let post = PostRepository::create(&store, ann.id, &draft("Hello", true))
+    let post = store
+        .create_post(ann.id, &draft("Hello", true))
         .await
         .unwrap();
-    let other = PostRepository::create(&store, ann.id, &draft("Other", true))
+    let other = store
+        .create_post(ann.id, &draft("Other", true))
         .await
         .unwrap();
 
-    store.add(ann.id, post.id).await.unwrap();
-    store.add(bob.id, post.id).await.unwrap();
-    store.add(bob.id, other.id).await.unwrap();
+    store.add_vote(ann.id, post.id).await.unwrap();
+    store.add_vote(bob.id, post.id).await.unwrap();
+    store.add_vote(bob.id, other.id).await.unwrap();
 
-    assert_eq!(
-        PostRepository::find(&store, post.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .votes,
-        2
-    );
-    let listed = PostRepository::list(&store, &query(ann.id, None, 10, 0))
+    assert_eq!(store.find_post(post.id).await.unwrap().unwrap().votes, 2);
+    let listed = store
+        .list_posts(&query(ann.id, None, 10, 0))
         .await
         .unwrap()
         .posts;
     let votes: Vec<(&str, u64)> = listed.iter().map(|p| (p.title.as_str(), p.votes)).collect();
     assert_eq!(votes, [("Other", 1), ("Hello", 2)]);
     let replaced = store
-        .replace(post.id, &draft("Hello again", true))
+        .replace_post(post.id, &draft("Hello again", true))
         .await
         .unwrap()
         .unwrap();
@@ -495,25 +487,26 @@ async fn votes_are_counted_wherever_a_post_is_read(store: Store) {
 
 async fn a_user_votes_once_per_post(store: Store) {
     let ann = user(&store, "ann@example.com").await;
-    let post = PostRepository::create(&store, ann.id, &draft("Hello", true))
+    let post = store
+        .create_post(ann.id, &draft("Hello", true))
         .await
         .unwrap();
 
-    store.add(ann.id, post.id).await.unwrap();
-    let err = store.add(ann.id, post.id).await.unwrap_err();
+    store.add_vote(ann.id, post.id).await.unwrap();
+    let err = store.add_vote(ann.id, post.id).await.unwrap_err();
     assert!(
         matches!(err, AddVoteError::AlreadyVoted { user, post: p } if user == ann.id && p == post.id),
         "{err:?}"
     );
 
-    assert!(store.remove(ann.id, post.id).await.unwrap());
-    assert!(!store.remove(ann.id, post.id).await.unwrap());
-    store.add(ann.id, post.id).await.unwrap();
+    assert!(store.remove_vote(ann.id, post.id).await.unwrap());
+    assert!(!store.remove_vote(ann.id, post.id).await.unwrap());
+    store.add_vote(ann.id, post.id).await.unwrap();
 }
 
 async fn voting_on_a_missing_post_is_refused(store: Store) {
     let ann = user(&store, "ann@example.com").await;
-    let err = store.add(ann.id, PostId::new(4242)).await.unwrap_err();
+    let err = store.add_vote(ann.id, PostId::new(4242)).await.unwrap_err();
     assert!(
         matches!(err, AddVoteError::PostNotFound(id) if id == PostId::new(4242)),
         "{err:?}"
@@ -522,14 +515,15 @@ async fn voting_on_a_missing_post_is_refused(store: Store) {
 
 async fn concurrent_votes_by_one_user_store_exactly_one(store: Store) {
     let ann = user(&store, "ann@example.com").await;
-    let post = PostRepository::create(&store, ann.id, &draft("Hello", true))
+    let post = store
+        .create_post(ann.id, &draft("Hello", true))
         .await
         .unwrap();
 
     let attempts: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.add(ann.id, post.id).await })
+            tokio::spawn(async move { store.add_vote(ann.id, post.id).await })
         })
         .collect();
     let mut added = 0;
@@ -543,28 +537,22 @@ async fn concurrent_votes_by_one_user_store_exactly_one(store: Store) {
     }
 
     assert_eq!((added, conflicts), (1, 15));
-    assert_eq!(
-        PostRepository::find(&store, post.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .votes,
-        1
-    );
+    assert_eq!(store.find_post(post.id).await.unwrap().unwrap().votes, 1);
 }
 
 async fn deleting_a_post_deletes_its_votes(store: Store) {
     let ann = user(&store, "ann@example.com").await;
-    let post = PostRepository::create(&store, ann.id, &draft("Hello", true))
+    let post = store
+        .create_post(ann.id, &draft("Hello", true))
         .await
         .unwrap();
-    store.add(ann.id, post.id).await.unwrap();
+    store.add_vote(ann.id, post.id).await.unwrap();
 
-    assert!(PostRepository::delete(&store, post.id).await.unwrap());
+    assert!(store.delete_post(post.id).await.unwrap());
 
-    assert_eq!(PostRepository::find(&store, post.id).await.unwrap(), None);
+    assert_eq!(store.find_post(post.id).await.unwrap(), None);
     assert!(
-        !store.remove(ann.id, post.id).await.unwrap(),
+        !store.remove_vote(ann.id, post.id).await.unwrap(),
         "the vote outlived its post"
     );
 }
@@ -572,7 +560,7 @@ async fn deleting_a_post_deletes_its_votes(store: Store) {
 async fn users_are_created_as_admins_when_asked(store: Store) {
     let mut admin = new_user("root@example.com");
     admin.is_admin = true;
-    let created = UserRepository::create(&store, &admin).await.unwrap();
+    let created = store.create_user(&admin).await.unwrap();
     assert!(created.is_admin && created.is_active);
 }
 
@@ -598,7 +586,8 @@ async fn users_are_listed_in_pages_by_id(store: Store) {
     for name in ["a", "b", "c", "d"] {
         ids.push(user(&store, &format!("{name}@example.com")).await.id);
     }
-    let page: Vec<UserId> = UserRepository::list(&store, Page::new(2, 1).unwrap())
+    let page: Vec<UserId> = store
+        .list_users(Page::new(2, 1).unwrap())
         .await
         .unwrap()
         .into_iter()
@@ -606,7 +595,8 @@ async fn users_are_listed_in_pages_by_id(store: Store) {
         .collect();
     assert_eq!(page, ids[1..3]);
     assert!(
-        UserRepository::list(&store, Page::new(2, 9).unwrap())
+        store
+            .list_users(Page::new(2, 9).unwrap())
             .await
             .unwrap()
             .is_empty()
@@ -663,7 +653,7 @@ async fn passwords_and_flags_change(store: Store) {
     );
 
     let disabled = store
-        .update_flags(
+        .update_user_flags(
             ann.id,
             UserFlags {
                 is_active: Some(false),
@@ -675,7 +665,7 @@ async fn passwords_and_flags_change(store: Store) {
         .unwrap();
     assert!(!disabled.is_active && !disabled.is_admin);
     let promoted = store
-        .update_flags(
+        .update_user_flags(
             ann.id,
             UserFlags {
                 is_active: None,
@@ -691,7 +681,7 @@ async fn passwords_and_flags_change(store: Store) {
     );
     assert_eq!(
         store
-            .update_flags(UserId::new(4242), UserFlags::default())
+            .update_user_flags(UserId::new(4242), UserFlags::default())
             .await
             .unwrap(),
         None
@@ -702,45 +692,37 @@ async fn deleting_a_user_deletes_their_sessions_posts_and_votes(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let bob = user(&store, "bob@example.com").await;
     let session = session_with(&store, ann.id, "anns-token").await;
-    let anns_post = PostRepository::create(&store, ann.id, &draft("Ann's", true))
+    let anns_post = store
+        .create_post(ann.id, &draft("Ann's", true))
         .await
         .unwrap();
-    let bobs_post = PostRepository::create(&store, bob.id, &draft("Bob's", true))
+    let bobs_post = store
+        .create_post(bob.id, &draft("Bob's", true))
         .await
         .unwrap();
-    store.add(ann.id, bobs_post.id).await.unwrap();
-    store.add(bob.id, anns_post.id).await.unwrap();
+    store.add_vote(ann.id, bobs_post.id).await.unwrap();
+    store.add_vote(bob.id, anns_post.id).await.unwrap();
 
-    assert!(UserRepository::delete(&store, ann.id).await.unwrap());
+    assert!(store.delete_user(ann.id).await.unwrap());
 
-    assert_eq!(store.find_by_id(ann.id).await.unwrap(), None);
+    assert_eq!(store.find_user(ann.id).await.unwrap(), None);
+    assert_eq!(store.find_session(session).await.unwrap(), None);
+    assert_eq!(store.find_post(anns_post.id).await.unwrap(), None);
     assert_eq!(
-        SessionRepository::find(&store, session).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        PostRepository::find(&store, anns_post.id).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        PostRepository::find(&store, bobs_post.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .votes,
+        store.find_post(bobs_post.id).await.unwrap().unwrap().votes,
         0
     );
     assert_eq!(
         rotate(&store, "anns-token", "next").await,
         Rotation::Invalid
     );
-    assert!(!UserRepository::delete(&store, ann.id).await.unwrap());
+    assert!(!store.delete_user(ann.id).await.unwrap());
 }
 
 async fn sessions_remember_their_scopes(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let id = session_with(&store, ann.id, "first").await;
-    let found = SessionRepository::find(&store, id).await.unwrap().unwrap();
+    let found = store.find_session(id).await.unwrap().unwrap();
     assert_eq!(found.scopes.to_string(), "profile posts:read");
 }
 
@@ -757,10 +739,17 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
     assert_eq!(session.scopes.to_string(), "profile posts:read");
 
     // The spent token still names its session.
-    let by_token = store.find_by_refresh_token(&first).await.unwrap().unwrap();
+    let by_token = store
+        .find_session_by_refresh_token(&first)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_token.id, id);
     let nothing = RefreshTokenHash::new("hash-of-nothing".into());
-    assert_eq!(store.find_by_refresh_token(&nothing).await.unwrap(), None);
+    assert_eq!(
+        store.find_session_by_refresh_token(&nothing).await.unwrap(),
+        None
+    );
 
     // The spent token again: a replay, naming the session.
     let again = rotate(&store, "first", "third").await;
@@ -774,13 +763,10 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
 async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let new = new_session(ann.id);
-    SessionRepository::create(
-        &store,
-        &new,
-        &refresh_token("stale", TimeDelta::seconds(-1)),
-    )
-    .await
-    .unwrap();
+    store
+        .create_session(&new, &refresh_token("stale", TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
 
     assert_eq!(rotate(&store, "nothing", "next").await, Rotation::Invalid);
     assert_eq!(rotate(&store, "stale", "next").await, Rotation::Invalid);
@@ -829,19 +815,24 @@ async fn a_session_is_revoked_once(store: Store) {
     let id = session_with(&store, ann.id, "first").await;
     let at = Utc::now();
 
-    assert!(store.revoke(id, at).await.unwrap());
+    assert!(store.revoke_session(id, at).await.unwrap());
     assert!(
-        !store.revoke(id, Utc::now()).await.unwrap(),
+        !store.revoke_session(id, Utc::now()).await.unwrap(),
         "revoked twice"
     );
 
-    let found = SessionRepository::find(&store, id).await.unwrap().unwrap();
+    let found = store.find_session(id).await.unwrap().unwrap();
     assert_eq!(
         found.revoked_at.map(|t| t.timestamp_micros()),
         Some(at.timestamp_micros())
     );
     assert!(!found.is_active_at(Utc::now()));
-    assert!(!store.revoke(SessionId::random(), Utc::now()).await.unwrap());
+    assert!(
+        !store
+            .revoke_session(SessionId::random(), Utc::now())
+            .await
+            .unwrap()
+    );
 }
 
 async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
@@ -854,7 +845,7 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
 
     assert_eq!(
         store
-            .revoke_all_for_user(ann.id, Some(keep), Utc::now())
+            .revoke_sessions_of_user(ann.id, Some(keep), Utc::now())
             .await
             .unwrap(),
         2
@@ -863,7 +854,8 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
     let active = |id| {
         let store = store.clone();
         async move {
-            SessionRepository::find(&store, id)
+            store
+                .find_session(id)
                 .await
                 .unwrap()
                 .unwrap()
@@ -878,7 +870,7 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
 
     assert_eq!(
         store
-            .revoke_all_for_user(ann.id, None, Utc::now())
+            .revoke_sessions_of_user(ann.id, None, Utc::now())
             .await
             .unwrap(),
         1

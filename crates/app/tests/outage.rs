@@ -238,7 +238,7 @@ async fn a_database_outage_is_503_with_retry_after_and_recovers_losing_no_acknow
             search: None,
             page: Page::new(100, skip).unwrap(),
         };
-        let page = PostRepository::list(&db.store(), &query).await.unwrap();
+        let page = db.store().list_posts(&query).await.unwrap();
         titles.extend(page.posts.iter().map(|post| post.title.as_str().to_owned()));
         if titles.len() >= usize::try_from(page.total).unwrap() {
             break;

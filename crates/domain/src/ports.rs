@@ -44,28 +44,50 @@ pub enum SaveUserError {
 pub trait UserRepository: Send + Sync + 'static {
     /// Stores a new, active user and returns it with its id and creation time.
     ///
-    /// Errors: [`SaveUserError::Duplicate`] when the email is taken (case-insensitively);
-    /// anything else is `Unknown`.
-    async fn create(&self, new_user: &NewUser) -> Result<User, SaveUserError>;
+    /// # Errors
+    ///
+    /// [`SaveUserError::Duplicate`] when the email is taken (case-insensitively); any failure
+    /// of the storage is `Unknown`, marked [`Unavailable`] when transient.
+    async fn create_user(&self, new_user: &NewUser) -> Result<User, SaveUserError>;
 
     /// The user with this id, or `None`.
-    async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient), or a stored row that
+    /// does not pass the domain's validation.
+    async fn find_user(&self, id: UserId) -> anyhow::Result<Option<User>>;
 
     /// The user with this email (case-insensitively) and their password hash, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`UserRepository::find_user`].
     async fn find_credentials_by_email(
         &self,
         email: &EmailAddress,
     ) -> anyhow::Result<Option<UserCredentials>>;
 
     /// The user with this id and their password hash, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`UserRepository::find_user`].
     async fn find_credentials_by_id(&self, id: UserId) -> anyhow::Result<Option<UserCredentials>>;
 
     /// One page of users, in id order.
-    async fn list(&self, page: Page) -> anyhow::Result<Vec<User>>;
+    ///
+    /// # Errors
+    ///
+    /// As [`UserRepository::find_user`].
+    async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>>;
 
     /// Changes a user's email. Returns the user as it is now, or `None` if there is no such user.
     ///
-    /// Errors: [`SaveUserError::Duplicate`] when another account has the email.
+    /// # Errors
+    ///
+    /// [`SaveUserError::Duplicate`] when another account has the email; a failure of the storage
+    /// is `Unknown`.
     async fn update_email(
         &self,
         id: UserId,
@@ -73,13 +95,26 @@ pub trait UserRepository: Send + Sync + 'static {
     ) -> Result<Option<User>, SaveUserError>;
 
     /// Replaces a user's password hash. Returns whether the user exists.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
     async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool>;
 
     /// Sets the flags given. Returns the user as it is now, or `None` if there is no such user.
-    async fn update_flags(&self, id: UserId, flags: UserFlags) -> anyhow::Result<Option<User>>;
+    ///
+    /// # Errors
+    ///
+    /// As [`UserRepository::find_user`].
+    async fn update_user_flags(&self, id: UserId, flags: UserFlags)
+    -> anyhow::Result<Option<User>>;
 
     /// Deletes a user with their sessions, posts and votes. Returns whether the user existed.
-    async fn delete(&self, id: UserId) -> anyhow::Result<bool>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient); nothing is deleted then.
+    async fn delete_user(&self, id: UserId) -> anyhow::Result<bool>;
 }
 
 /// Stores login sessions and their refresh tokens.
@@ -89,18 +124,29 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Stores a new session and its first refresh token, both or neither, and returns the
     /// session.
     ///
-    /// Errors: any failure, including a user id that does not exist, is `Err`.
-    async fn create(
+    /// # Errors
+    ///
+    /// Any failure, including a user id that does not exist; then nothing is stored.
+    async fn create_session(
         &self,
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
     ) -> anyhow::Result<Session>;
 
     /// The session with this id, or `None` (also when its user was deleted).
-    async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient), or a stored row that
+    /// does not pass the domain's validation.
+    async fn find_session(&self, id: SessionId) -> anyhow::Result<Option<Session>>;
 
     /// The session the refresh token hashed as `presented` belongs to, spent or not, or `None`.
-    async fn find_by_refresh_token(
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionRepository::find_session`].
+    async fn find_session_by_refresh_token(
         &self,
         presented: &RefreshTokenHash,
     ) -> anyhow::Result<Option<Session>>;
@@ -109,6 +155,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// atomically, if `presented` is live (unspent and unexpired at `now`). Of concurrent calls
     /// with one token, exactly one sees [`Rotation::Rotated`]; the others see
     /// [`Rotation::Replayed`].
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage; then neither token changed.
     async fn rotate_refresh_token(
         &self,
         presented: &RefreshTokenHash,
@@ -117,10 +167,18 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Rotation>;
 
     /// Ends a session at `at`, if it is not ended already. Returns whether it ended it.
-    async fn revoke(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool>;
 
     /// Ends every session of `user` but `except` at `at`. Returns how many it ended.
-    async fn revoke_all_for_user(
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn revoke_sessions_of_user(
         &self,
         user: UserId,
         except: Option<SessionId>,
@@ -145,24 +203,43 @@ pub trait RefreshTokenCodec: Send + Sync + 'static {
 pub trait PostRepository: Send + Sync + 'static {
     /// Stores a new post owned by `owner` and returns it, with no votes.
     ///
-    /// Errors: any failure, including an owner that does not exist, is `Err`.
-    async fn create(&self, owner: UserId, draft: &PostDraft) -> anyhow::Result<Post>;
+    /// # Errors
+    ///
+    /// Any failure, including an owner that does not exist; then nothing is stored.
+    async fn create_post(&self, owner: UserId, draft: &PostDraft) -> anyhow::Result<Post>;
 
     /// The post with this id, whoever may see it, or `None`.
-    async fn find(&self, id: PostId) -> anyhow::Result<Option<Post>>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient), or a stored row that
+    /// does not pass the domain's validation.
+    async fn find_post(&self, id: PostId) -> anyhow::Result<Option<Post>>;
 
     /// One page of the posts `query.viewer` may see (every published post and their own
     /// unpublished ones) whose title contains `query.search` ignoring case, newest first (ties
     /// broken by id, newest first), and how many such posts there are in all. One query for the
     /// page, however many posts it holds.
-    async fn list(&self, query: &PostQuery) -> anyhow::Result<PostList>;
+    ///
+    /// # Errors
+    ///
+    /// As [`PostRepository::find_post`].
+    async fn list_posts(&self, query: &PostQuery) -> anyhow::Result<PostList>;
 
     /// Replaces the post's title, content and published flag, and sets its update time to now.
     /// Returns the post as it is now, or `None` if it does not exist.
-    async fn replace(&self, id: PostId, draft: &PostDraft) -> anyhow::Result<Option<Post>>;
+    ///
+    /// # Errors
+    ///
+    /// As [`PostRepository::find_post`]; nothing is changed then.
+    async fn replace_post(&self, id: PostId, draft: &PostDraft) -> anyhow::Result<Option<Post>>;
 
     /// Deletes the post and its votes. Returns whether it existed.
-    async fn delete(&self, id: PostId) -> anyhow::Result<bool>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient); nothing is deleted then.
+    async fn delete_post(&self, id: PostId) -> anyhow::Result<bool>;
 }
 
 /// Why storing a vote failed.
@@ -184,12 +261,18 @@ pub enum AddVoteError {
 pub trait VoteRepository: Send + Sync + 'static {
     /// Records `user`'s vote on `post`.
     ///
-    /// Errors: [`AddVoteError::AlreadyVoted`] if there is one already,
-    /// [`AddVoteError::PostNotFound`] if the post does not exist.
-    async fn add(&self, user: UserId, post: PostId) -> Result<(), AddVoteError>;
+    /// # Errors
+    ///
+    /// [`AddVoteError::AlreadyVoted`] if there is one already, [`AddVoteError::PostNotFound`] if
+    /// the post does not exist; a failure of the storage is `Unknown`.
+    async fn add_vote(&self, user: UserId, post: PostId) -> Result<(), AddVoteError>;
 
     /// Takes back `user`'s vote on `post`. Returns whether there was one.
-    async fn remove(&self, user: UserId, post: PostId) -> anyhow::Result<bool>;
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn remove_vote(&self, user: UserId, post: PostId) -> anyhow::Result<bool>;
 }
 
 /// Hashes and checks passwords. Implementations are deliberately slow; they must not block the
@@ -198,14 +281,26 @@ pub trait VoteRepository: Send + Sync + 'static {
 #[async_trait]
 pub trait PasswordHasher: Send + Sync + 'static {
     /// A fresh salted hash of `password`.
+    ///
+    /// # Errors
+    ///
+    /// The hasher failed or is overloaded (marked [`Unavailable`]: retry shortly).
     async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash>;
 
-    /// Whether `candidate` matches `hash`. A hash that cannot be parsed is `Err`.
+    /// Whether `candidate` matches `hash`.
+    ///
+    /// # Errors
+    ///
+    /// A hash that cannot be parsed; otherwise as [`PasswordHasher::hash`].
     async fn verify(&self, candidate: &Password, hash: &PasswordHash) -> anyhow::Result<bool>;
 
     /// Does the same work as [`PasswordHasher::verify`] against a hash of no real account, and
     /// throws the answer away. Login calls it when there is no hash to check, so that unknown
     /// accounts take as long to refuse as wrong passwords.
+    ///
+    /// # Errors
+    ///
+    /// As [`PasswordHasher::hash`].
     async fn verify_dummy(&self, candidate: &Password) -> anyhow::Result<()>;
 }
 
@@ -214,6 +309,10 @@ pub trait PasswordHasher: Send + Sync + 'static {
 #[async_trait]
 pub trait TokenIssuer: Send + Sync + 'static {
     /// A signed access token for `grant`, valid from now for the configured lifetime.
+    ///
+    /// # Errors
+    ///
+    /// Signing failed: a bug or a broken key.
     async fn issue(&self, grant: &AccessGrant) -> anyhow::Result<IssuedToken>;
 }
 
@@ -222,6 +321,10 @@ pub trait TokenIssuer: Send + Sync + 'static {
 #[async_trait]
 pub trait TokenVerifier: Send + Sync + 'static {
     /// The claims of `token` if its signature, algorithm, type, issuer, audience and validity
-    /// period all check out; otherwise [`InvalidTokenError`] with the reason.
+    /// period all check out.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidTokenError`] with the reason (for logs, never for clients).
     async fn verify(&self, token: &str) -> Result<AccessClaims, InvalidTokenError>;
 }

@@ -51,7 +51,7 @@ impl AdminService {
     }
 
     pub async fn list_users(&self, page: Page) -> Result<Vec<User>, ListUsersError> {
-        Ok(self.users.list(page).await?)
+        Ok(self.users.list_users(page).await?)
     }
 
     /// Changes a user's status. Disabling ends all of the user's sessions: their tokens stop
@@ -69,12 +69,12 @@ impl AdminService {
         }
         let user = self
             .users
-            .update_flags(id, flags)
+            .update_user_flags(id, flags)
             .await?
             .ok_or(UpdateUserError::NotFound(id))?;
         if flags.is_active == Some(false) {
             self.sessions
-                .revoke_all_for_user(id, None, Utc::now())
+                .revoke_sessions_of_user(id, None, Utc::now())
                 .await?;
         }
         Ok(user)
@@ -88,7 +88,7 @@ impl AdminService {
             is_admin: Some(true),
         };
         self.users
-            .update_flags(id, flags)
+            .update_user_flags(id, flags)
             .await?
             .ok_or(PromoteError::NotFound(id))
     }
@@ -131,13 +131,13 @@ mod tests {
     async fn disabling_a_user_ends_all_their_sessions() {
         let mut users = MockUserRepository::new();
         users
-            .expect_update_flags()
+            .expect_update_user_flags()
             .with(eq(UserId::new(2)), eq(disable()))
             .times(1)
             .returning(|_, _| Ok(Some(user(2, false, false))));
         let mut sessions = MockSessionRepository::new();
         sessions
-            .expect_revoke_all_for_user()
+            .expect_revoke_sessions_of_user()
             .with(eq(UserId::new(2)), eq(None), always())
             .times(1)
             .returning(|_, _, _| Ok(3));
@@ -155,10 +155,10 @@ mod tests {
     async fn promoting_a_user_keeps_their_sessions() {
         let mut users = MockUserRepository::new();
         users
-            .expect_update_flags()
+            .expect_update_user_flags()
             .returning(|_, _| Ok(Some(user(2, true, true))));
         let mut sessions = MockSessionRepository::new();
-        sessions.expect_revoke_all_for_user().never();
+        sessions.expect_revoke_sessions_of_user().never();
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
         let flags = UserFlags {
             is_active: None,
@@ -177,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn an_admin_cannot_disable_or_demote_themself() {
         let mut users = MockUserRepository::new();
-        users.expect_update_flags().never();
+        users.expect_update_user_flags().never();
         let service = AdminService::new(Arc::new(users), Arc::new(MockSessionRepository::new()));
         let demote = UserFlags {
             is_active: None,
@@ -196,9 +196,9 @@ mod tests {
     #[tokio::test]
     async fn updating_a_missing_user_is_not_found() {
         let mut users = MockUserRepository::new();
-        users.expect_update_flags().returning(|_, _| Ok(None));
+        users.expect_update_user_flags().returning(|_, _| Ok(None));
         let mut sessions = MockSessionRepository::new();
-        sessions.expect_revoke_all_for_user().never();
+        sessions.expect_revoke_sessions_of_user().never();
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
 
         let err = service

@@ -76,7 +76,7 @@ impl PostService {
     }
 
     pub async fn list(&self, query: &PostQuery) -> Result<PostList, ListPostsError> {
-        Ok(self.posts.list(query).await?)
+        Ok(self.posts.list_posts(query).await?)
     }
 
     /// The post, if `viewer` may see it.
@@ -87,7 +87,7 @@ impl PostService {
     }
 
     pub async fn create(&self, owner: UserId, draft: &PostDraft) -> Result<Post, CreatePostError> {
-        Ok(self.posts.create(owner, draft).await?)
+        Ok(self.posts.create_post(owner, draft).await?)
     }
 
     /// Replaces `caller`'s post.
@@ -100,7 +100,7 @@ impl PostService {
         self.check_owner(caller, id).await?;
         // The post may have been deleted since the check: then it does not exist.
         self.posts
-            .replace(id, draft)
+            .replace_post(id, draft)
             .await?
             .ok_or(ChangePostError::NotFound(id))
     }
@@ -108,7 +108,7 @@ impl PostService {
     /// Deletes `caller`'s post, and its votes.
     pub async fn delete(&self, caller: UserId, id: PostId) -> Result<(), ChangePostError> {
         self.check_owner(caller, id).await?;
-        if self.posts.delete(id).await? {
+        if self.posts.delete_post(id).await? {
             Ok(())
         } else {
             Err(ChangePostError::NotFound(id))
@@ -126,13 +126,19 @@ impl PostService {
             return Err(VoteError::PostNotFound(post));
         }
         match direction {
-            VoteDirection::Add => self.votes.add(voter, post).await.map_err(|err| match err {
-                AddVoteError::AlreadyVoted { user, post } => VoteError::AlreadyVoted { user, post },
-                AddVoteError::PostNotFound(post) => VoteError::PostNotFound(post),
-                AddVoteError::Unknown(err) => VoteError::Unknown(err),
-            }),
+            VoteDirection::Add => self
+                .votes
+                .add_vote(voter, post)
+                .await
+                .map_err(|err| match err {
+                    AddVoteError::AlreadyVoted { user, post } => {
+                        VoteError::AlreadyVoted { user, post }
+                    }
+                    AddVoteError::PostNotFound(post) => VoteError::PostNotFound(post),
+                    AddVoteError::Unknown(err) => VoteError::Unknown(err),
+                }),
             VoteDirection::Remove => {
-                if self.votes.remove(voter, post).await? {
+                if self.votes.remove_vote(voter, post).await? {
                     Ok(())
                 } else {
                     Err(VoteError::VoteNotFound)
@@ -144,7 +150,7 @@ impl PostService {
     async fn visible(&self, viewer: UserId, id: PostId) -> anyhow::Result<Option<Post>> {
         Ok(self
             .posts
-            .find(id)
+            .find_post(id)
             .await?
             .filter(|post| post.is_visible_to(viewer)))
     }
@@ -208,14 +214,14 @@ mod tests {
     fn holding(post: Option<Post>) -> (MockPostRepository, MockVoteRepository) {
         let mut posts = MockPostRepository::new();
         posts
-            .expect_find()
+            .expect_find_post()
             .with(eq(POST))
             .returning(move |_| Ok(post.clone()));
-        posts.expect_replace().never();
-        posts.expect_delete().never();
+        posts.expect_replace_post().never();
+        posts.expect_delete_post().never();
         let mut votes = MockVoteRepository::new();
-        votes.expect_add().never();
-        votes.expect_remove().never();
+        votes.expect_add_vote().never();
+        votes.expect_remove_vote().never();
         (posts, votes)
     }
 
@@ -251,9 +257,11 @@ mod tests {
     async fn the_owner_replaces_their_post() {
         let (mut posts, votes) = holding(Some(anns_post(true)));
         posts.checkpoint();
-        posts.expect_find().returning(|_| Ok(Some(anns_post(true))));
         posts
-            .expect_replace()
+            .expect_find_post()
+            .returning(|_| Ok(Some(anns_post(true))));
+        posts
+            .expect_replace_post()
             .with(eq(POST), eq(draft(false)))
             .times(1)
             .returning(|_, _| Ok(Some(anns_post(false))));
@@ -294,10 +302,10 @@ mod tests {
         let (mut posts, votes) = holding(Some(anns_post(false)));
         posts.checkpoint();
         posts
-            .expect_find()
+            .expect_find_post()
             .returning(|_| Ok(Some(anns_post(false))));
         posts
-            .expect_delete()
+            .expect_delete_post()
             .with(eq(POST))
             .times(1)
             .returning(|_| Ok(true));
@@ -308,8 +316,10 @@ mod tests {
     async fn a_post_deleted_between_check_and_delete_is_not_found() {
         let (mut posts, votes) = holding(Some(anns_post(true)));
         posts.checkpoint();
-        posts.expect_find().returning(|_| Ok(Some(anns_post(true))));
-        posts.expect_delete().returning(|_| Ok(false));
+        posts
+            .expect_find_post()
+            .returning(|_| Ok(Some(anns_post(true))));
+        posts.expect_delete_post().returning(|_| Ok(false));
         let err = service((posts, votes)).delete(ANN, POST).await.unwrap_err();
         assert!(matches!(err, ChangePostError::NotFound(_)), "{err:?}");
     }
@@ -319,7 +329,7 @@ mod tests {
         let (posts, mut votes) = holding(Some(anns_post(true)));
         votes.checkpoint();
         votes
-            .expect_add()
+            .expect_add_vote()
             .with(eq(BOB), eq(POST))
             .times(1)
             .returning(|_, _| Ok(()));
@@ -332,7 +342,7 @@ mod tests {
         let (posts, mut votes) = holding(Some(anns_post(true)));
         votes.checkpoint();
         votes
-            .expect_add()
+            .expect_add_vote()
             .returning(|user, post| Err(AddVoteError::AlreadyVoted { user, post }));
         let err = service((posts, votes))
             .vote(BOB, POST, VoteDirection::Add)
@@ -348,7 +358,7 @@ mod tests {
     async fn taking_back_a_vote_that_was_never_cast_is_not_found() {
         let (posts, mut votes) = holding(Some(anns_post(true)));
         votes.checkpoint();
-        votes.expect_remove().returning(|_, _| Ok(false));
+        votes.expect_remove_vote().returning(|_, _| Ok(false));
         let err = service((posts, votes))
             .vote(BOB, POST, VoteDirection::Remove)
             .await
@@ -381,12 +391,15 @@ mod tests {
             page: Page::new(10, 20).unwrap(),
         };
         let mut posts = MockPostRepository::new();
-        posts.expect_list().with(eq(query.clone())).returning(|_| {
-            Ok(PostList {
-                posts: vec![anns_post(true)],
-                total: 21,
-            })
-        });
+        posts
+            .expect_list_posts()
+            .with(eq(query.clone()))
+            .returning(|_| {
+                Ok(PostList {
+                    posts: vec![anns_post(true)],
+                    total: 21,
+                })
+            });
         let service = PostService::new(Arc::new(posts), Arc::new(MockVoteRepository::new()));
 
         let list = service.list(&query).await.unwrap();

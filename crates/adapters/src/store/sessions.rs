@@ -1,0 +1,228 @@
+//! [`SessionRepository`]: login sessions and their single-use refresh tokens.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use warden_domain::ports::SessionRepository;
+use warden_domain::{
+    NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes, Session, SessionId, UserId,
+};
+
+use super::{DbResultExt, Pool, Store, stored_time};
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: i64,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    scopes: String,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = anyhow::Error;
+
+    fn try_from(row: SessionRow) -> anyhow::Result<Self> {
+        Ok(Session {
+            scopes: Scopes::parse(&row.scopes)
+                .with_context(|| format!("session {} has invalid stored scopes", row.id))?,
+            id: SessionId::from_uuid(row.id),
+            user_id: UserId::new(row.user_id),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+const SESSION_COLUMNS_BY_ID: &str = "SELECT id, user_id, created_at, expires_at, revoked_at, scopes \
+                                     FROM sessions WHERE id = $1";
+
+#[async_trait]
+impl SessionRepository for Store {
+    #[tracing::instrument(skip_all, fields(user_id = %new_session.user_id), err)]
+    async fn create_session(
+        &self,
+        new_session: &NewSession,
+        refresh_token: &NewRefreshToken,
+    ) -> anyhow::Result<Session> {
+        const SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes) \
+                               VALUES ($1, $2, $3, $4, $5) \
+                               RETURNING id, user_id, created_at, expires_at, revoked_at, scopes";
+        const REFRESH: &str = "INSERT INTO refresh_tokens \
+                               (token_hash, session_id, created_at, expires_at) \
+                               VALUES ($1, $2, $3, $4)";
+        let scopes = new_session.scopes.to_string();
+        let created_at = stored_time(new_session.created_at);
+        let row = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query_as::<_, SessionRow>(SESSION)
+                    .bind(new_session.id.as_uuid())
+                    .bind(new_session.user_id.get())
+                    .bind(created_at)
+                    .bind(stored_time(new_session.expires_at))
+                    .bind(&scopes)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(REFRESH)
+                    .bind(refresh_token.hash.as_str())
+                    .bind(new_session.id.as_uuid())
+                    .bind(created_at)
+                    .bind(stored_time(refresh_token.expires_at))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            }
+            .await
+        })
+        .db_context("cannot insert session")?;
+        Session::try_from(row)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn find_session(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read session")?;
+        row.map(Session::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn find_session_by_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+    ) -> anyhow::Result<Option<Session>> {
+        const SQL: &str = "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+                                  s.scopes \
+                           FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id \
+                           WHERE r.token_hash = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SessionRow>(SQL)
+                .bind(presented.as_str())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read session by refresh token")?;
+        row.map(Session::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn rotate_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+        next: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Rotation> {
+        // The conditional UPDATE is the lock: of concurrent transactions spending one token,
+        // the database lets exactly one match `spent_at IS NULL`; the others, once it commits,
+        // match nothing and find the token spent.
+        const SPEND: &str = "UPDATE refresh_tokens SET spent_at = $2 \
+                             WHERE token_hash = $1 AND spent_at IS NULL \
+                             RETURNING session_id, expires_at";
+        const NEXT: &str = "INSERT INTO refresh_tokens \
+                            (token_hash, session_id, created_at, expires_at) \
+                            VALUES ($1, $2, $3, $4)";
+        const SPENT_BEFORE: &str = "SELECT session_id FROM refresh_tokens \
+                                    WHERE token_hash = $1 AND spent_at IS NOT NULL";
+        let now = stored_time(now);
+        let outcome = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let spent: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(SPEND)
+                    .bind(presented.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match spent {
+                    // An expired token stays as it was: rolling back un-spends it.
+                    Some((_, expires_at)) if expires_at <= now => {
+                        tx.rollback().await?;
+                        return Ok(RotationRow::Invalid);
+                    }
+                    Some((session_id, _)) => {
+                        sqlx::query(NEXT)
+                            .bind(next.hash.as_str())
+                            .bind(session_id)
+                            .bind(now)
+                            .bind(stored_time(next.expires_at))
+                            .execute(&mut *tx)
+                            .await?;
+                        let session = sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
+                            .bind(session_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        RotationRow::Rotated(session)
+                    }
+                    None => sqlx::query_scalar::<_, Uuid>(SPENT_BEFORE)
+                        .bind(presented.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map_or(RotationRow::Invalid, RotationRow::Replayed),
+                };
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(outcome)
+            }
+            .await
+        })
+        .db_context("cannot rotate refresh token")?;
+        Ok(match outcome {
+            RotationRow::Rotated(row) => Rotation::Rotated(Session::try_from(row)?),
+            RotationRow::Replayed(id) => Rotation::Replayed(SessionId::from_uuid(id)),
+            RotationRow::Invalid => Rotation::Invalid,
+        })
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool> {
+        const SQL: &str =
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.as_uuid())
+                .bind(stored_time(at))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .db_context("cannot revoke session")?;
+        Ok(revoked > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn revoke_sessions_of_user(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
+                           WHERE user_id = $1 AND revoked_at IS NULL \
+                             AND ($2 IS NULL OR id <> $2)";
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(user.get())
+                .bind(except.map(SessionId::as_uuid))
+                .bind(stored_time(at))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .db_context("cannot revoke sessions")?;
+        Ok(revoked)
+    }
+}
+
+/// [`Rotation`] before its session row is converted.
+enum RotationRow {
+    Rotated(SessionRow),
+    Replayed(Uuid),
+    Invalid,
+}

@@ -1,0 +1,237 @@
+//! [`UserRepository`]: accounts, unique by their lower-cased email.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use warden_domain::ports::{SaveUserError, UserRepository};
+use warden_domain::{
+    EmailAddress, NewUser, Page, PasswordHash, User, UserCredentials, UserFlags, UserId,
+};
+
+use super::{DbResultExt, Pool, Store, count_to_i64, db_error, now};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub(super) id: i64,
+    pub(super) email: String,
+    pub(super) is_active: bool,
+    pub(super) is_admin: bool,
+    pub(super) created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = anyhow::Error;
+
+    /// Stored rows go through the same validation as user input: a row that would not pass it
+    /// is a bug or a corruption, reported rather than served.
+    fn try_from(row: UserRow) -> anyhow::Result<Self> {
+        Ok(User {
+            id: UserId::new(row.id),
+            email: EmailAddress::new(&row.email)
+                .with_context(|| format!("user {} has an invalid stored email", row.id))?,
+            created_at: row.created_at,
+            is_active: row.is_active,
+            is_admin: row.is_admin,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
+#[async_trait]
+impl UserRepository for Store {
+    #[tracing::instrument(skip_all, err)]
+    async fn create_user(&self, new_user: &NewUser) -> Result<User, SaveUserError> {
+        const SQL: &str = "INSERT INTO users (email, email_key, password_hash, is_admin, created_at) \
+                           VALUES ($1, $2, $3, $4, $5) \
+                           RETURNING id, email, is_active, is_admin, created_at";
+        let email = new_user.email.as_str();
+        let email_key = new_user.email.normalized();
+        let hash = new_user.password_hash.as_str();
+        let created_at = now();
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(email)
+                .bind(&email_key)
+                .bind(hash)
+                .bind(new_user.is_admin)
+                .bind(created_at)
+                .fetch_one(pool)
+                .await
+        });
+        Ok(User::try_from(unique_email(
+            inserted,
+            email,
+            "cannot insert user",
+        )?)?)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn find_user(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at \
+                           FROM users WHERE id = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read user")?;
+        row.map(User::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn find_credentials_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> anyhow::Result<Option<UserCredentials>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at, password_hash \
+                           FROM users WHERE email_key = $1";
+        let email_key = email.normalized();
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, CredentialsRow>(SQL)
+                .bind(&email_key)
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read user credentials")?;
+        row.map(UserCredentials::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn find_credentials_by_id(&self, id: UserId) -> anyhow::Result<Option<UserCredentials>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at, password_hash \
+                           FROM users WHERE id = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, CredentialsRow>(SQL)
+                .bind(id.get())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read user credentials")?;
+        row.map(UserCredentials::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>> {
+        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at \
+                           FROM users ORDER BY id LIMIT $1 OFFSET $2";
+        let skip = count_to_i64(page.skip())?;
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(i64::from(page.limit()))
+                .bind(skip)
+                .fetch_all(pool)
+                .await
+        })
+        .db_context("cannot list users")?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    #[tracing::instrument(skip(self, email), err)]
+    async fn update_email(
+        &self,
+        id: UserId,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, SaveUserError> {
+        const SQL: &str = "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
+                           RETURNING id, email, is_active, is_admin, created_at";
+        let email_key = email.normalized();
+        let updated = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .bind(email.as_str())
+                .bind(&email_key)
+                .fetch_optional(pool)
+                .await
+        });
+        let row = unique_email(updated, email.as_str(), "cannot update email")?;
+        Ok(row.map(User::try_from).transpose()?)
+    }
+
+    #[tracing::instrument(skip(self, hash), err)]
+    async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+        let updated = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.get())
+                .bind(hash.as_str())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .db_context("cannot update password")?;
+        Ok(updated > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn update_user_flags(
+        &self,
+        id: UserId,
+        flags: UserFlags,
+    ) -> anyhow::Result<Option<User>> {
+        const SQL: &str = "UPDATE users \
+                           SET is_active = COALESCE($2, is_active), \
+                               is_admin = COALESCE($3, is_admin) \
+                           WHERE id = $1 \
+                           RETURNING id, email, is_active, is_admin, created_at";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .bind(flags.is_active)
+                .bind(flags.is_admin)
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot update user")?;
+        row.map(User::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn delete_user(&self, id: UserId) -> anyhow::Result<bool> {
+        // The foreign keys cascade to sessions (and their refresh tokens), posts and votes.
+        const SQL: &str = "DELETE FROM users WHERE id = $1";
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.get())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .db_context("cannot delete user")?;
+        Ok(deleted > 0)
+    }
+}
+
+/// Turns a unique violation on a write of `email` into [`SaveUserError::Duplicate`].
+fn unique_email<T>(
+    result: Result<T, sqlx::Error>,
+    email: &str,
+    context: &'static str,
+) -> Result<T, SaveUserError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+            Err(SaveUserError::Duplicate {
+                email: email.to_owned(),
+            })
+        }
+        Err(err) => Err(db_error(err, context).into()),
+    }
+}
+
+impl TryFrom<CredentialsRow> for UserCredentials {
+    type Error = anyhow::Error;
+
+    fn try_from(row: CredentialsRow) -> anyhow::Result<Self> {
+        Ok(UserCredentials {
+            user: User::try_from(row.user)?,
+            password_hash: PasswordHash::new(row.password_hash),
+        })
+    }
+}

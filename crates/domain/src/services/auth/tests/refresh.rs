@@ -1,0 +1,160 @@
+//! Refreshing and logging out.
+
+use super::*;
+
+fn refresh(scope: Option<&str>) -> RefreshLogin {
+    RefreshLogin {
+        refresh_token: "old-refresh".into(),
+        scope: scope.map(Into::into),
+    }
+}
+
+/// Mocks where presenting `old-refresh` rotates to `outcome`, and Ann is `user`.
+fn rotating(outcome: Rotation, user: Option<User>) -> Mocks {
+    let mut mocks = Mocks::default();
+    mocks
+        .sessions
+        .expect_rotate_refresh_token()
+        .withf(|presented, next, _| {
+            presented.as_str() == "hash-of-old-refresh"
+                && next.hash.as_str() == "hash-of-next-refresh"
+        })
+        .times(1)
+        .returning(move |_, _, _| Ok(outcome.clone()));
+    mocks
+        .users
+        .expect_find_user()
+        .returning(move |_| Ok(user.clone()));
+    mocks
+}
+
+#[tokio::test]
+async fn refreshing_rotates_the_token_and_keeps_the_sessions_scopes() {
+    let session = session_of(UserId::new(1), false, "profile posts:read");
+    let mut mocks = rotating(Rotation::Rotated(session.clone()), Some(ann(true, false)));
+    mocks.expect_issue();
+    mocks.sessions.expect_revoke_session().never();
+
+    let grant = mocks.service().refresh(refresh(None)).await.unwrap();
+
+    assert_eq!(grant.refresh_token, "next-refresh");
+    assert_eq!(grant.session_id, session.id);
+    assert_eq!(grant.access_token, "token-for-1-profile posts:read");
+}
+
+#[tokio::test]
+async fn refreshing_may_narrow_the_scopes() {
+    let session = session_of(UserId::new(1), false, "profile posts:read");
+    let mut mocks = rotating(Rotation::Rotated(session.clone()), Some(ann(true, false)));
+    mocks
+        .sessions
+        .expect_find_session_by_refresh_token()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks.expect_issue();
+
+    let grant = mocks
+        .service()
+        .refresh(refresh(Some("posts:read")))
+        .await
+        .unwrap();
+
+    assert_eq!(grant.scopes.to_string(), "posts:read");
+}
+
+#[tokio::test]
+async fn asking_a_refresh_for_more_scopes_is_refused_without_spending_the_token() {
+    let session = session_of(UserId::new(1), false, "profile posts:read");
+    let mut mocks = Mocks::default();
+    mocks
+        .sessions
+        .expect_find_session_by_refresh_token()
+        .withf(|presented| presented.as_str() == "hash-of-old-refresh")
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks.sessions.expect_rotate_refresh_token().never();
+
+    let err = mocks
+        .service()
+        .refresh(refresh(Some("posts:write")))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, RefreshError::InvalidScope(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_the_whole_session() {
+    let stolen = SessionId::random();
+    let mut mocks = rotating(Rotation::Replayed(stolen), Some(ann(true, false)));
+    mocks
+        .sessions
+        .expect_revoke_session()
+        .with(eq(stolen), mockall::predicate::always())
+        .times(1)
+        .returning(|_, _| Ok(true));
+    mocks.issuer.expect_issue().never();
+
+    let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+
+    assert!(
+        matches!(err, RefreshError::Replayed(id) if id == stolen),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_or_expired_refresh_token_is_an_invalid_grant() {
+    let mut mocks = rotating(Rotation::Invalid, Some(ann(true, false)));
+    mocks.sessions.expect_revoke_session().never();
+    mocks.issuer.expect_issue().never();
+
+    let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+
+    assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+}
+
+/// Refreshing with `mocks` is refused as an invalid grant, and nothing is issued.
+async fn assert_invalid_grant(mut mocks: Mocks) {
+    mocks.issuer.expect_issue().never();
+    let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
+    assert!(matches!(err, RefreshError::InvalidGrant), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_token_of_an_ended_session_or_a_disabled_user_is_an_invalid_grant() {
+    let ended = session_of(UserId::new(1), true, "profile");
+    assert_invalid_grant(rotating(Rotation::Rotated(ended), Some(ann(true, false)))).await;
+
+    let live = session_of(UserId::new(1), false, "profile");
+    let disabled = Some(ann(false, false));
+    assert_invalid_grant(rotating(Rotation::Rotated(live.clone()), disabled)).await;
+    assert_invalid_grant(rotating(Rotation::Rotated(live), None)).await;
+}
+
+#[tokio::test]
+async fn a_demoted_admin_refreshes_without_the_admin_scope() {
+    let session = session_of(UserId::new(1), false, "profile admin");
+    let mut mocks = rotating(Rotation::Rotated(session), Some(ann(true, false)));
+    mocks.expect_issue();
+
+    let grant = mocks.service().refresh(refresh(None)).await.unwrap();
+
+    assert_eq!(grant.scopes.to_string(), "profile");
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_callers_session() {
+    let principal = Principal {
+        user: ann(true, false),
+        session_id: SessionId::random(),
+        scopes: Scopes::empty(),
+    };
+    let mut mocks = Mocks::default();
+    mocks
+        .sessions
+        .expect_revoke_session()
+        .with(eq(principal.session_id), mockall::predicate::always())
+        .times(1)
+        .returning(|_, _| Ok(true));
+
+    mocks.service().logout(&principal).await.unwrap();
+}
