@@ -40,7 +40,7 @@ pub async fn create_admin(
         max_connections: 2,
         ..StoreOptions::default()
     };
-    let store = Arc::new(Store::connect(&config.database_url, &options).await?);
+    let store = Arc::new(Store::connect(config.database_url(), &options).await?);
     let hasher = Arc::new(Argon2Hasher::new(1)?);
     let users = UserService::new(store.clone(), store.clone(), hasher);
     let admin = AdminService::new(store.clone(), store.clone());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::{SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use warden_adapters::{Backend, JwtKeys, sqlite_file};
 
 use crate::throttle::{Limit, ThrottleConfig};
@@ -60,21 +60,70 @@ pub enum LogFormat {
     Json,
 }
 
+/// Every setting, grouped by concern. Secrets (`DATABASE_URL`, which may hold a password, and
+/// `JWT_SECRET`) are [`SecretString`]s: they never print, and `--help` never shows their values
+/// from the environment.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// `sqlite://PATH` or `postgres://...`. The default is a SQLite file in the working
-    /// directory, created and migrated on start.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://warden.db")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub tokens: TokenConfig,
+    #[command(flatten)]
+    pub throttling: ThrottleSettings,
+    #[command(flatten)]
+    pub passwords: PasswordConfig,
+}
 
+/// The HTTP server.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerConfig {
     /// The address to listen on.
     #[arg(long = "addr", env = "WARDEN_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
 
+    /// A connection on which nothing is sent or received for this long is closed, in seconds:
+    /// a client cannot hold connections open by sending nothing.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_idle_timeout_seconds: u64,
+
+    /// How long shutdown waits for in-flight requests, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub shutdown_timeout_seconds: u64,
+
+    /// Log line format. The level is set with `RUST_LOG` (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The database.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`. The default is a SQLite file in the working
+    /// directory, created and migrated on start.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "sqlite://warden.db",
+          hide_env_values = true, value_parser = secret)]
+    pub url: SecretString,
+
+    /// Size of the database connection pool.
+    #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS",
+          default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+/// Signing and lifetimes of tokens and sessions.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens")]
+pub struct TokenConfig {
     /// The HS256 signing secret, at least 32 bytes. Required with PostgreSQL. With SQLite and no
     /// secret, one is generated and kept in `<database file>.jwt-secret`.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<SecretString>,
 
     /// How access tokens are signed: `HS256` or `EdDSA`.
     #[arg(long, env = "JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256)]
@@ -117,7 +166,12 @@ pub struct Config {
     #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=5))]
     pub jwt_leeway_seconds: u64,
+}
 
+/// Brute-force throttling and the client address.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Throttling")]
+pub struct ThrottleSettings {
     /// Failed logins allowed per submitted username (whether or not it exists) before further
     /// attempts get 429, replenished over `LOGIN_FAILURE_WINDOW_SECONDS`. 0 turns it off.
     #[arg(long, env = "LOGIN_MAX_FAILURES_PER_USERNAME", default_value_t = 5)]
@@ -147,54 +201,51 @@ pub struct Config {
     /// could forge it.
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
     pub trusted_proxy_hops: usize,
+}
 
-    /// Size of the database connection pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub database_max_connections: u32,
-
+/// Password hashing.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Passwords")]
+pub struct PasswordConfig {
     /// How many password hashes may run at once (each takes 19 MiB). Default: the number of CPUs.
     #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
     pub password_hash_concurrency: Option<usize>,
+}
 
-    /// A connection on which nothing is sent or received for this long is closed, in seconds:
-    /// a client cannot hold connections open by sending nothing.
-    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub http_idle_timeout_seconds: u64,
-
-    /// How long shutdown waits for in-flight requests, in seconds.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
-    pub shutdown_timeout_seconds: u64,
-
-    /// Log line format. The level is set with `RUST_LOG` (default `info`).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+/// Parses a secret setting straight into a type that never prints.
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw))
 }
 
 impl Config {
     pub fn throttle(&self) -> ThrottleConfig {
+        let settings = &self.throttling;
         let failures = |max| Limit {
             max,
-            window: Duration::from_secs(self.login_failure_window_seconds),
+            window: Duration::from_secs(settings.login_failure_window_seconds),
         };
         ThrottleConfig {
-            login_failures_per_username: failures(self.login_max_failures_per_username),
-            login_failures_per_address: failures(self.login_max_failures_per_address),
+            login_failures_per_username: failures(settings.login_max_failures_per_username),
+            login_failures_per_address: failures(settings.login_max_failures_per_address),
             registrations_per_address: Limit {
-                max: self.registrations_per_address,
-                window: Duration::from_secs(self.registration_window_seconds),
+                max: settings.registrations_per_address,
+                window: Duration::from_secs(settings.registration_window_seconds),
             },
-            trusted_proxy_hops: self.trusted_proxy_hops,
+            trusted_proxy_hops: settings.trusted_proxy_hops,
         }
     }
 
     pub fn access_token_lifetime(&self) -> Duration {
-        Duration::from_secs(self.access_token_expire_minutes * 60)
+        Duration::from_secs(self.tokens.access_token_expire_minutes * 60)
+    }
+
+    /// The database URL, exposed where a connection is made.
+    pub fn database_url(&self) -> &str {
+        self.database.url.expose_secret()
     }
 
     pub fn password_hash_concurrency(&self) -> usize {
-        self.password_hash_concurrency.unwrap_or_else(|| {
+        self.passwords.password_hash_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         })
     }
@@ -215,19 +266,20 @@ pub enum SecretSource {
 
 /// The keys to sign and verify tokens with, and where they came from (for the start-up log).
 pub fn resolve_jwt_keys(config: &Config) -> anyhow::Result<(JwtKeys, SecretSource)> {
-    match config.jwt_algorithm {
+    let tokens = &config.tokens;
+    match tokens.jwt_algorithm {
         JwtAlgorithm::Hs256 => {
             let (secret, source) = resolve_jwt_secret(config)?;
             Ok((JwtKeys::Hs256 { secret }, source))
         }
         JwtAlgorithm::EdDsa => {
-            let path = config
+            let path = tokens
                 .jwt_private_key_file
                 .as_ref()
                 .context("JWT_ALGORITHM=EdDSA needs JWT_PRIVATE_KEY_FILE")?;
             let signing = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let previous = config
+            let previous = tokens
                 .jwt_previous_public_key_files
                 .iter()
                 .map(|path| {
@@ -249,15 +301,16 @@ pub fn resolve_jwt_keys(config: &Config) -> anyhow::Result<(JwtKeys, SecretSourc
 /// restart; with an in-memory database, a fresh one. PostgreSQL deployments may run several
 /// instances, which must share one secret, so there it has to be configured.
 fn resolve_jwt_secret(config: &Config) -> anyhow::Result<(SecretSlice<u8>, SecretSource)> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok((secret.as_bytes().to_vec().into(), SecretSource::Configured));
+    if let Some(secret) = &config.tokens.jwt_secret {
+        let bytes = secret.expose_secret().as_bytes().to_vec();
+        return Ok((bytes.into(), SecretSource::Configured));
     }
-    match Backend::of_url(&config.database_url)? {
+    match Backend::of_url(config.database_url())? {
         Backend::Postgres => bail!(
             "JWT_SECRET is required with PostgreSQL (at least 32 bytes): every instance must sign \
              with the same secret"
         ),
-        Backend::Sqlite => match sqlite_file(&config.database_url)? {
+        Backend::Sqlite => match sqlite_file(config.database_url())? {
             None => Ok((random_secret().into_bytes().into(), SecretSource::Ephemeral)),
             Some(database) => {
                 let mut path = database.into_os_string();
@@ -321,8 +374,8 @@ mod tests {
             "--access-token-expire-minutes",
             "5",
         ]);
-        assert_eq!(config.database_url, "postgres://db/warden");
-        assert_eq!(config.addr, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.database_url(), "postgres://db/warden");
+        assert_eq!(config.server.addr, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(config.access_token_lifetime(), Duration::from_secs(300));
     }
 
@@ -335,8 +388,8 @@ mod tests {
     #[test]
     fn postgres_without_a_secret_refuses_to_start() {
         let mut config = config(&[]);
-        config.jwt_secret = None;
-        config.database_url = "postgres://127.0.0.1/warden".into();
+        config.tokens.jwt_secret = None;
+        config.database.url = "postgres://127.0.0.1/warden".into();
         let err = resolve_jwt_secret(&config).unwrap_err();
         assert!(err.to_string().contains("JWT_SECRET is required"), "{err}");
     }
@@ -344,7 +397,7 @@ mod tests {
     #[test]
     fn a_configured_secret_is_used_as_given() {
         let mut config = config(&[]);
-        config.jwt_secret = Some("s".repeat(40));
+        config.tokens.jwt_secret = Some("s".repeat(40).into());
         let (secret, source) = resolve_jwt_secret(&config).unwrap();
         assert_eq!(secret.expose_secret(), "s".repeat(40).as_bytes());
         assert_eq!(source, SecretSource::Configured);
@@ -354,8 +407,8 @@ mod tests {
     fn with_sqlite_a_secret_is_generated_once_and_kept_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(&[]);
-        config.jwt_secret = None;
-        config.database_url = format!("sqlite://{}", dir.path().join("w.db").display());
+        config.tokens.jwt_secret = None;
+        config.database.url = format!("sqlite://{}", dir.path().join("w.db").display()).into();
 
         let (first, source) = resolve_jwt_secret(&config).unwrap();
         let path = dir.path().join("w.db.jwt-secret");
@@ -388,8 +441,8 @@ mod tests {
     #[test]
     fn an_in_memory_database_gets_a_fresh_secret() {
         let mut config = config(&[]);
-        config.jwt_secret = None;
-        config.database_url = "sqlite::memory:".into();
+        config.tokens.jwt_secret = None;
+        config.database.url = "sqlite::memory:".into();
         let (_, source) = resolve_jwt_secret(&config).unwrap();
         assert_eq!(source, SecretSource::Ephemeral);
     }

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CreateAdmin { email } => {
-            warden_app::telemetry::init(cli.config.log_format);
+            warden_app::telemetry::init(cli.config.server.log_format);
             match warden_app::cli::create_admin(&cli.config, &email, warden_app::cli::read_password)
                 .await
             {
@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Serve => {
-            warden_app::telemetry::init(cli.config.log_format);
+            warden_app::telemetry::init(cli.config.server.log_format);
             match warden_app::serve(cli.config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

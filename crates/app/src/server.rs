@@ -70,10 +70,10 @@ impl AppState {
         }
         let tokens = Arc::new(JwtTokens::new(&JwtConfig {
             keys,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
+            issuer: config.tokens.jwt_issuer.clone(),
+            audience: config.tokens.jwt_audience.clone(),
             access_token_lifetime: config.access_token_lifetime(),
-            leeway: Duration::from_secs(config.jwt_leeway_seconds),
+            leeway: Duration::from_secs(config.tokens.jwt_leeway_seconds),
         })?);
         let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency())?);
         let repository = Arc::new(store.clone());
@@ -87,8 +87,8 @@ impl AppState {
                 refresh_tokens: Arc::new(Sha256RefreshTokens),
             },
             Lifetimes {
-                session: TimeDelta::days(config.session_lifetime_days.into()),
-                refresh_token: TimeDelta::days(config.refresh_token_expire_days.into()),
+                session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
+                refresh_token: TimeDelta::days(config.tokens.refresh_token_expire_days.into()),
             },
         );
         Ok(Self {
@@ -200,9 +200,9 @@ async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Respon
 /// accepting connections and lets in-flight requests finish (up to the shutdown timeout).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(
-        &config.database_url,
+        config.database_url(),
         &StoreOptions {
-            max_connections: config.database_max_connections,
+            max_connections: config.database.max_connections,
             ..StoreOptions::default()
         },
     )
@@ -218,19 +218,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let acceptor = TcpListener::bind(config.addr)
+    let acceptor = TcpListener::bind(config.server.addr)
         .into_acceptor()
         .await
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
+        .with_context(|| format!("cannot listen on {}", config.server.addr))?;
     for addr in acceptor.local_addr() {
         tracing::info!(addr = %addr, "listening; API docs at /docs");
     }
     Server::new_with_acceptor(acceptor)
-        .idle_timeout(Duration::from_secs(config.http_idle_timeout_seconds))
+        .idle_timeout(Duration::from_secs(config.server.http_idle_timeout_seconds))
         .run_with_graceful_shutdown(
             app(state),
             shutdown_signal(),
-            Some(Duration::from_secs(config.shutdown_timeout_seconds)),
+            Some(Duration::from_secs(config.server.shutdown_timeout_seconds)),
         )
         .await
         .context("server failed")?;

@@ -421,3 +421,36 @@ fn oversized_headers_tokens_and_silent_clients_cannot_stall_the_server() {
     // And the server still answers.
     assert_eq!(warden.request("GET", "/health/live", &[], "").0, 200);
 }
+
+#[test]
+fn help_never_prints_a_secret_from_the_environment_or_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "JWT_SECRET=a-dotenv-signing-key-of-more-than-32-bytes\n",
+    )
+    .unwrap();
+    for help in ["--help", "-h"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", "postgres://u:secret@h/db")
+            .arg(help)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(printed.contains("DATABASE_URL"), "{printed}");
+        for leak in [
+            "u:secret@",
+            "secret@h",
+            "postgres://u",
+            "a-dotenv-signing-key",
+        ] {
+            assert!(
+                !printed.contains(leak),
+                "{help} printed {leak:?}:\n{printed}"
+            );
+        }
+    }
+}
