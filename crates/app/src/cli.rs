@@ -41,7 +41,7 @@ pub async fn create_admin(
         ..StoreOptions::default()
     };
     let store = Arc::new(Store::connect(config.database_url(), &options).await?);
-    let hasher = Arc::new(Argon2Hasher::new(1)?);
+    let hasher = Arc::new(Argon2Hasher::new(1, 1)?);
     let users = UserService::new(store.clone(), store.clone(), hasher);
     let admin = AdminService::new(store.clone(), store.clone());
 

@@ -207,9 +207,27 @@ pub struct ThrottleSettings {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Passwords")]
 pub struct PasswordConfig {
-    /// How many password hashes may run at once (each takes 19 MiB). Default: the number of CPUs.
-    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
-    pub password_hash_concurrency: Option<usize>,
+    /// How many password hashes may run at once: that many hashing threads, each holding
+    /// 19 MiB for good. Default: the number of CPUs, at most 3 (57 MiB).
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub password_hash_concurrency: Option<u16>,
+
+    /// How many logins (or other password checks) may wait for a hashing thread. Past that,
+    /// `/login` answers 503 `temporarily_unavailable` with `Retry-After` rather than queue more.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub password_hash_queue: u32,
+}
+
+/// The default number of hashing threads: one per CPU, but at most this many, so that their
+/// memory (19 MiB each) stays bounded on large hosts.
+const MAX_DEFAULT_HASH_CONCURRENCY: usize = 3;
+
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .min(MAX_DEFAULT_HASH_CONCURRENCY)
 }
 
 /// Parses a secret setting straight into a type that never prints.
@@ -245,9 +263,13 @@ impl Config {
     }
 
     pub fn password_hash_concurrency(&self) -> usize {
-        self.passwords.password_hash_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-        })
+        self.passwords
+            .password_hash_concurrency
+            .map_or_else(default_hash_concurrency, usize::from)
+    }
+
+    pub fn password_hash_queue(&self) -> usize {
+        usize::try_from(self.passwords.password_hash_queue).unwrap_or(usize::MAX)
     }
 }
 

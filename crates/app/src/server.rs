@@ -75,7 +75,10 @@ impl AppState {
             access_token_lifetime: config.access_token_lifetime(),
             leeway: Duration::from_secs(config.tokens.jwt_leeway_seconds),
         })?);
-        let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency())?);
+        let hasher = Arc::new(Argon2Hasher::new(
+            config.password_hash_concurrency(),
+            config.password_hash_queue(),
+        )?);
         let repository = Arc::new(store.clone());
         let auth = AuthService::new(
             AuthPorts {

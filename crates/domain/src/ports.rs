@@ -12,10 +12,10 @@ use crate::{
     UserId,
 };
 
-/// The storage behind a port cannot be reached right now: the connection was refused or lost,
-/// no connection could be had in time, the database is shutting down or busy. Adapters put it
-/// in the error chain of such failures, so that callers can tell "try again shortly" from a
-/// bug; [`is_unavailable`] looks for it.
+/// What is behind a port cannot serve right now: the connection to the storage was refused or
+/// lost, no connection could be had in time, the database is shutting down or busy, or too many
+/// passwords wait to be hashed. Adapters put it in the error chain of such failures, so that
+/// callers can tell "try again shortly" from a bug; [`is_unavailable`] looks for it.
 #[derive(Debug, thiserror::Error)]
 #[error("storage unavailable")]
 pub struct Unavailable {

@@ -133,8 +133,8 @@ pub enum LoginResponse {
     /// after `Retry-After` seconds. The same for existing and unknown usernames.
     #[oai(status = 429)]
     TooManyRequests(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] u64),
-    /// The database cannot be reached right now (`temporarily_unavailable`); retry after
-    /// `Retry-After` seconds.
+    /// The database cannot be reached right now, or too many logins wait for a password check
+    /// (`temporarily_unavailable`); retry after `Retry-After` seconds.
     #[oai(status = 503)]
     Unavailable(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] u32),
 }
@@ -160,7 +160,7 @@ impl From<anyhow::Error> for LoginResponse {
             Fault::Unavailable => Self::Unavailable(
                 Json(OAuthErrorBody {
                     error: "temporarily_unavailable".into(),
-                    error_description: "the service cannot reach its database; try again shortly"
+                    error_description: "the service is temporarily unavailable; try again shortly"
                         .into(),
                 }),
                 RETRY_AFTER_SECONDS,

@@ -68,7 +68,7 @@ impl Fault {
     /// cause, which never reaches the client.
     pub fn of(cause: &anyhow::Error) -> Self {
         if is_unavailable(cause) {
-            tracing::warn!(error = format!("{cause:#}"), "database unavailable");
+            tracing::warn!(error = format!("{cause:#}"), "temporarily unavailable");
             Self::Unavailable
         } else {
             tracing::error!(error = format!("{cause:#}"), "request failed");
@@ -113,7 +113,8 @@ pub enum ApiError {
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The database cannot be reached right now; retry after `Retry-After` seconds.
+    /// The database cannot be reached, or the server is overloaded (too many password checks
+    /// waiting); retry after `Retry-After` seconds.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
@@ -197,7 +198,8 @@ pub enum ServerError {
     /// An unexpected failure; the details are in the server's log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The database cannot be reached right now; retry after `Retry-After` seconds.
+    /// The database cannot be reached, or the server is overloaded (too many password checks
+    /// waiting); retry after `Retry-After` seconds.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }

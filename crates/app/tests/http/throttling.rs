@@ -201,3 +201,43 @@ async fn registrations_are_throttled_per_client_address() {
         .await
         .assert_status(StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_past_the_hashing_queue_are_503_temporarily_unavailable_not_a_longer_wait() {
+    let app = throttled(&[
+        "--login-max-failures-per-username",
+        "0",
+        "--login-max-failures-per-address",
+        "0",
+        "--password-hash-concurrency",
+        "1",
+        "--password-hash-queue",
+        "1",
+    ])
+    .await;
+    let ann = app.user("ann@example.com").await;
+    let form = format!("username={}&password=wrong+horse", urlencode(&ann.email));
+    let answers = futures_util::future::join_all((0..12).map(|_| app.login_form(&form))).await;
+    let mut unavailable = 0;
+    for response in answers {
+        match response.0.status() {
+            StatusCode::BAD_REQUEST => {
+                assert_oauth_error(response, "invalid_grant").await;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                unavailable += 1;
+                assert_eq!(header(&response, "retry-after").as_deref(), Some("2"));
+                assert_eq!(
+                    header(&response, "cache-control").as_deref(),
+                    Some("no-store")
+                );
+                let body = json_of(response).await;
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+            }
+            other => panic!("a login answered {other}"),
+        }
+    }
+    assert!(unavailable > 0, "twelve logins fitted a queue of one");
+    // The queue drains: the next login is served.
+    app.log_in_again(&ann, None).await;
+}
