@@ -7,7 +7,9 @@
 //! - `fuzz`: schemathesis against a running `warden` (part of `ci`).
 //! - `e2e`: Swagger UI's Authorize button in headless Chromium (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
+//! - `bench [--quick] [--baseline FILE]`: the release build under load (`bench.rs`).
 
+mod bench;
 mod ci;
 mod e2e;
 mod fuzz;
@@ -34,7 +36,12 @@ commands:
                               from the local PostgreSQL binaries; --throwaway-postgres forces the last
   fuzz                        schemathesis against a running warden, every check, fixed seed
   e2e                         Swagger UI's Authorize button, in headless Chromium
-  openapi [--check]           write docs/openapi.json from the code, or check that it is current";
+  openapi [--check]           write docs/openapi.json from the code, or check that it is current
+  bench [--quick] [--baseline FILE]
+                              the release build under load (wrk) on SQLite and PostgreSQL:
+                              req/s, latency, server and database CPU per request, peak RSS;
+                              writes target/bench/results.{md,json}; --quick checks the harness
+                              in seconds (part of ci); --baseline prints ratios to an earlier run";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +51,7 @@ fn main() -> ExitCode {
         ["ci", "--throwaway-postgres"] => ci::run(true),
         ["fuzz"] => fuzz::run(),
         ["e2e"] => e2e::run(),
+        ["bench", options @ ..] => bench::run(options),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {

@@ -85,11 +85,25 @@ pub struct ServerConfig {
     #[arg(long = "addr", env = "WARDEN_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
 
-    /// A connection on which nothing is sent or received for this long is closed, in seconds:
-    /// a client cannot hold connections open by sending nothing.
+    /// A client has this long to send a request head, in seconds, counted from when the server
+    /// is ready for one (an idle keep-alive connection counts too); then the connection is
+    /// closed, so half-sent requests cannot hold connections.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_header_timeout_seconds: u64,
+
+    /// A connection on which nothing is sent or received for this long is closed, in seconds
+    /// (a trickled body, a client that does not read its answer).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub http_idle_timeout_seconds: u64,
+
+    /// Connections open at once, at most. Past it, new connections wait (in the kernel's
+    /// backlog) until others close, and the log says so. Keep it below the process's limit of
+    /// open files (`ulimit -n`), which also counts database connections.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
 
     /// How long shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]

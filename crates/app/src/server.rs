@@ -8,9 +8,8 @@ use anyhow::Context;
 use chrono::TimeDelta;
 use poem::http::HeaderValue;
 use poem::http::{StatusCode, header};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{NormalizePath, TrailingSlash};
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
@@ -24,6 +23,8 @@ use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
 use crate::config::{Config, SecretSource, resolve_jwt_keys};
 use crate::throttle::Throttle;
+
+pub mod connections;
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -221,20 +222,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let acceptor = TcpListener::bind(config.server.addr)
-        .into_acceptor()
+    let server = &config.server;
+    let listener = tokio::net::TcpListener::bind(server.addr)
         .await
-        .with_context(|| format!("cannot listen on {}", config.server.addr))?;
-    for addr in acceptor.local_addr() {
-        tracing::info!(addr = %addr, "listening; API docs at /docs");
-    }
-    Server::new_with_acceptor(acceptor)
-        .idle_timeout(Duration::from_secs(config.server.http_idle_timeout_seconds))
-        .run_with_graceful_shutdown(
-            app(state),
-            shutdown_signal(),
-            Some(Duration::from_secs(config.server.shutdown_timeout_seconds)),
-        )
+        .with_context(|| format!("cannot listen on {}", server.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(url = %format!("http://{addr}/docs"), "listening; API docs and Swagger UI");
+    let limits = connections::ConnectionLimits {
+        header_timeout: Duration::from_secs(server.http_header_timeout_seconds),
+        idle_timeout: Duration::from_secs(server.http_idle_timeout_seconds),
+        max_connections: usize::try_from(server.http_max_connections).unwrap_or(usize::MAX),
+        shutdown_timeout: Duration::from_secs(server.shutdown_timeout_seconds),
+    };
+    connections::serve(listener, app(state), limits, shutdown_signal())
         .await
         .context("server failed")?;
     store.close().await;
@@ -269,5 +269,5 @@ async fn shutdown_signal() {
         () = interrupt => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutdown signal received");
 }

@@ -454,3 +454,111 @@ fn help_never_prints_a_secret_from_the_environment_or_dotenv() {
         }
     }
 }
+
+/// Logins sent by clients that hang up at once: their requests are dropped with their
+/// connections, so queued ones never reach the hasher, and the server spends nothing on them
+/// once they are gone.
+#[test]
+fn logins_of_clients_that_hang_up_are_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = Warden::start(
+        dir.path(),
+        &[
+            ("PASSWORD_HASH_CONCURRENCY", "1"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "0"),
+            ("LOGIN_MAX_FAILURES_PER_USERNAME", "0"),
+        ],
+    );
+    let body = r#"{"email": "ann@example.com", "password": "correct horse"}"#;
+    let json = [("content-type", "application/json")];
+    assert_eq!(warden.request("POST", "/users", &json, body).0, 201);
+    let form = "username=ann%40example.com&password=correct+horse";
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let request = format!("{}{form}", head("POST", "/login", &headers, form.len()));
+    let abandoned: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut stream = TcpStream::connect(warden.addr).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    drop(abandoned);
+    // Whatever was hashing when they left finishes; the rest never starts.
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, _, _) = warden.request("POST", "/login", &headers, form);
+    assert_eq!(status, 200);
+    let served = warden.log().matches("login succeeded").count();
+    assert!(
+        served <= 6,
+        "{served} logins of 31 were served although 30 clients had hung up"
+    );
+}
+
+/// Clients that send half a request head and then nothing are closed after the header
+/// timeout, while normal requests go on being served.
+#[test]
+fn half_sent_requests_are_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = Warden::start(dir.path(), &[("HTTP_HEADER_TIMEOUT_SECONDS", "1")]);
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = TcpStream::connect(warden.addr).unwrap();
+            stream
+                .write_all(b"GET /health/live HTTP/1.1\r\nhost: loc")
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    // Served throughout.
+    assert_eq!(warden.request("GET", "/health/live", &[], "").0, 200);
+    for stream in &mut slow {
+        let mut buffer = [0u8; 256];
+        // Closed: EOF, or a reset, or hyper's 408 and then EOF.
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "held for {took:?}");
+    assert_eq!(warden.request("GET", "/health/live", &[], "").0, 200);
+}
+
+/// Past the connection limit, new connections wait until others close, and the log says so.
+#[test]
+fn connections_past_the_limit_wait_for_a_free_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = Warden::start(dir.path(), &[("HTTP_MAX_CONNECTIONS", "4")]);
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(warden.addr).unwrap())
+        .collect();
+    // The fifth connects (the kernel's backlog takes it) but is not served...
+    let mut waiting = TcpStream::connect(warden.addr).unwrap();
+    waiting
+        .write_all(head("GET", "/health/live", &[], 0).as_bytes())
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    assert!(waiting.read(&mut buffer).is_err(), "served past the limit");
+    assert!(
+        warden.log().contains("connection limit reached"),
+        "{}",
+        warden.log()
+    );
+    // ...until one closes.
+    drop(held);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (status, _, _) = read_response(&mut waiting);
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,915 @@
+//! `cargo xtask bench [--quick] [--baseline FILE]`: the release build of `warden` under load, on
+//! SQLite and on PostgreSQL, measured from the outside.
+//!
+//! Each run starts `warden` on a fresh database with throttling off, seeds it (through the API
+//! where a password is needed, through SQL for bulk data), and drives each scenario with wrk
+//! (`xtask/bench/wrk.lua`). For every scenario it records requests per second, latency p50 and
+//! p99 as wrk measures them, the server's CPU time per request (utime + stime of its process,
+//! from `/proc/<pid>/stat`, before and after), PostgreSQL's CPU time per request (the same, summed
+//! over the server's processes) and the server's peak RSS during the scenario (`VmHWM`, reset
+//! before each scenario through `/proc/<pid>/clear_refs`). It checks that every answer had the
+//! status the scenario expects, and fails otherwise; it never fails on a timing.
+//!
+//! The results go to `target/bench/results.md` and `target/bench/results.json`; `--baseline FILE`
+//! prints each figure's ratio to an earlier `results.json`. `--quick` runs each scenario for a
+//! second or two, which checks the harness, not the figures: `cargo xtask ci` runs it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+
+use crate::{cargo, exec, postgres, root};
+
+const PASSWORD: &str = "correct horse battery";
+const SECRET: &str = "a-bench-signing-secret-of-more-than-32-bytes";
+/// Connections for the ordinary scenarios.
+const CONNECTIONS: u32 = 32;
+/// Connections of the login flood, and of `/users/me` beside it.
+const FLOOD_CONNECTIONS: u32 = 64;
+const BESIDE_CONNECTIONS: u32 = 4;
+/// Logins sent at once by clients that hang up.
+const ABANDONED_LOGINS: usize = 200;
+const ABANDON_AFTER: Duration = Duration::from_millis(50);
+/// The large data set.
+const BIG_POSTS: u32 = 100_000;
+const BIG_VOTERS: u32 = 1_000;
+const VOTES_PER_VOTER: u32 = 1_000;
+/// The words titles end with; a search for one matches one post in a hundred.
+const WORDS: [&str; 10] = [
+    "rust", "tokio", "sqlite", "postgres", "argon", "tower", "serde", "poem", "axum", "hyper",
+];
+
+struct Options {
+    quick: bool,
+    baseline: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
+    let mut options = Options {
+        quick: false,
+        baseline: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "--quick" => options.quick = true,
+            "--baseline" => {
+                options.baseline = Some(args.next().context("--baseline needs a file")?.into());
+            }
+            other => bail!("unknown bench option {other}"),
+        }
+    }
+    ensure!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is not installed (`apt-get install wrk`; .ci/run installs it)"
+    );
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "--package", "warden"]);
+    exec(build)?;
+
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let mut results = Vec::new();
+    results.extend(backend_run(Backend::Sqlite, &options, &out)?);
+    let postgres = postgres::find_or_start(false)?;
+    results.extend(backend_run(
+        Backend::Postgres(postgres.url().to_owned()),
+        &options,
+        &out,
+    )?);
+    drop(postgres);
+
+    let machine = machine();
+    let table = markdown(&results, &machine, &options);
+    println!("\n{table}");
+    std::fs::write(out.join("results.md"), &table)?;
+    let document = json!({ "machine": machine, "quick": options.quick, "results": results });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&document)?,
+    )?;
+    eprintln!("wrote {}", out.join("results.{md,json}").display());
+    if let Some(baseline) = &options.baseline {
+        println!("{}", compare(&results, baseline)?);
+    }
+    Ok(())
+}
+
+enum Backend {
+    Sqlite,
+    /// The server's admin URL; the bench makes a database of its own there.
+    Postgres(String),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A fresh database and the SQL shell to reach it.
+struct Database {
+    url: String,
+    backend: &'static str,
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl Database {
+    fn fresh(backend: &Backend, dir: &Path) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Sqlite => Ok(Self {
+                url: format!("sqlite://{}", dir.join("warden.db").display()),
+                backend: "sqlite",
+                admin_url: None,
+                name: dir.join("warden.db").display().to_string(),
+            }),
+            Backend::Postgres(admin) => {
+                let name = "warden_bench".to_owned();
+                psql(
+                    admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )?;
+                psql(admin, &format!("CREATE DATABASE {name}"))?;
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(base, _)| base);
+                Ok(Self {
+                    url: format!("{base}/{name}"),
+                    backend: "postgres",
+                    admin_url: Some(admin.clone()),
+                    name,
+                })
+            }
+        }
+    }
+
+    /// Runs `sql` (several statements) in one transaction.
+    fn execute(&self, sql: &str) -> anyhow::Result<String> {
+        match &self.admin_url {
+            None => {
+                let mut sqlite = Command::new("sqlite3");
+                sqlite
+                    .args(["-bail", &self.name])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped());
+                let mut child = sqlite
+                    .spawn()
+                    .context("sqlite3 is not installed (`apt-get install sqlite3`)")?;
+                child
+                    .stdin
+                    .take()
+                    .context("no stdin")?
+                    .write_all(format!("BEGIN;\n{sql}\nCOMMIT;\n").as_bytes())?;
+                let output = child.wait_with_output()?;
+                ensure!(output.status.success(), "sqlite3 failed on:\n{sql}");
+                Ok(String::from_utf8(output.stdout)?)
+            }
+            Some(_) => psql(&self.url, &format!("BEGIN;\n{sql}\nCOMMIT;")),
+        }
+    }
+
+    fn drop_database(&self) {
+        if let Some(admin) = &self.admin_url {
+            let _ = psql(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let output = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
+        .output()
+        .context("psql is not installed")?;
+    ensure!(
+        output.status.success(),
+        "psql failed: {}\n{sql}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The release `warden`, running.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(database: &Database, dir: &Path) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(root().join("target/release/warden"))
+            .current_dir(dir)
+            .env_clear()
+            .env("DATABASE_URL", &database.url)
+            .env("WARDEN_ADDR", &addr)
+            .env("JWT_SECRET", SECRET)
+            .env("ACCESS_TOKEN_EXPIRE_MINUTES", "1440")
+            .env("LOGIN_MAX_FAILURES_PER_USERNAME", "0")
+            .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
+            .env("REGISTRATIONS_PER_ADDRESS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("warden.log"))?))
+            .spawn()
+            .context("cannot start warden")?;
+        let server = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(&server.addr, "GET", "/health/ready", &[], "")?.0 != 200 {
+            ensure!(Instant::now() < deadline, "warden did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body). For seeding, not for load.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return Ok((0, String::new()));
+    };
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    Ok((status, body))
+}
+
+/// Registers `email` and logs in: (user id, access token).
+fn account(server: &Server, email: &str) -> anyhow::Result<(i64, String)> {
+    let json = [("Content-Type", "application/json")];
+    let body = json!({"email": email, "password": PASSWORD}).to_string();
+    let (status, answer) = http(&server.addr, "POST", "/users", &json, &body)?;
+    ensure!(status == 201, "registration answered {status}: {answer}");
+    let id = serde_json::from_str::<Value>(&answer)?["id"]
+        .as_i64()
+        .context("no id")?;
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, answer) = http(&server.addr, "POST", "/login", &form, &login_form(email))?;
+    ensure!(status == 200, "login answered {status}: {answer}");
+    let token = serde_json::from_str::<Value>(&answer)?["access_token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
+    Ok((id, token))
+}
+
+fn login_form(email: &str) -> String {
+    format!(
+        "username={}&password={}",
+        email.replace('@', "%40"),
+        PASSWORD.replace(' ', "+")
+    )
+}
+
+/// CPU time (user + system) of process `pid`, and of every process named `postgres`.
+fn cpu_seconds(pid: u32) -> f64 {
+    process_cpu(&format!("/proc/{pid}/stat")).unwrap_or(0.0)
+}
+
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(|entry| process_cpu(&entry.path().join("stat").display().to_string()))
+        .sum()
+}
+
+fn process_cpu(stat: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
+}
+
+/// Peak resident memory of `pid` since the last reset, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn reset_peak_rss(pid: u32) {
+    // Writing 5 resets VmHWM to the current RSS (Linux 4.0 and later).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// One request, repeated by wrk.
+struct Load<'a> {
+    method: &'a str,
+    path: String,
+    expected: u16,
+    headers: Vec<String>,
+    body: Option<String>,
+    connections: u32,
+    seconds: u64,
+}
+
+impl Load<'_> {
+    fn command(&self, server: &Server) -> Command {
+        let mut wrk = Command::new("wrk");
+        wrk.args([
+            "-t",
+            "2",
+            "-c",
+            &self.connections.to_string(),
+            "-d",
+            &format!("{}s", self.seconds),
+            "--timeout",
+            "10s",
+            "-s",
+        ])
+        .arg(root().join("xtask/bench/wrk.lua"))
+        .arg(server.url(""))
+        .args(["--", self.method, &self.path, &self.expected.to_string()])
+        .args(&self.headers);
+        if let Some(body) = &self.body {
+            wrk.arg(format!("@{body}"));
+        }
+        wrk.stdout(Stdio::piped()).stderr(Stdio::piped());
+        wrk
+    }
+}
+
+/// What wrk reported for one load.
+struct Report {
+    requests: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn report(name: &str, load: &Load<'_>, output: &std::process::Output) -> anyhow::Result<Report> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .with_context(|| {
+            format!(
+                "{name}: wrk printed no summary:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    let summary: Value = serde_json::from_str(line)?;
+    let requests = summary["requests"].as_u64().unwrap_or(0);
+    let statuses = summary["statuses"].as_object().cloned().unwrap_or_default();
+    let expected = statuses
+        .get(&load.expected.to_string())
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    ensure!(requests > 0, "{name}: no request was answered");
+    ensure!(
+        expected == requests,
+        "{name}: {requests} answers, {expected} of them {}: {statuses:?}",
+        load.expected
+    );
+    ensure!(
+        summary["socket_errors"].as_u64() == Some(0),
+        "{name}: socket errors: {summary}"
+    );
+    Ok(Report {
+        requests,
+        seconds: summary["duration_us"].as_f64().unwrap_or(1.0) / 1e6,
+        p50_ms: summary["p50_us"].as_f64().unwrap_or(0.0) / 1000.0,
+        p99_ms: summary["p99_us"].as_f64().unwrap_or(0.0) / 1000.0,
+    })
+}
+
+/// Measures `loads` run at once; the first is the scenario's own, the others run beside it.
+fn measure(
+    scenario: &str,
+    backend: &str,
+    server: &Server,
+    loads: &[Load<'_>],
+) -> anyhow::Result<Value> {
+    let pid = server.pid();
+    reset_peak_rss(pid);
+    let (cpu, db_cpu) = (cpu_seconds(pid), postgres_cpu_seconds());
+    let children: Vec<Child> = loads
+        .iter()
+        .map(|load| load.command(server).spawn().context("cannot run wrk"))
+        .collect::<anyhow::Result<_>>()?;
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(Child::wait_with_output)
+        .collect::<Result<_, _>>()?;
+    let (cpu, db_cpu) = (cpu_seconds(pid) - cpu, postgres_cpu_seconds() - db_cpu);
+    let mut reports = Vec::new();
+    for (load, output) in loads.iter().zip(&outputs) {
+        reports.push(report(scenario, load, output)?);
+    }
+    let all: u64 = reports.iter().map(|report| report.requests).sum();
+    let main = &reports[0];
+    let mut result = json!({
+        "scenario": scenario,
+        "backend": backend,
+        "requests": main.requests,
+        "rps": main.requests as f64 / main.seconds,
+        "p50_ms": main.p50_ms,
+        "p99_ms": main.p99_ms,
+        // Per request of every load that ran, as the server cannot tell them apart.
+        "cpu_ms_per_request": cpu * 1000.0 / all as f64,
+        "peak_rss_mib": peak_rss_mib(pid),
+    });
+    if backend == "postgres" {
+        result["db_cpu_ms_per_request"] = json!(db_cpu * 1000.0 / all as f64);
+    }
+    if let Some(beside) = reports.get(1) {
+        result["beside_p50_ms"] = json!(beside.p50_ms);
+        result["beside_p99_ms"] = json!(beside.p99_ms);
+    }
+    eprintln!("  {scenario}: {result}");
+    Ok(result)
+}
+
+/// 200 logins sent at once by clients that hang up after 50 ms: the peak memory, and the CPU
+/// the server spends after the last client has gone.
+fn abandoned_logins(server: &Server, email: &str, backend: &str) -> anyhow::Result<Value> {
+    let pid = server.pid();
+    reset_peak_rss(pid);
+    let body = login_form(email);
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let cpu_before = cpu_seconds(pid);
+    let mut streams = Vec::new();
+    for _ in 0..ABANDONED_LOGINS {
+        let mut stream = TcpStream::connect(&server.addr)?;
+        stream.write_all(request.as_bytes())?;
+        streams.push(stream);
+    }
+    std::thread::sleep(ABANDON_AFTER);
+    drop(streams);
+    let cpu_at_hang_up = cpu_seconds(pid);
+    // Long enough for every started hash to end.
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu_after = cpu_seconds(pid);
+    ensure!(
+        http(&server.addr, "GET", "/health/live", &[], "")?.0 == 200,
+        "abandoned logins: warden is not live any more"
+    );
+    let result = json!({
+        "scenario": "abandoned logins",
+        "backend": backend,
+        "requests": ABANDONED_LOGINS,
+        "cpu_ms_total": (cpu_after - cpu_before) * 1000.0,
+        "cpu_ms_after_hang_up": (cpu_after - cpu_at_hang_up) * 1000.0,
+        "peak_rss_mib": peak_rss_mib(pid),
+    });
+    eprintln!("  abandoned logins: {result}");
+    Ok(result)
+}
+
+fn backend_run(backend: Backend, options: &Options, out: &Path) -> anyhow::Result<Vec<Value>> {
+    let name = backend.name();
+    eprintln!("\n==> bench on {name}");
+    let dir = out.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let database = Database::fresh(&backend, &dir)?;
+    let result = scenarios(&database, &dir, options);
+    database.drop_database();
+    result
+}
+
+fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Result<Vec<Value>> {
+    let backend = database.backend;
+    let server = Server::start(database, dir)?;
+    let (seconds, flood_seconds) = if options.quick { (1, 2) } else { (10, 60) };
+    let (ann_id, token) = account(&server, "ann@example.com")?;
+    account(&server, "bob@example.com")?;
+    seed_small(database, ann_id)?;
+    let bearer = format!("Authorization=Bearer {token}");
+    let post_id = database
+        .execute("SELECT MAX(id) FROM posts;")?
+        .trim()
+        .parse::<i64>()
+        .context("no post")?;
+
+    let get = |path: &str, expected: u16, auth: bool| Load {
+        method: "GET",
+        path: path.to_owned(),
+        expected,
+        headers: if auth { vec![bearer.clone()] } else { vec![] },
+        body: None,
+        connections: CONNECTIONS,
+        seconds,
+    };
+    let login = |connections: u32, seconds: u64| Load {
+        method: "POST",
+        path: "/login".into(),
+        expected: 200,
+        headers: vec!["Content-Type=application/x-www-form-urlencoded".into()],
+        body: Some(login_form("bob@example.com")),
+        connections,
+        seconds,
+    };
+    let search = format!("/posts?search={}", WORDS[3]);
+    let mut results = vec![
+        measure("GET /posts", backend, &server, &[get("/posts", 200, true)])?,
+        measure(
+            "GET /posts?search=",
+            backend,
+            &server,
+            &[get(&search, 200, true)],
+        )?,
+        measure(
+            "GET /posts/{id}",
+            backend,
+            &server,
+            &[get(&format!("/posts/{post_id}"), 200, true)],
+        )?,
+        measure(
+            "GET /users/me",
+            backend,
+            &server,
+            &[get("/users/me", 200, true)],
+        )?,
+        measure(
+            "GET /users/me without a token (401)",
+            backend,
+            &server,
+            &[get("/users/me", 401, false)],
+        )?,
+        measure(
+            "POST /posts",
+            backend,
+            &server,
+            &[Load {
+                method: "POST",
+                path: "/posts".into(),
+                expected: 201,
+                headers: vec![bearer.clone(), "Content-Type=application/json".into()],
+                body: Some(r#"{"title":"a post under load","content":"measured"}"#.into()),
+                connections: CONNECTIONS,
+                seconds,
+            }],
+        )?,
+        measure(
+            "POST /login",
+            backend,
+            &server,
+            &[login(CONNECTIONS, seconds)],
+        )?,
+    ];
+    let me_beside = || Load {
+        connections: BESIDE_CONNECTIONS,
+        seconds: flood_seconds,
+        ..get("/users/me", 200, true)
+    };
+    results.push(measure(
+        &format!("GET /users/me at {BESIDE_CONNECTIONS} connections, alone"),
+        backend,
+        &server,
+        &[Load {
+            seconds,
+            ..me_beside()
+        }],
+    )?);
+    results.push(measure(
+        &format!("login flood ({FLOOD_CONNECTIONS} connections) with GET /users/me beside it"),
+        backend,
+        &server,
+        &[login(FLOOD_CONNECTIONS, flood_seconds), me_beside()],
+    )?);
+    results.push(abandoned_logins(&server, "bob@example.com", backend)?);
+
+    if !options.quick {
+        eprintln!(
+            "  seeding {BIG_POSTS} posts and {} votes",
+            BIG_VOTERS * VOTES_PER_VOTER
+        );
+        let started = Instant::now();
+        seed_big(database, ann_id)?;
+        eprintln!("  seeded in {:.0?}", started.elapsed());
+        results.push(measure(
+            &format!("GET /posts at {BIG_POSTS} posts"),
+            backend,
+            &server,
+            &[get("/posts", 200, true)],
+        )?);
+        results.push(measure(
+            &format!("GET /posts?search= at {BIG_POSTS} posts"),
+            backend,
+            &server,
+            &[get(&search, 200, true)],
+        )?);
+    }
+    Ok(results)
+}
+
+/// The time `seconds` ago, as each database stores times.
+fn ago(backend: &str, seconds: &str) -> String {
+    if backend == "sqlite" {
+        format!(
+            "strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || ({seconds}) || ' seconds') || '+00:00'"
+        )
+    } else {
+        format!("now() - ({seconds}) * interval '1 second'")
+    }
+}
+
+/// A sequence of integers 1..=n as a row source named `s(n)`.
+fn series(backend: &str, n: u32) -> String {
+    if backend == "sqlite" {
+        format!(
+            "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) \
+             SELECT n FROM s) AS s"
+        )
+    } else {
+        format!("generate_series(1, {n}) AS s(n)")
+    }
+}
+
+/// Brings the vote counts kept with posts (if the schema keeps them) up to date after votes
+/// were written directly.
+fn recount_votes(database: &Database) -> anyhow::Result<()> {
+    let has_column = if database.backend == "sqlite" {
+        database.execute("SELECT COUNT(*) FROM pragma_table_info('posts') WHERE name = 'votes';")?
+    } else {
+        database.execute(
+            "SELECT COUNT(*) FROM information_schema.columns \
+             WHERE table_name = 'posts' AND column_name = 'votes';",
+        )?
+    };
+    if has_column.trim() == "1" {
+        database.execute(
+            "UPDATE posts SET votes = (SELECT COUNT(*) FROM votes v WHERE v.post_id = posts.id);",
+        )?;
+    }
+    Ok(())
+}
+
+fn title(backend: &str) -> String {
+    let words: Vec<String> = WORDS.iter().map(|word| format!("'{word}'")).collect();
+    if backend == "sqlite" {
+        let cases: String = WORDS
+            .iter()
+            .enumerate()
+            .map(|(i, word)| format!(" WHEN {i} THEN '{word}'"))
+            .collect();
+        format!("'Post ' || s.n || ' about ' || (CASE (s.n / 10) % 10{cases} END)")
+    } else {
+        format!(
+            "'Post ' || s.n || ' about ' || (ARRAY[{}])[1 + (s.n / 10) % 10]",
+            words.join(", ")
+        )
+    }
+}
+
+/// 100 posts by Ann, newest last, half of them with her vote.
+fn seed_small(database: &Database, ann: i64) -> anyhow::Result<()> {
+    let backend = database.backend;
+    let title = title(backend);
+    let created = ago(backend, "1000000 - s.n");
+    let truth = if backend == "sqlite" { "1" } else { "TRUE" };
+    database.execute(&format!(
+        "INSERT INTO posts (owner_id, title, title_key, content, published, created_at, updated_at)
+         SELECT {ann}, {title}, lower({title}), 'Seeded for the bench.', {truth}, {created}, {created}
+         FROM {series};
+         INSERT INTO votes (user_id, post_id, created_at)
+         SELECT {ann}, id, {now} FROM posts WHERE id % 2 = 0;",
+        series = series(backend, 100),
+        now = ago(backend, "0"),
+    ))?;
+    recount_votes(database)
+}
+
+/// 100 000 posts (by Ann, older than the first 100) and 1 000 000 votes by 1 000 voters.
+fn seed_big(database: &Database, ann: i64) -> anyhow::Result<()> {
+    let backend = database.backend;
+    let title = title(backend);
+    let created = ago(backend, "2000000 + s.n");
+    let truth = if backend == "sqlite" { "1" } else { "TRUE" };
+    let hash = database.execute(&format!(
+        "SELECT password_hash FROM users WHERE id = {ann};"
+    ))?;
+    let hash = hash.trim();
+    database.execute(&format!(
+        "INSERT INTO users (email, email_key, password_hash, is_active, is_admin, created_at)
+         SELECT 'voter' || s.n || '@example.com', 'voter' || s.n || '@example.com', '{hash}',
+                {truth}, {falsity}, {now}
+         FROM {voters};
+         INSERT INTO posts (owner_id, title, title_key, content, published, created_at, updated_at)
+         SELECT {ann}, {title}, lower({title}), 'Seeded for the bench.', {truth}, {created}, {created}
+         FROM {posts};",
+        falsity = if backend == "sqlite" { "0" } else { "FALSE" },
+        now = ago(backend, "0"),
+        voters = series(backend, BIG_VOTERS),
+        posts = series(backend, BIG_POSTS),
+    ))?;
+    // Voter v votes on the posts first + (v + 100 k) mod BIG_POSTS for k < VOTES_PER_VOTER:
+    // a thousand distinct posts each.
+    let first_post = database
+        .execute("SELECT MIN(id) FROM posts WHERE title LIKE 'Post % about %' AND id > 100;")?;
+    let first_voter = database.execute("SELECT MIN(id) FROM users WHERE email LIKE 'voter%';")?;
+    let (first_post, first_voter) = (first_post.trim(), first_voter.trim());
+    let pairs = if backend == "sqlite" {
+        format!(
+            "(WITH RECURSIVE v(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM v WHERE n < {voters}),
+                            k(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < {per})
+              SELECT v.n AS voter, k.n AS k FROM v, k)",
+            voters = BIG_VOTERS - 1,
+            per = VOTES_PER_VOTER - 1
+        )
+    } else {
+        format!(
+            "(SELECT v AS voter, k FROM generate_series(0, {}) v, generate_series(0, {}) k)",
+            BIG_VOTERS - 1,
+            VOTES_PER_VOTER - 1
+        )
+    };
+    database.execute(&format!(
+        "INSERT INTO votes (user_id, post_id, created_at)
+         SELECT {first_voter} + p.voter, {first_post} + (p.voter + 100 * p.k) % {BIG_POSTS}, {now}
+         FROM {pairs} AS p;",
+        now = ago(backend, "0"),
+    ))?;
+    recount_votes(database)?;
+    database.execute("ANALYZE;")?;
+    Ok(())
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    json!({ "cpu": cpu, "cores": cores })
+}
+
+fn number(value: &Value, key: &str, digits: usize) -> String {
+    value[key]
+        .as_f64()
+        .map_or_else(|| "".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn markdown(results: &[Value], machine: &Value, options: &Options) -> String {
+    let mut table = format!(
+        "Machine: {} ({} cores). {}\n\n\
+         | scenario | db | req/s | p50 ms | p99 ms | server CPU ms/req | PostgreSQL CPU ms/req | peak RSS MiB |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["cores"],
+        if options.quick {
+            "Quick run: the harness was checked, the figures mean nothing."
+        } else {
+            "Ordinary scenarios: 10 s at 32 connections; the flood: 60 s at 64."
+        }
+    );
+    for result in results {
+        let mut scenario = result["scenario"].as_str().unwrap_or("?").to_owned();
+        if let Some(p99) = result["beside_p99_ms"].as_f64() {
+            let _ = write!(scenario, " (beside: p99 {p99:.1} ms)");
+        }
+        if let Some(after) = result["cpu_ms_after_hang_up"].as_f64() {
+            let _ = write!(
+                scenario,
+                " ({} in all; {after:.0} ms CPU after the last hang-up, {:.0} ms in all)",
+                result["requests"],
+                result["cpu_ms_total"].as_f64().unwrap_or(0.0)
+            );
+        }
+        let _ = writeln!(
+            table,
+            "| {scenario} | {} | {} | {} | {} | {} | {} | {} |",
+            result["backend"].as_str().unwrap_or("?"),
+            number(result, "rps", 0),
+            number(result, "p50_ms", 2),
+            number(result, "p99_ms", 2),
+            number(result, "cpu_ms_per_request", 3),
+            number(result, "db_cpu_ms_per_request", 3),
+            number(result, "peak_rss_mib", 0),
+        );
+    }
+    table
+}
+
+/// Each figure of `results` divided by the same figure of the baseline run.
+fn compare(results: &[Value], baseline: &Path) -> anyhow::Result<String> {
+    let earlier: Value = serde_json::from_str(
+        &std::fs::read_to_string(baseline)
+            .with_context(|| format!("cannot read {}", baseline.display()))?,
+    )?;
+    let key = |result: &Value| {
+        format!(
+            "{} / {}",
+            result["scenario"].as_str().unwrap_or(""),
+            result["backend"].as_str().unwrap_or("")
+        )
+    };
+    let earlier: BTreeMap<String, &Value> = earlier["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|result| (key(result), result))
+        .collect();
+    let mut out = format!(
+        "Ratios to {} (now / then):\n\n| scenario | db | req/s | p99 | server CPU/req | PostgreSQL CPU/req | peak RSS |\n|---|---|---:|---:|---:|---:|---:|\n",
+        baseline.display()
+    );
+    for result in results {
+        let Some(then) = earlier.get(&key(result)) else {
+            continue;
+        };
+        let ratio = |field: &str| match (result[field].as_f64(), then[field].as_f64()) {
+            (Some(now), Some(then)) if then > 0.0 => format!("{:.2}", now / then),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            result["scenario"].as_str().unwrap_or(""),
+            result["backend"].as_str().unwrap_or(""),
+            ratio("rps"),
+            ratio("p99_ms"),
+            ratio("cpu_ms_per_request"),
+            ratio("db_cpu_ms_per_request"),
+            ratio("peak_rss_mib"),
+        );
+    }
+    Ok(out)
+}
