@@ -65,18 +65,37 @@ impl Default for StoreOptions {
     }
 }
 
+/// The connections of a store. SQLite allows one writer at a time: with several pooled
+/// connections writing, each write would start as a reader, try to upgrade, find the lock taken
+/// and sleep in SQLite's busy handler (1, 2, 5 ... 100 ms at a time), which made write latency's
+/// tail hundreds of milliseconds under load. So SQLite writes go through a pool of exactly one
+/// connection, where they queue in order without sleeping, and reads through a pool of many,
+/// which WAL lets run beside the writer.
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    Sqlite {
+        readers: SqlitePool,
+        writer: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
-/// Runs the same code against whichever pool the store holds. The body is compiled once per
-/// database, with `$pool` bound to that database's pool.
+/// Runs the same read-only code against whichever database the store holds. The body is
+/// compiled once per database, with `$pool` bound to the pool to read from.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($pool) => $body,
+            Pool::Sqlite { readers: $pool, .. } => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// As [`on_pool!`], for code that writes: on SQLite, the single writer connection.
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite { writer: $pool, .. } => $body,
             Pool::Postgres($pool) => $body,
         }
     };
@@ -105,14 +124,24 @@ impl Store {
                     // WAL lets readers work while a write is in progress.
                     .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true)
+                    // Only another process (`warden create-admin`) can hold the lock now.
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
+                // The writer first: it creates the file and switches it to WAL.
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect.clone())
+                    .await
+                    .context("cannot open the SQLite database")?;
+                let readers = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await
                     .context("cannot open the SQLite database")?;
-                Self::from_sqlite(pool)
+                Self {
+                    pool: Pool::Sqlite { readers, writer },
+                }
             }
             Backend::Postgres => {
                 // A statement that runs this long is cancelled by the server, so that no request
@@ -133,12 +162,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn from_sqlite(pool: SqlitePool) -> Self {
-        Self {
-            pool: Pool::Sqlite(pool),
-        }
-    }
-
     pub fn from_postgres(pool: PgPool) -> Self {
         Self {
             pool: Pool::Postgres(pool),
@@ -147,7 +170,7 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite { .. } => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -155,7 +178,7 @@ impl Store {
     /// Applies the migrations this database has not seen yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await,
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("cannot migrate the database")
@@ -173,6 +196,7 @@ impl Store {
     /// Waits for the connections in use to be returned, then closes them all.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
+        on_writer!(self, |pool| pool.close().await);
     }
 }
 

@@ -8,7 +8,6 @@
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::{Backend, Store};
@@ -69,17 +68,13 @@ impl TestDb {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
         let path = dir.path().join("warden-test.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .expect("cannot open the test SQLite database");
-        let store = Store::from_sqlite(pool);
-        store.migrate().await.expect("cannot migrate SQLite");
+        // Opened as the server opens it, with its pools.
+        let store = Store::connect(
+            &format!("sqlite://{}", path.display()),
+            &crate::StoreOptions::default(),
+        )
+        .await
+        .expect("cannot open the test SQLite database");
         Self {
             store,
             url: format!("sqlite://{}", path.display()),

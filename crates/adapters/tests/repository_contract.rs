@@ -44,6 +44,7 @@ contract!(
     email_lookup_ignores_case_but_keeps_the_stored_spelling,
     a_created_session_can_be_found,
     a_missing_session_is_none,
+    a_session_is_read_with_its_user_as_the_user_is_now,
     a_session_needs_an_existing_user,
     timestamps_round_trip_exactly,
     a_created_post_can_be_found_with_its_owner_and_no_votes,
@@ -216,6 +217,41 @@ async fn a_created_session_can_be_found(store: Store) {
     assert_eq!(found.user_id, user.id);
     assert_eq!(found.revoked_at, None);
     assert!(found.is_active_at(Utc::now()));
+}
+
+async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
+    let user = store
+        .create_user(&new_user("ann@example.com"))
+        .await
+        .unwrap();
+    let new = new_session(user.id);
+    let created = store
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .await
+        .unwrap();
+
+    let (session, found) = store.find_session_with_user(new.id).await.unwrap().unwrap();
+    assert_eq!(session, created);
+    assert_eq!(found, user);
+
+    let flags = UserFlags {
+        is_active: Some(false),
+        is_admin: Some(true),
+    };
+    store.update_user_flags(user.id, flags).await.unwrap();
+    let (_, found) = store.find_session_with_user(new.id).await.unwrap().unwrap();
+    assert!(!found.is_active);
+    assert!(found.is_admin);
+
+    store.delete_user(user.id).await.unwrap();
+    assert_eq!(store.find_session_with_user(new.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_session_with_user(SessionId::random())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn a_missing_session_is_none(store: Store) {

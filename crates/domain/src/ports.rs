@@ -141,6 +141,17 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// does not pass the domain's validation.
     async fn find_session(&self, id: SessionId) -> anyhow::Result<Option<Session>>;
 
+    /// The session with this id and its user, read together (one round trip), or `None` (also
+    /// when its user was deleted). Authenticating a request needs both.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionRepository::find_session`].
+    async fn find_session_with_user(
+        &self,
+        id: SessionId,
+    ) -> anyhow::Result<Option<(Session, User)>>;
+
     /// The session the refresh token hashed as `presented` belongs to, spent or not, or `None`.
     ///
     /// # Errors

@@ -109,7 +109,7 @@ impl PostRepository for Store {
                            (owner_id, title, title_key, content, published, created_at, updated_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
         let title_key = draft.title.as_str().to_lowercase();
-        let id: i64 = on_pool!(self, |pool| {
+        let id: i64 = on_writer!(self, |pool| {
             sqlx::query_scalar(SQL)
                 .bind(owner.get())
                 .bind(draft.title.as_str())
@@ -193,7 +193,7 @@ impl PostRepository for Store {
                                updated_at = $6 \
                            WHERE id = $1";
         let title_key = draft.title.as_str().to_lowercase();
-        let updated = on_pool!(self, |pool| {
+        let updated = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(id.get())
                 .bind(draft.title.as_str())
@@ -215,7 +215,7 @@ impl PostRepository for Store {
     #[tracing::instrument(skip(self), err)]
     async fn delete_post(&self, id: PostId) -> anyhow::Result<bool> {
         const SQL: &str = "DELETE FROM posts WHERE id = $1";
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(id.get())
                 .execute(pool)

@@ -6,9 +6,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes, Session, SessionId, UserId,
+    NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes, Session, SessionId, User,
+    UserId,
 };
 
+use super::users::UserRow;
 use super::{DbResultExt, Pool, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
@@ -37,6 +39,17 @@ impl TryFrom<SessionRow> for Session {
     }
 }
 
+/// A session with its user, from one join.
+#[derive(sqlx::FromRow)]
+struct SessionUserRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    user_email: String,
+    user_is_active: bool,
+    user_is_admin: bool,
+    user_created_at: DateTime<Utc>,
+}
+
 const SESSION_COLUMNS_BY_ID: &str = "SELECT id, user_id, created_at, expires_at, revoked_at, scopes \
                                      FROM sessions WHERE id = $1";
 
@@ -56,7 +69,7 @@ impl SessionRepository for Store {
                                VALUES ($1, $2, $3, $4)";
         let scopes = new_session.scopes.to_string();
         let created_at = stored_time(new_session.created_at);
-        let row = on_pool!(self, |pool| {
+        let row = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
                 let row = sqlx::query_as::<_, SessionRow>(SESSION)
@@ -93,6 +106,35 @@ impl SessionRepository for Store {
         })
         .db_context("cannot read session")?;
         row.map(Session::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn find_session_with_user(
+        &self,
+        id: SessionId,
+    ) -> anyhow::Result<Option<(Session, User)>> {
+        const SQL: &str = "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
+                                  s.scopes, u.email AS user_email, u.is_active AS user_is_active, \
+                                  u.is_admin AS user_is_admin, u.created_at AS user_created_at \
+                           FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SessionUserRow>(SQL)
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read session")?;
+        row.map(|row| {
+            let user = User::try_from(UserRow {
+                id: row.session.user_id,
+                email: row.user_email,
+                is_active: row.user_is_active,
+                is_admin: row.user_is_admin,
+                created_at: row.user_created_at,
+            })?;
+            Ok((Session::try_from(row.session)?, user))
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -133,7 +175,7 @@ impl SessionRepository for Store {
         const SPENT_BEFORE: &str = "SELECT session_id FROM refresh_tokens \
                                     WHERE token_hash = $1 AND spent_at IS NOT NULL";
         let now = stored_time(now);
-        let outcome = on_pool!(self, |pool| {
+        let outcome = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
                 let spent: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(SPEND)
@@ -184,7 +226,7 @@ impl SessionRepository for Store {
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool> {
         const SQL: &str =
             "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let revoked = on_pool!(self, |pool| {
+        let revoked = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(id.as_uuid())
                 .bind(stored_time(at))
@@ -206,7 +248,7 @@ impl SessionRepository for Store {
         const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
                            WHERE user_id = $1 AND revoked_at IS NULL \
                              AND ($2 IS NULL OR id <> $2)";
-        let revoked = on_pool!(self, |pool| {
+        let revoked = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(user.get())
                 .bind(except.map(SessionId::as_uuid))

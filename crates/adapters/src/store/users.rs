@@ -54,7 +54,7 @@ impl UserRepository for Store {
         let email_key = new_user.email.normalized();
         let hash = new_user.password_hash.as_str();
         let created_at = now();
-        let inserted = on_pool!(self, |pool| {
+        let inserted = on_writer!(self, |pool| {
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(email)
                 .bind(&email_key)
@@ -142,7 +142,7 @@ impl UserRepository for Store {
         const SQL: &str = "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, created_at";
         let email_key = email.normalized();
-        let updated = on_pool!(self, |pool| {
+        let updated = on_writer!(self, |pool| {
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(email.as_str())
@@ -157,7 +157,7 @@ impl UserRepository for Store {
     #[tracing::instrument(skip(self, hash), err)]
     async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-        let updated = on_pool!(self, |pool| {
+        let updated = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(id.get())
                 .bind(hash.as_str())
@@ -180,7 +180,7 @@ impl UserRepository for Store {
                                is_admin = COALESCE($3, is_admin) \
                            WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, created_at";
-        let row = on_pool!(self, |pool| {
+        let row = on_writer!(self, |pool| {
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(flags.is_active)
@@ -196,7 +196,7 @@ impl UserRepository for Store {
     async fn delete_user(&self, id: UserId) -> anyhow::Result<bool> {
         // The foreign keys cascade to sessions (and their refresh tokens), posts and votes.
         const SQL: &str = "DELETE FROM users WHERE id = $1";
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(id.get())
                 .execute(pool)

@@ -11,7 +11,7 @@ impl VoteRepository for Store {
     #[tracing::instrument(skip(self), err)]
     async fn add_vote(&self, user: UserId, post: PostId) -> Result<(), AddVoteError> {
         const SQL: &str = "INSERT INTO votes (user_id, post_id, created_at) VALUES ($1, $2, $3)";
-        let inserted = on_pool!(self, |pool| {
+        let inserted = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(user.get())
                 .bind(post.get())
@@ -35,7 +35,7 @@ impl VoteRepository for Store {
     #[tracing::instrument(skip(self), err)]
     async fn remove_vote(&self, user: UserId, post: PostId) -> anyhow::Result<bool> {
         const SQL: &str = "DELETE FROM votes WHERE user_id = $1 AND post_id = $2";
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(user.get())
                 .bind(post.get())

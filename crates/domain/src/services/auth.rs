@@ -348,23 +348,19 @@ impl AuthService {
             .await
             .map_err(|err| AuthenticateError::invalid(err.reason))?;
 
-        let session = self
+        // One read of the session and its user, on every request: no cache, so an ended session
+        // or a disabled account fails on the very next request on every instance.
+        let (session, user) = self
             .sessions
-            .find_session(claims.session_id)
+            .find_session_with_user(claims.session_id)
             .await?
-            .ok_or_else(|| AuthenticateError::invalid("unknown session"))?;
+            .ok_or_else(|| AuthenticateError::invalid("unknown session, or its user is gone"))?;
         if session.user_id != claims.user_id {
             return Err(AuthenticateError::invalid("session of another user"));
         }
         if !session.is_active_at(Utc::now()) {
             return Err(AuthenticateError::invalid("session ended"));
         }
-
-        let user = self
-            .users
-            .find_user(claims.user_id)
-            .await?
-            .ok_or_else(|| AuthenticateError::invalid("user no longer exists"))?;
         if !user.is_active {
             return Err(AuthenticateError::invalid("user is disabled"));
         }

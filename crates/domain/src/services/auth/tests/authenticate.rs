@@ -18,16 +18,13 @@ fn authenticating(session: Option<Session>, user: Option<User>, scopes: &str) ->
                 scopes,
             })
         });
+    // One read gives both; a deleted user's sessions are gone with it.
     mocks
         .sessions
-        .expect_find_session()
+        .expect_find_session_with_user()
         .with(eq(session_id))
-        .returning(move |_| Ok(session.clone()));
-    mocks
-        .users
-        .expect_find_user()
-        .with(eq(UserId::new(1)))
-        .returning(move |_| Ok(user.clone()));
+        .times(1)
+        .returning(move |_| Ok(session.clone().zip(user.clone())));
     mocks.service()
 }
 
