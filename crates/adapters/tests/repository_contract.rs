@@ -53,6 +53,9 @@ contract!(
     the_list_shows_published_posts_and_the_viewers_own_newest_first,
     the_list_pages_and_counts_every_match,
     the_list_searches_titles_ignoring_case_and_wildcards,
+    the_title_index_follows_every_change_of_a_title,
+    the_total_is_counted_up_to_the_cap,
+    vote_counts_follow_votes_taken_back_and_voters_deleted,
     votes_are_counted_wherever_a_post_is_read,
     a_user_votes_once_per_post,
     voting_on_a_missing_post_is_refused,
@@ -487,6 +490,102 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
         .await
         .unwrap();
     assert_eq!(found.total, 2);
+}
+
+async fn the_title_index_follows_every_change_of_a_title(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let quoted = store
+        .create_post(ann.id, &draft(r#"He said "hello world" twice"#, true))
+        .await
+        .unwrap();
+    let renamed = store
+        .create_post(ann.id, &draft("The first name", true))
+        .await
+        .unwrap();
+    let deleted = store
+        .create_post(ann.id, &draft("Soon gone, first", true))
+        .await
+        .unwrap();
+
+    // Searches of three characters or more use the index: quotes are literal there too.
+    assert_eq!(
+        titles(&store, &query(ann.id, Some(r#""hello wor"#), 10, 0)).await,
+        [quoted.title.as_str()]
+    );
+    assert_eq!(
+        titles(&store, &query(ann.id, Some("FIRST"), 10, 0)).await,
+        ["Soon gone, first", "The first name"]
+    );
+    store
+        .replace_post(renamed.id, &draft("The second name", true))
+        .await
+        .unwrap();
+    store.delete_post(deleted.id).await.unwrap();
+    assert_eq!(
+        titles(&store, &query(ann.id, Some("first"), 10, 0)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        titles(&store, &query(ann.id, Some("second"), 10, 0)).await,
+        ["The second name"]
+    );
+    // One or two characters: no index, the same answers.
+    assert_eq!(
+        titles(&store, &query(ann.id, Some("nd"), 10, 0)).await,
+        ["The second name"]
+    );
+}
+
+async fn the_total_is_counted_up_to_the_cap(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let cap = warden_domain::MAX_COUNTED_POSTS;
+    for i in 0..=cap {
+        store
+            .create_post(ann.id, &draft(&format!("post {i}"), true))
+            .await
+            .unwrap();
+    }
+    let all = store.list_posts(&query(ann.id, None, 10, 0)).await.unwrap();
+    assert_eq!(all.total, cap);
+    assert_eq!(all.posts[0].title.as_str(), format!("post {cap}"));
+    let searched = store
+        .list_posts(&query(ann.id, Some("post"), 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(searched.total, cap);
+    let fewer = store
+        .list_posts(&query(ann.id, Some("post 99"), 10, 0))
+        .await
+        .unwrap();
+    // post 99 and post 990 to post 999.
+    assert_eq!(fewer.total, 11);
+}
+
+async fn vote_counts_follow_votes_taken_back_and_voters_deleted(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let post = store
+        .create_post(ann.id, &draft("counted", true))
+        .await
+        .unwrap();
+    let mut voters = Vec::new();
+    for name in ["bob", "cy", "di"] {
+        let voter = user(&store, &format!("{name}@example.com")).await;
+        store.add_vote(voter.id, post.id).await.unwrap();
+        voters.push(voter);
+    }
+    let votes =
+        |store: Store| async move { store.find_post(post.id).await.unwrap().unwrap().votes };
+    assert_eq!(votes(store.clone()).await, 3);
+    store.remove_vote(voters[0].id, post.id).await.unwrap();
+    assert_eq!(votes(store.clone()).await, 2);
+    // A vote refused as a duplicate counts nothing.
+    assert!(store.add_vote(voters[1].id, post.id).await.is_err());
+    assert_eq!(votes(store.clone()).await, 2);
+    // Deleting a voter's account takes their votes, and the count follows.
+    store.delete_user(voters[2].id).await.unwrap();
+    assert_eq!(votes(store.clone()).await, 1);
+    let listed = store.list_posts(&query(ann.id, None, 10, 0)).await.unwrap();
+    assert_eq!(listed.posts[0].votes, 1);
 }
 
 async fn votes_are_counted_wherever_a_post_is_read(store: Store) {

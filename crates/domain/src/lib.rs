@@ -14,8 +14,8 @@ pub mod token;
 pub mod user;
 
 pub use post::{
-    Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostTitle,
-    TextError, VoteDirection,
+    MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,
+    PostTitle, TextError, VoteDirection,
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Session, SessionId};

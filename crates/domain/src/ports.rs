@@ -229,8 +229,8 @@ pub trait PostRepository: Send + Sync + 'static {
 
     /// One page of the posts `query.viewer` may see (every published post and their own
     /// unpublished ones) whose title contains `query.search` ignoring case, newest first (ties
-    /// broken by id, newest first), and how many such posts there are in all. One query for the
-    /// page, however many posts it holds.
+    /// broken by id, newest first), and how many such posts there are in all, counted up to
+    /// [`crate::MAX_COUNTED_POSTS`]. One query for the page, however many posts it holds.
     ///
     /// # Errors
     ///

@@ -158,8 +158,13 @@ pub struct PostQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostList {
     pub posts: Vec<Post>,
+    /// How many posts match, counted up to [`MAX_COUNTED_POSTS`].
     pub total: u64,
 }
+
+/// A list counts its matches up to this many: counting every match of a large table would
+/// cost as much as reading it, on every page. `MAX_COUNTED_POSTS` means "at least that many".
+pub const MAX_COUNTED_POSTS: u64 = 1000;
 
 /// A vote's direction, as the API spells it: 1 adds the caller's vote, 0 takes it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,7 @@ macro_rules! post_columns {
     () => {
         "SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, \
                 u.id AS owner_id, u.email AS owner_email, u.is_active AS owner_is_active, \
-                u.is_admin AS owner_is_admin, u.created_at AS owner_created_at, \
-                (SELECT COUNT(*) FROM votes v WHERE v.post_id = p.id) AS votes "
+                u.is_admin AS owner_is_admin, u.created_at AS owner_created_at, p.votes "
     };
 }
 
@@ -29,13 +28,63 @@ macro_rules! post_tables {
     };
 }
 
-/// Which posts a list shows: those viewer `$1` may see, whose title matches LIKE pattern `$2`
-/// (all of them when `$2` is NULL).
-macro_rules! post_list_filter {
+/// The posts viewer `$1` may see: every published post and their own.
+macro_rules! visible {
     () => {
-        "WHERE (p.published OR p.owner_id = $1) \
-           AND ($2 IS NULL OR p.title_key LIKE $2 ESCAPE '\\') "
+        "(p.published OR p.owner_id = $1)"
     };
+}
+
+/// The list's page (`$2` posts from the `$3`-th, newest first) and the capped count of all its
+/// matches, in one statement, for each way of finding the matches. The count is an
+/// uncorrelated subquery, computed once. `$4` is the search, as each query wants it.
+macro_rules! list_query {
+    ($from:expr, $filter:expr) => {
+        concat!(
+            post_columns!(),
+            ", (SELECT COUNT(*) FROM (SELECT 1 FROM ",
+            $from,
+            " WHERE ",
+            visible!(),
+            $filter,
+            " LIMIT ",
+            max_counted!(),
+            ") AS counted) AS total ",
+            "FROM ",
+            $from,
+            " JOIN users u ON u.id = p.owner_id ",
+            "WHERE ",
+            visible!(),
+            $filter,
+            " ORDER BY p.created_at DESC, p.id DESC LIMIT $2 OFFSET $3"
+        )
+    };
+}
+
+/// [`warden_domain::MAX_COUNTED_POSTS`], for `concat!`.
+macro_rules! max_counted {
+    () => {
+        "1000"
+    };
+}
+
+/// The whole list, searched or not, and how each database searches titles: through an index
+/// of the titles' three-character substrings (PostgreSQL's pg_trgm, SQLite's FTS5 trigram
+/// table), for searches of three characters or more. Shorter ones cannot use such an index and
+/// scan the titles.
+mod list {
+    /// No search.
+    pub(super) const ALL: &str = list_query!("posts p", "");
+    /// PostgreSQL: `$4` is a LIKE pattern, which the trigram index serves.
+    pub(super) const POSTGRES_SEARCH: &str = list_query!("posts p", " AND p.title_key LIKE $4");
+    /// SQLite, three characters or more: `$4` is an FTS5 phrase; the index drives.
+    pub(super) const SQLITE_INDEXED_SEARCH: &str = list_query!(
+        "posts_title_search s JOIN posts p ON p.id = s.rowid",
+        " AND s.posts_title_search MATCH $4"
+    );
+    /// SQLite, one or two characters: `$4` is a LIKE pattern.
+    pub(super) const SQLITE_SHORT_SEARCH: &str =
+        list_query!("posts p", " AND p.title_key LIKE $4 ESCAPE '\\'");
 }
 
 #[derive(sqlx::FromRow)]
@@ -82,16 +131,16 @@ impl TryFrom<PostRow> for Post {
 struct ListedPostRow {
     #[sqlx(flatten)]
     post: PostRow,
-    /// How many posts match the whole query, whatever the page.
+    /// How many posts match the whole query, whatever the page, up to the cap.
     total: i64,
 }
 
-/// A LIKE pattern that matches titles containing `search`, ignoring case: the search is
-/// lower-cased as titles' keys are, and LIKE's wildcards in it are escaped.
-fn title_pattern(search: &str) -> String {
-    let mut pattern = String::with_capacity(search.len() + 2);
+/// A LIKE pattern that matches keys containing `key`, with LIKE's wildcards in it escaped by
+/// a backslash (PostgreSQL's default escape; SQLite's query names it).
+fn like_pattern(key: &str) -> String {
+    let mut pattern = String::with_capacity(key.len() + 2);
     pattern.push('%');
-    for c in search.to_lowercase().chars() {
+    for c in key.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
@@ -99,6 +148,60 @@ fn title_pattern(search: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// An FTS5 query for the rows whose key contains `key` (three characters or more): one phrase,
+/// with its double quotes doubled, as FTS5's syntax wants.
+fn fts_phrase(key: &str) -> String {
+    format!("\"{}\"", key.replace('"', "\"\""))
+}
+
+impl Store {
+    /// One page of the list, each row with the capped count of every match.
+    async fn list_page(
+        &self,
+        query: &PostQuery,
+        limit: i64,
+        skip: i64,
+    ) -> Result<Vec<ListedPostRow>, anyhow::Error> {
+        let viewer = query.viewer.get();
+        // Titles' keys are lower-cased by the application; so is the search.
+        let key = query.search.as_deref().map(str::to_lowercase);
+        let rows = match (&self.pool, key) {
+            (_, None) => on_pool!(self, |pool| {
+                sqlx::query_as::<_, ListedPostRow>(list::ALL)
+                    .bind(viewer)
+                    .bind(limit)
+                    .bind(skip)
+                    .fetch_all(pool)
+                    .await
+            }),
+            (Pool::Postgres(pool), Some(key)) => {
+                sqlx::query_as::<_, ListedPostRow>(list::POSTGRES_SEARCH)
+                    .bind(viewer)
+                    .bind(limit)
+                    .bind(skip)
+                    .bind(like_pattern(&key))
+                    .fetch_all(pool)
+                    .await
+            }
+            (Pool::Sqlite { readers, .. }, Some(key)) => {
+                let (sql, search) = if key.chars().count() >= 3 {
+                    (list::SQLITE_INDEXED_SEARCH, fts_phrase(&key))
+                } else {
+                    (list::SQLITE_SHORT_SEARCH, like_pattern(&key))
+                };
+                sqlx::query_as::<_, ListedPostRow>(sql)
+                    .bind(viewer)
+                    .bind(limit)
+                    .bind(skip)
+                    .bind(search)
+                    .fetch_all(readers)
+                    .await
+            }
+        };
+        rows.db_context("cannot list posts")
+    }
 }
 
 #[async_trait]
@@ -141,45 +244,22 @@ impl PostRepository for Store {
 
     #[tracing::instrument(skip(self), err)]
     async fn list_posts(&self, query: &PostQuery) -> anyhow::Result<PostList> {
-        // The window function counts every match before LIMIT applies: page and total in one
-        // query. Only a page past the end has no row to carry the total; then it is counted.
-        const PAGE: &str = concat!(
-            post_columns!(),
-            ", COUNT(*) OVER () AS total ",
-            post_tables!(),
-            post_list_filter!(),
-            "ORDER BY p.created_at DESC, p.id DESC LIMIT $3 OFFSET $4"
-        );
-        const COUNT: &str = concat!("SELECT COUNT(*) FROM posts p ", post_list_filter!());
-        let viewer = query.viewer.get();
-        let pattern = query.search.as_deref().map(title_pattern);
         let limit = i64::from(query.page.limit());
         let skip = count_to_i64(query.page.skip())?;
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, ListedPostRow>(PAGE)
-                .bind(viewer)
-                .bind(&pattern)
-                .bind(limit)
-                .bind(skip)
-                .fetch_all(pool)
-                .await
-        })
-        .db_context("cannot list posts")?;
+        let mut rows = self.list_page(query, limit, skip).await?;
         let total = match rows.first() {
             Some(row) => row.total,
             None if skip == 0 => 0,
-            None => on_pool!(self, |pool| {
-                sqlx::query_scalar::<_, i64>(COUNT)
-                    .bind(viewer)
-                    .bind(&pattern)
-                    .fetch_one(pool)
-                    .await
-            })
-            .db_context("cannot count posts")?,
+            // A page past the end has no row to carry the count: the first page has.
+            None => self
+                .list_page(query, 1, 0)
+                .await?
+                .first()
+                .map_or(0, |row| row.total),
         };
         Ok(PostList {
             posts: rows
-                .into_iter()
+                .drain(..)
                 .map(|row| Post::try_from(row.post))
                 .collect::<anyhow::Result<_>>()?,
             total: u64::try_from(total).context("negative post count")?,
@@ -224,5 +304,19 @@ impl PostRepository for Store {
         })
         .db_context("cannot delete post")?;
         Ok(deleted > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sql_count_cap_is_the_domains() {
+        assert_eq!(max_counted!(), warden_domain::MAX_COUNTED_POSTS.to_string());
+    }
+
+    #[test]
+    fn searches_become_literal_patterns_and_phrases() {
+        assert_eq!(super::like_pattern(r"50%_\"), r"%50\%\_\\%");
+        assert_eq!(super::fts_phrase(r#"say "hi""#), r#""say ""hi""""#);
     }
 }

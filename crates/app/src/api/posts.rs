@@ -115,7 +115,8 @@ struct VoteOut {
 
 #[derive(Debug, ApiResponse)]
 enum ListPostsResponse {
-    /// One page of posts, newest first. `X-Total-Count` says how many match in all.
+    /// One page of posts, newest first. `X-Total-Count` says how many match in all, counted up
+    /// to 1000: `1000` means at least that many.
     #[oai(status = 200)]
     Ok(Json<Vec<PostOut>>, #[oai(header = "X-Total-Count")] u64),
 }
