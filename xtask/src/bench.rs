@@ -41,8 +41,10 @@ const ABANDON_AFTER: Duration = Duration::from_millis(50);
 const BIG_POSTS: u32 = 100_000;
 const BIG_VOTERS: u32 = 1_000;
 const VOTES_PER_VOTER: u32 = 1_000;
-/// The search of the list scenarios: one topic of a hundred (see [`title`]).
-const SEARCH: &str = "topic42";
+/// The searches of the list scenarios (see [`title`]): a word that few titles hold, and one
+/// that every title holds, the worst case for a trigram index.
+const SEARCH: &str = "w4242";
+const COMMON_SEARCH: &str = "about";
 
 struct Options {
     quick: bool,
@@ -312,30 +314,34 @@ fn login_form(email: &str) -> String {
     )
 }
 
-/// CPU time (user + system) of process `pid`, and of every process named `postgres`.
+/// CPU time (user + system) of process `pid`.
 fn cpu_seconds(pid: u32) -> f64 {
     process_cpu(&format!("/proc/{pid}/stat")).unwrap_or(0.0)
 }
 
-fn postgres_cpu_seconds() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+/// The server processes serving the bench database's connections (not autovacuum, not the
+/// checkpointer, not other databases), by their process ids.
+fn postgres_backends(database: &Database) -> Vec<u32> {
+    let Some(admin) = &database.admin_url else {
+        return Vec::new();
     };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|entry| {
-            std::fs::read_to_string(entry.path().join("comm"))
-                .is_ok_and(|comm| comm.trim() == "postgres")
-        })
-        .filter_map(|entry| process_cpu(&entry.path().join("stat").display().to_string()))
-        .sum()
+    psql(
+        admin,
+        &format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            database.name
+        ),
+    )
+    .map(|pids| {
+        pids.lines()
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn postgres_cpu_seconds(backends: &[u32]) -> f64 {
+    backends.iter().map(|pid| cpu_seconds(*pid)).sum()
 }
 
 fn process_cpu(stat: &str) -> Option<f64> {
@@ -450,13 +456,15 @@ fn report(name: &str, load: &Load<'_>, output: &std::process::Output) -> anyhow:
 /// Measures `loads` run at once; the first is the scenario's own, the others run beside it.
 fn measure(
     scenario: &str,
-    backend: &str,
+    database: &Database,
     server: &Server,
     loads: &[Load<'_>],
 ) -> anyhow::Result<Value> {
+    let backend = database.backend;
     let pid = server.pid();
     reset_peak_rss(pid);
-    let (cpu, db_cpu) = (cpu_seconds(pid), postgres_cpu_seconds());
+    let backends = postgres_backends(database);
+    let (cpu, db_cpu) = (cpu_seconds(pid), postgres_cpu_seconds(&backends));
     let children: Vec<Child> = loads
         .iter()
         .map(|load| load.command(server).spawn().context("cannot run wrk"))
@@ -465,7 +473,10 @@ fn measure(
         .into_iter()
         .map(Child::wait_with_output)
         .collect::<Result<_, _>>()?;
-    let (cpu, db_cpu) = (cpu_seconds(pid) - cpu, postgres_cpu_seconds() - db_cpu);
+    let (cpu, db_cpu) = (
+        cpu_seconds(pid) - cpu,
+        postgres_cpu_seconds(&backends) - db_cpu,
+    );
     let mut reports = Vec::new();
     for (load, output) in loads.iter().zip(&outputs) {
         reports.push(report(scenario, load, output)?);
@@ -580,35 +591,42 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
         seconds,
     };
     let search = format!("/posts?search={SEARCH}");
+    let common = format!("/posts?search={COMMON_SEARCH}");
     let mut results = vec![
-        measure("GET /posts", backend, &server, &[get("/posts", 200, true)])?,
+        measure("GET /posts", database, &server, &[get("/posts", 200, true)])?,
         measure(
-            "GET /posts?search=",
-            backend,
+            &format!("GET /posts?search={SEARCH}"),
+            database,
             &server,
             &[get(&search, 200, true)],
         )?,
         measure(
+            &format!("GET /posts?search={COMMON_SEARCH}"),
+            database,
+            &server,
+            &[get(&common, 200, true)],
+        )?,
+        measure(
             "GET /posts/{id}",
-            backend,
+            database,
             &server,
             &[get(&format!("/posts/{post_id}"), 200, true)],
         )?,
         measure(
             "GET /users/me",
-            backend,
+            database,
             &server,
             &[get("/users/me", 200, true)],
         )?,
         measure(
             "GET /users/me without a token (401)",
-            backend,
+            database,
             &server,
             &[get("/users/me", 401, false)],
         )?,
         measure(
             "POST /posts",
-            backend,
+            database,
             &server,
             &[Load {
                 method: "POST",
@@ -622,7 +640,7 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
         )?,
         measure(
             "POST /login",
-            backend,
+            database,
             &server,
             &[login(CONNECTIONS, seconds)],
         )?,
@@ -634,7 +652,7 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
     };
     results.push(measure(
         &format!("GET /users/me at {BESIDE_CONNECTIONS} connections, alone"),
-        backend,
+        database,
         &server,
         &[Load {
             seconds,
@@ -643,7 +661,7 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
     )?);
     results.push(measure(
         &format!("login flood ({FLOOD_CONNECTIONS} connections) with GET /users/me beside it"),
-        backend,
+        database,
         &server,
         &[login(FLOOD_CONNECTIONS, flood_seconds), me_beside()],
     )?);
@@ -659,15 +677,21 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
         eprintln!("  seeded in {:.0?}", started.elapsed());
         results.push(measure(
             &format!("GET /posts at {BIG_POSTS} posts"),
-            backend,
+            database,
             &server,
             &[get("/posts", 200, true)],
         )?);
         results.push(measure(
-            &format!("GET /posts?search= at {BIG_POSTS} posts"),
-            backend,
+            &format!("GET /posts?search={SEARCH} at {BIG_POSTS} posts"),
+            database,
             &server,
             &[get(&search, 200, true)],
+        )?);
+        results.push(measure(
+            &format!("GET /posts?search={COMMON_SEARCH} at {BIG_POSTS} posts"),
+            database,
+            &server,
+            &[get(&common, 200, true)],
         )?);
     }
     Ok(results)
@@ -715,10 +739,11 @@ fn recount_votes(database: &Database) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "Post N about topicK" with K = N mod 100, so that a search for one topic matches one post
-/// in a hundred: one of the first 100 posts, and a thousand of the large set.
+/// "Post N about wA and wB", with A and B spread over 5 000 words: a search for one word
+/// matches about one post in 2 500, each of its trigrams a few hundred at 100 000 posts, as a
+/// word in real titles would; a search for "about" matches every post.
 fn title() -> &'static str {
-    "'Post ' || s.n || ' about topic' || (s.n % 100)"
+    "'Post ' || s.n || ' about w' || ((s.n * 7919) % 5000) || ' and w' || ((s.n * 104729) % 5000)"
 }
 
 /// 100 posts by Ann, newest last, half of them with her vote.

@@ -2,8 +2,8 @@
 //! instead of shell scripts, so it works wherever cargo does).
 //!
 //! - `ci`: everything CI checks: formatting, clippy, every test on SQLite and PostgreSQL, that
-//!   the committed OpenAPI document matches the code, the schemathesis run and the Swagger UI
-//!   check.
+//!   the committed OpenAPI document matches the code, the schemathesis run, the Swagger UI
+//!   check and a quick run of the benchmark harness.
 //! - `fuzz`: schemathesis against a running `warden` (part of `ci`).
 //! - `e2e`: Swagger UI's Authorize button in headless Chromium (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.

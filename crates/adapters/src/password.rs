@@ -18,6 +18,10 @@
 //!   `Unavailable`, which the API answers 503 with `Retry-After`, instead of queueing without end.
 //! - A request whose caller has gone (its future was dropped) before a thread picks it up is
 //!   skipped: an abandoned login costs no hash.
+//! - The hashing threads run at the lowest scheduling priority (nice 19 on Linux): they get
+//!   every CPU cycle that answering requests leaves, and no more, so a login flood cannot slow
+//!   the rest of the API down. Under load that saturates the CPU, logins slow down first, and
+//!   then the full queue turns them away with 503.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -154,6 +158,13 @@ impl Argon2Hasher {
 /// A hashing thread: takes jobs until the hasher is dropped, with one argon2 memory block for
 /// its whole life.
 fn work(jobs: &flume::Receiver<Job>, stats: &Stats) {
+    // Lowering one's own priority needs no privilege; if it fails anyway, hashing still works,
+    // only without yielding to requests.
+    if let Err(err) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::warn!(?err, "cannot lower the priority of a hashing thread");
+    }
     let params = Params::default();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut memory = vec![Block::new(); params.block_count()];

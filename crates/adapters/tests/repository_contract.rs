@@ -8,8 +8,8 @@ use warden_domain::ports::{
 };
 use warden_domain::{
     EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash, PostContent, PostDraft,
-    PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SessionId, User, UserFlags,
-    UserId,
+    PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SearchTerm, SessionId, User,
+    UserFlags, UserId,
 };
 
 /// Runs each listed test body once per database.
@@ -311,7 +311,7 @@ fn draft(title: &str, published: bool) -> PostDraft {
 fn query(viewer: UserId, search: Option<&str>, limit: u32, skip: u64) -> PostQuery {
     PostQuery {
         viewer,
-        search: search.map(Into::into),
+        search: search.and_then(|search| SearchTerm::new(search).unwrap()),
         page: Page::new(limit, skip).unwrap(),
     }
 }

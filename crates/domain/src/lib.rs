@@ -10,12 +10,13 @@ pub mod post;
 pub mod scope;
 pub mod services;
 pub mod session;
+pub mod text;
 pub mod token;
 pub mod user;
 
 pub use post::{
     MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,
-    PostTitle, TextError, VoteDirection,
+    PostTitle, SearchTerm, TextError, VoteDirection,
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Session, SessionId};

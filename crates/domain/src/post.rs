@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use crate::text::{self, ForbiddenCharacter, TextKind};
 use crate::{User, UserId};
 
 /// A post's id: a positive 64-bit integer assigned by the database.
@@ -29,24 +30,60 @@ impl fmt::Display for PostId {
 pub const TITLE_MAX_CHARS: usize = 300;
 pub const CONTENT_MAX_CHARS: usize = 10_000;
 
-/// Why a title or content was refused.
+/// The longest search, in characters.
+pub const SEARCH_MAX_CHARS: usize = 300;
+
+/// Why a title, a content or a search was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
     #[error("must not be empty")]
     Empty,
     #[error("must be at most {max} characters long")]
     TooLong { max: usize },
+    /// A character the text model refuses (see [`crate::text`]).
+    #[error(transparent)]
+    Forbidden(#[from] ForbiddenCharacter),
 }
 
 /// Checks a post's text: at least one character that is not white space, at most `max`
-/// characters (Unicode scalar values, as the contract counts them, not bytes).
-fn check_text(raw: &str, max: usize) -> Result<(), TextError> {
+/// characters (Unicode scalar values, as the contract counts them, not bytes), and only
+/// characters the text model accepts for `kind`.
+fn check_text(raw: &str, max: usize, kind: TextKind) -> Result<(), TextError> {
     if raw.trim().is_empty() {
         Err(TextError::Empty)
     } else if raw.chars().count() > max {
         Err(TextError::TooLong { max })
     } else {
-        Ok(())
+        Ok(text::check(raw, kind)?)
+    }
+}
+
+/// What a list searches titles for: up to 300 characters of one line, matched as a
+/// case-insensitive substring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerm(String);
+
+impl SearchTerm {
+    /// `None` for an empty search, which matches every post (as FastAPI's default `""` does).
+    ///
+    /// # Errors
+    ///
+    /// Over 300 characters, or a character the text model refuses in a line.
+    pub fn new(raw: &str) -> Result<Option<Self>, TextError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.chars().count() > SEARCH_MAX_CHARS {
+            return Err(TextError::TooLong {
+                max: SEARCH_MAX_CHARS,
+            });
+        }
+        text::check(raw, TextKind::Line)?;
+        Ok(Some(Self(raw.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -56,7 +93,7 @@ pub struct PostTitle(String);
 
 impl PostTitle {
     pub fn new(raw: String) -> Result<Self, TextError> {
-        check_text(&raw, TITLE_MAX_CHARS)?;
+        check_text(&raw, TITLE_MAX_CHARS, TextKind::Line)?;
         Ok(Self(raw))
     }
 
@@ -71,7 +108,7 @@ pub struct PostContent(String);
 
 impl PostContent {
     pub fn new(raw: String) -> Result<Self, TextError> {
-        check_text(&raw, CONTENT_MAX_CHARS)?;
+        check_text(&raw, CONTENT_MAX_CHARS, TextKind::Multiline)?;
         Ok(Self(raw))
     }
 
@@ -150,7 +187,7 @@ pub struct PostQuery {
     /// Sees every published post plus their own unpublished ones.
     pub viewer: UserId,
     /// Only posts whose title contains this, ignoring case.
-    pub search: Option<String>,
+    pub search: Option<SearchTerm>,
     pub page: Page,
 }
 

@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::text::{self, ForbiddenCharacter, TextKind};
+
 /// A user's id: a positive 64-bit integer assigned by the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(i64);
@@ -54,6 +56,7 @@ impl EmailAddress {
         if trimmed.len() > EMAIL_MAX_LEN {
             return Err(invalid(format!("longer than {EMAIL_MAX_LEN} bytes")));
         }
+        text::check(trimmed, TextKind::Line).map_err(|err| invalid(err.to_string()))?;
         // Display names ("Ann <ann@example.com>") and IP literals are valid RFC 5322 but never what
         // someone means when registering an account, so they are refused.
         let options = email_address::Options::default()
@@ -110,6 +113,8 @@ pub enum PasswordError {
     TooShort,
     #[error("password must be at most {PASSWORD_MAX_BYTES} bytes long")]
     TooLong,
+    #[error("password {0}")]
+    Forbidden(#[from] ForbiddenCharacter),
 }
 
 impl Password {
@@ -118,6 +123,7 @@ impl Password {
         if raw.len() < PASSWORD_MIN_BYTES {
             return Err(PasswordError::TooShort);
         }
+        text::check(&raw, TextKind::Secret)?;
         Self::candidate(raw)
     }
 

@@ -177,3 +177,42 @@ async fn a_full_queue_is_unavailable_at_once_not_a_longer_wait() {
     }
     assert!(refused > 0, "twelve requests fitted a queue of two");
 }
+
+/// The hashing threads yield the CPU to everything else: their niceness is the lowest there is.
+#[cfg(target_os = "linux")]
+#[test]
+fn hashing_threads_run_at_the_lowest_priority() {
+    fn hashing_threads_niceness() -> Vec<i64> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.starts_with("argon2-"))
+            })
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Field 19 of stat, counted after the parenthesised command name.
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(16)?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+    let _hasher = Argon2Hasher::new(2, 4).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let niceness = hashing_threads_niceness();
+        if niceness.len() >= 2 && niceness.iter().all(|nice| *nice == 19) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hashing threads' niceness: {niceness:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

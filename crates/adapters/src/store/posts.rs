@@ -166,7 +166,10 @@ impl Store {
     ) -> Result<Vec<ListedPostRow>, anyhow::Error> {
         let viewer = query.viewer.get();
         // Titles' keys are lower-cased by the application; so is the search.
-        let key = query.search.as_deref().map(str::to_lowercase);
+        let key = query
+            .search
+            .as_ref()
+            .map(|search| search.as_str().to_lowercase());
         let rows = match (&self.pool, key) {
             (_, None) => on_pool!(self, |pool| {
                 sqlx::query_as::<_, ListedPostRow>(list::ALL)

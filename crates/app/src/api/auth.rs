@@ -20,6 +20,7 @@ use poem_openapi::{
 };
 use warden_domain::Password;
 use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
+use warden_domain::text::{self, TextKind};
 
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
@@ -386,10 +387,14 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
         (Ok(username), Ok(password)) => (username, password),
         (Err(missing), _) | (_, Err(missing)) => return missing,
     };
-    // Checked before anything else: a huge password must never reach the hasher.
+    // Checked before anything else: a huge password must never reach the hasher, and a
+    // username the text model refuses (a NUL, say) never reaches the database.
     let Ok(password) = Password::candidate(password.to_owned()) else {
         return LoginResponse::invalid_request("the password is longer than 1024 bytes");
     };
+    if let Err(err) = text::check(username, TextKind::Line) {
+        return LoginResponse::invalid_request(format!("the username {err}"));
+    }
     // Refused before the password is checked: a throttled guess costs the attacker a request
     // and us nothing.
     let address = state.throttle.client_address(req);

@@ -8,7 +8,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::{ChangePostError, GetPostError, VoteError};
-use warden_domain::{Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, VoteDirection};
+use warden_domain::{
+    Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, SearchTerm, VoteDirection,
+};
 
 use super::ApiTags;
 use super::body::JsonBody;
@@ -199,9 +201,11 @@ impl PostsApi {
         search: Query<Option<String>>,
     ) -> Result<ListPostsResponse, ApiError> {
         let page = super::page(limit.0, skip.0)?;
+        let search = SearchTerm::new(search.0.as_deref().unwrap_or_default())
+            .map_err(|err| ApiError::invalid(format!("search: {err}")))?;
         let query = PostQuery {
             viewer: auth.0.user.id,
-            search: search.0.filter(|search| !search.is_empty()),
+            search,
             page,
         };
         let list = state.posts.list(&query).await?;

@@ -387,7 +387,7 @@ mod tests {
     async fn listing_passes_the_query_to_the_repository() {
         let query = PostQuery {
             viewer: BOB,
-            search: Some("hello".into()),
+            search: crate::SearchTerm::new("hello").unwrap(),
             page: Page::new(10, 20).unwrap(),
         };
         let mut posts = MockPostRepository::new();
