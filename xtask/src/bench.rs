@@ -25,15 +25,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::{cargo, exec, postgres, root};
+use crate::postgres::{self, psql};
+use crate::{cargo, exec, root};
 
 const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "a-bench-signing-secret-of-more-than-32-bytes";
 /// Connections for the ordinary scenarios.
 const CONNECTIONS: u32 = 32;
-/// Connections of the login flood, and of `/users/me` beside it.
+/// Connections of the login flood.
 const FLOOD_CONNECTIONS: u32 = 64;
-const BESIDE_CONNECTIONS: u32 = 4;
+/// The rate of `GET /users/me` probes beside the flood: an interactive user, not a second load.
+const PROBES_PER_SECOND: u32 = 100;
 /// Logins sent at once by clients that hang up.
 const ABANDONED_LOGINS: usize = 200;
 const ABANDON_AFTER: Duration = Duration::from_millis(50);
@@ -136,16 +138,8 @@ impl Database {
             }),
             Backend::Postgres(admin) => {
                 let name = "warden_bench".to_owned();
-                psql(
-                    admin,
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                )?;
-                psql(admin, &format!("CREATE DATABASE {name}"))?;
-                let base = admin
-                    .rsplit_once('/')
-                    .map_or(admin.as_str(), |(base, _)| base);
                 Ok(Self {
-                    url: format!("{base}/{name}"),
+                    url: postgres::fresh_database(admin, &name)?,
                     backend: "postgres",
                     admin_url: Some(admin.clone()),
                     name,
@@ -181,25 +175,9 @@ impl Database {
 
     fn drop_database(&self) {
         if let Some(admin) = &self.admin_url {
-            let _ = psql(
-                admin,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            );
+            postgres::drop_database(admin, &self.name);
         }
     }
-}
-
-fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
-    let output = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
-        .output()
-        .context("psql is not installed")?;
-    ensure!(
-        output.status.success(),
-        "psql failed: {}\n{sql}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// The release `warden`, running.
@@ -473,9 +451,12 @@ fn measure(
         .into_iter()
         .map(Child::wait_with_output)
         .collect::<Result<_, _>>()?;
+    // Backends the pool opened during the scenario count from zero: their whole life was in it.
+    let mut after = postgres_backends(database);
+    after.retain(|pid| !backends.contains(pid));
     let (cpu, db_cpu) = (
         cpu_seconds(pid) - cpu,
-        postgres_cpu_seconds(&backends) - db_cpu,
+        postgres_cpu_seconds(&backends) + postgres_cpu_seconds(&after) - db_cpu,
     );
     let mut reports = Vec::new();
     for (load, output) in loads.iter().zip(&outputs) {
@@ -503,6 +484,103 @@ fn measure(
     }
     eprintln!("  {scenario}: {result}");
     Ok(result)
+}
+
+/// `GET path` at a fixed rate on one keep-alive connection for `seconds`, as a person using
+/// the API does (wrk's closed loop would be a load of its own): every latency, sorted.
+fn probe(addr: &str, path: &str, bearer: &str, seconds: u64) -> anyhow::Result<Vec<f64>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\n\r\n");
+    let interval = Duration::from_secs(1) / PROBES_PER_SECOND;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut next = started;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += interval;
+        let sent = Instant::now();
+        stream.write_all(request.as_bytes())?;
+        let status = read_answer(&mut stream)?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        ensure!(status == 200, "probe of {path}: {status}");
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` from a keep-alive connection: its status.
+fn read_answer(stream: &mut TcpStream) -> anyhow::Result<u16> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
+    Ok(head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The probe alone, then the login flood with the probe beside it.
+fn flood(
+    database: &Database,
+    server: &Server,
+    flood: &Load<'_>,
+    bearer: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let backend = database.backend;
+    let alone = probe(&server.addr, "/users/me", bearer, flood.seconds.min(10))?;
+    let calm = json!({
+        "scenario": format!("GET /users/me at {PROBES_PER_SECOND}/s, alone"),
+        "backend": backend,
+        "requests": alone.len(),
+        "p50_ms": percentile(&alone, 50.0),
+        "p99_ms": percentile(&alone, 99.0),
+    });
+    eprintln!("  {calm}");
+    let prober = {
+        let (addr, bearer, seconds) = (server.addr.clone(), bearer.to_owned(), flood.seconds);
+        std::thread::spawn(move || probe(&addr, "/users/me", &bearer, seconds))
+    };
+    let mut result = measure(
+        &format!(
+            "login flood ({FLOOD_CONNECTIONS} connections), GET /users/me at {PROBES_PER_SECOND}/s beside it"
+        ),
+        database,
+        server,
+        std::slice::from_ref(flood),
+    )?;
+    let beside = prober
+        .join()
+        .map_err(|_| anyhow::anyhow!("the probe panicked"))??;
+    result["beside_p50_ms"] = json!(percentile(&beside, 50.0));
+    result["beside_p99_ms"] = json!(percentile(&beside, 99.0));
+    eprintln!("  with the probe: {result}");
+    Ok(vec![calm, result])
 }
 
 /// 200 logins sent at once by clients that hang up after 50 ms: the peak memory, and the CPU
@@ -645,25 +723,11 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
             &[login(CONNECTIONS, seconds)],
         )?,
     ];
-    let me_beside = || Load {
-        connections: BESIDE_CONNECTIONS,
-        seconds: flood_seconds,
-        ..get("/users/me", 200, true)
-    };
-    results.push(measure(
-        &format!("GET /users/me at {BESIDE_CONNECTIONS} connections, alone"),
+    results.extend(flood(
         database,
         &server,
-        &[Load {
-            seconds,
-            ..me_beside()
-        }],
-    )?);
-    results.push(measure(
-        &format!("login flood ({FLOOD_CONNECTIONS} connections) with GET /users/me beside it"),
-        database,
-        &server,
-        &[login(FLOOD_CONNECTIONS, flood_seconds), me_beside()],
+        &login(FLOOD_CONNECTIONS, flood_seconds),
+        &token,
     )?);
     results.push(abandoned_logins(&server, "bob@example.com", backend)?);
 
