@@ -35,7 +35,7 @@ fn chromium() -> anyhow::Result<PathBuf> {
 pub(crate) fn run() -> anyhow::Result<()> {
     let chromium = chromium()?;
     let venv = python::venv()?;
-    let server = Served::start("e2e-run")?;
+    let server = Served::start("e2e-run", None)?;
     let mut script = Command::new(venv.join("bin/python"));
     script
         .arg(root().join("xtask/e2e/swagger_ui.py"))

@@ -1,13 +1,17 @@
-//! `cargo xtask fuzz`: schemathesis against a running `warden`, with every check, for a fixed
-//! seed and a bounded number of examples per operation. The hooks in `xtask/fuzz/` log the
-//! fuzzer in through `/login`; `xtask/fuzz/schemathesis.toml` holds its configuration.
+//! `cargo xtask fuzz`: schemathesis against a running `warden`, once on SQLite and once on
+//! PostgreSQL, with every check, for a fixed seed and a bounded number of examples per
+//! operation. Strings include NUL and every other character (schemathesis's `allow-x00` and
+//! `codec` settings), so that what one database stores and the other refuses shows up as a
+//! 500. Operations come from the document: a new one is fuzzed without being listed anywhere.
+//! The hooks in `xtask/fuzz/` log the fuzzer in through `/login`;
+//! `xtask/fuzz/schemathesis.toml` holds its configuration.
 
 use std::process::Command;
 
 use anyhow::Context;
 
 use crate::served::{PASSWORD, Served};
-use crate::{exec, python, root};
+use crate::{exec, postgres, python, root};
 
 const SEED: &str = "20261121";
 const MAX_EXAMPLES: &str = "25";
@@ -15,8 +19,20 @@ const ADMIN_EMAIL: &str = "fuzz-admin@example.com";
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let venv = python::venv()?;
+    eprintln!("\n==> fuzzing warden on SQLite");
+    fuzz(&venv, "fuzz-run", None)?;
+    let postgres = postgres::find_or_start(false)?;
+    let database = postgres::fresh_database(postgres.url(), "warden_fuzz")?;
+    eprintln!("\n==> fuzzing warden on PostgreSQL");
+    let result = fuzz(&venv, "fuzz-run-postgres", Some(&database));
+    postgres::drop_database(postgres.url(), "warden_fuzz");
+    result
+}
+
+/// One schemathesis run against a fresh `warden` (in `target/<name>`).
+fn fuzz(venv: &std::path::Path, name: &str, database_url: Option<&str>) -> anyhow::Result<()> {
     // No earlier run's accounts: a fresh database for every run.
-    let server = Served::start("fuzz-run")?;
+    let server = Served::start(name, database_url)?;
     // Before anything else registers: the admin must be account 1 on every run, for the run
     // to be the same every time.
     server.create_admin(ADMIN_EMAIL)?;
@@ -43,7 +59,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .env("WARDEN_FUZZ_URL", &server.url)
         .env("WARDEN_FUZZ_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("WARDEN_FUZZ_PASSWORD", PASSWORD);
-    exec(st).context(
-        "schemathesis found problems (above); the server log is target/fuzz-run/warden.log",
-    )
+    exec(st).with_context(|| {
+        format!("schemathesis found problems (above); the server log is target/{name}/warden.log")
+    })
 }

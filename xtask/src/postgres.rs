@@ -43,6 +43,40 @@ impl Postgres {
     }
 }
 
+/// Makes an empty database `name` on the server at `admin_url` (dropping one left by an earlier
+/// run) and returns its URL.
+pub(crate) fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    drop_database(admin_url, name);
+    psql(admin_url, &format!("CREATE DATABASE {name}"))?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops database `name`, if it exists, whoever is connected to it.
+pub(crate) fn drop_database(admin_url: &str, name: &str) {
+    let _ = psql(
+        admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+/// Runs one SQL command with psql and returns what it printed.
+pub(crate) fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let output = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
+        .output()
+        .context("psql is not installed")?;
+    if !output.status.success() {
+        bail!(
+            "psql failed: {}\n{sql}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 /// A URL without its password, for printing.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -19,11 +19,13 @@ pub(crate) struct Served {
     binary: PathBuf,
     pub(crate) dir: PathBuf,
     pub(crate) url: String,
+    database_url: Option<String>,
 }
 
 impl Served {
-    /// Builds `warden` and starts it in `target/<name>`, emptied first.
-    pub(crate) fn start(name: &str) -> anyhow::Result<Self> {
+    /// Builds `warden` and starts it in `target/<name>`, emptied first, on a fresh SQLite file
+    /// there, or on `database_url` (a fresh PostgreSQL database) when given.
+    pub(crate) fn start(name: &str, database_url: Option<&str>) -> anyhow::Result<Self> {
         let mut build = cargo();
         build.args(["build", "--quiet", "--locked", "--package", "warden"]);
         exec(build)?;
@@ -33,7 +35,14 @@ impl Served {
         std::fs::create_dir_all(&dir)?;
 
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = configured(&binary, &dir)
+        let mut command = configured(&binary, &dir);
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url).env(
+                "JWT_SECRET",
+                "a-fuzzing-signing-secret-of-more-than-32-bytes",
+            );
+        }
+        let child = command
             .env("WARDEN_ADDR", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.join("warden.log"))?))
@@ -44,6 +53,7 @@ impl Served {
             binary,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            database_url: database_url.map(str::to_owned),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -61,6 +71,9 @@ impl Served {
     /// Makes `email` an admin with [`PASSWORD`], through `warden create-admin`.
     pub(crate) fn create_admin(&self, email: &str) -> anyhow::Result<()> {
         let mut admin = configured(&self.binary, &self.dir);
+        if let Some(url) = &self.database_url {
+            admin.env("DATABASE_URL", url);
+        }
         admin
             .args(["create-admin", "--email", email])
             .stdin(Stdio::piped())

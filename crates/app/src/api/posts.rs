@@ -196,8 +196,12 @@ impl PostsApi {
         /// How many posts to skip.
         #[oai(default, validator(minimum(value = "0")))]
         skip: Query<i64>,
-        /// Only posts whose title contains this, ignoring case.
-        #[oai(validator(max_length = 300))]
+        /// Only posts whose title contains this, ignoring case. One line: no control
+        /// characters and no bidirectional embeddings or overrides (see the text model).
+        #[oai(validator(
+            max_length = 300,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$"
+        ))]
         search: Query<Option<String>>,
     ) -> Result<ListPostsResponse, ApiError> {
         let page = super::page(limit.0, skip.0)?;

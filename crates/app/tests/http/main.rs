@@ -27,6 +27,7 @@ macro_rules! on_both_databases {
 
 mod account;
 mod errors;
+mod hostile;
 mod keys;
 mod posts;
 mod scopes;
