@@ -51,17 +51,28 @@ const COMMON_SEARCH: &str = "about";
 struct Options {
     quick: bool,
     baseline: Option<PathBuf>,
+    /// `sqlite` or `postgres`: only that database.
+    only: Option<String>,
 }
 
 pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
     let mut options = Options {
         quick: false,
         baseline: None,
+        only: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match *arg {
             "--quick" => options.quick = true,
+            "--backend" => {
+                let name = args.next().context("--backend needs sqlite or postgres")?;
+                ensure!(
+                    matches!(*name, "sqlite" | "postgres"),
+                    "--backend takes sqlite or postgres"
+                );
+                options.only = Some((*name).to_owned());
+            }
             "--baseline" => {
                 options.baseline = Some(args.next().context("--baseline needs a file")?.into());
             }
@@ -79,14 +90,18 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
     let mut results = Vec::new();
-    results.extend(backend_run(Backend::Sqlite, &options, &out)?);
-    let postgres = postgres::find_or_start(false)?;
-    results.extend(backend_run(
-        Backend::Postgres(postgres.url().to_owned()),
-        &options,
-        &out,
-    )?);
-    drop(postgres);
+    let wanted = |name: &str| options.only.as_deref().is_none_or(|only| only == name);
+    if wanted("sqlite") {
+        results.extend(backend_run(Backend::Sqlite, &options, &out)?);
+    }
+    if wanted("postgres") {
+        let postgres = postgres::find_or_start(false)?;
+        results.extend(backend_run(
+            Backend::Postgres(postgres.url().to_owned()),
+            &options,
+            &out,
+        )?);
+    }
 
     let machine = machine();
     let table = markdown(&results, &machine, &options);
@@ -306,7 +321,8 @@ fn postgres_backends(database: &Database) -> Vec<u32> {
     psql(
         admin,
         &format!(
-            "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{}' \
+             AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
             database.name
         ),
     )
@@ -807,7 +823,8 @@ fn recount_votes(database: &Database) -> anyhow::Result<()> {
 /// matches about one post in 2 500, each of its trigrams a few hundred at 100 000 posts, as a
 /// word in real titles would; a search for "about" matches every post.
 fn title() -> &'static str {
-    "'Post ' || s.n || ' about w' || ((s.n * 7919) % 5000) || ' and w' || ((s.n * 104729) % 5000)"
+    "'Post ' || s.n || ' about w' || ((CAST(s.n AS BIGINT) * 7919) % 5000) \
+     || ' and w' || ((CAST(s.n AS BIGINT) * 104729) % 5000)"
 }
 
 /// 100 posts by Ann, newest last, half of them with her vote.

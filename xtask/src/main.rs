@@ -37,7 +37,7 @@ commands:
   fuzz                        schemathesis against a running warden, every check, fixed seed
   e2e                         Swagger UI's Authorize button, in headless Chromium
   openapi [--check]           write docs/openapi.json from the code, or check that it is current
-  bench [--quick] [--baseline FILE]
+  bench [--quick] [--backend sqlite|postgres] [--baseline FILE]
                               the release build under load (wrk) on SQLite and PostgreSQL:
                               req/s, latency, server and database CPU per request, peak RSS;
                               writes target/bench/results.{md,json}; --quick checks the harness
