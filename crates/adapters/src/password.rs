@@ -78,6 +78,7 @@ impl Stats {
 struct Job {
     work: Work,
     reply: oneshot::Sender<anyhow::Result<Outcome>>,
+    queued: std::time::Instant,
 }
 
 enum Work {
@@ -132,8 +133,13 @@ impl Argon2Hasher {
     /// has picked the work up means it is never done.
     async fn submit(&self, work: Work) -> anyhow::Result<Outcome> {
         let (reply, outcome) = oneshot::channel();
+        let queued = std::time::Instant::now();
         self.jobs
-            .try_send(Job { work, reply })
+            .try_send(Job {
+                work,
+                reply,
+                queued,
+            })
             .map_err(|err| match err {
                 flume::TrySendError::Full(_) => anyhow::Error::new(Unavailable {
                     source: "too many passwords are waiting to be hashed".into(),
@@ -173,6 +179,7 @@ fn work(jobs: &flume::Receiver<Job>, stats: &Stats) {
             stats.skipped.fetch_add(1, Ordering::SeqCst);
             continue;
         }
+        metrics::histogram!("warden_password_hash_wait_seconds").record(job.queued.elapsed());
         let running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
         stats.peak_running.fetch_max(running, Ordering::SeqCst);
         stats.started.fetch_add(1, Ordering::SeqCst);

@@ -193,6 +193,21 @@ impl Store {
         Ok(())
     }
 
+    /// The pool's connections: (open, idle), over both SQLite pools.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let count = |size: u32, idle: usize| (size, u32::try_from(idle).unwrap_or(u32::MAX));
+        match &self.pool {
+            Pool::Sqlite { readers, writer } => {
+                let (r, w) = (
+                    count(readers.size(), readers.num_idle()),
+                    count(writer.size(), writer.num_idle()),
+                );
+                (r.0 + w.0, r.1 + w.1)
+            }
+            Pool::Postgres(pool) => count(pool.size(), pool.num_idle()),
+        }
+    }
+
     /// Waits for the connections in use to be returned, then closes them all.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);

@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use poem::http::HeaderValue;
 use poem::http::{StatusCode, header};
 use poem::middleware::{NormalizePath, TrailingSlash};
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
@@ -37,6 +37,8 @@ pub struct AppState {
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
     pub store: Store,
+    /// Whether `/metrics` is served with the API (no `METRICS_ADDR`), or on its own address.
+    pub metrics_with_api: bool,
 }
 
 /// The largest request body accepted (contract section 0).
@@ -46,6 +48,8 @@ const REQUEST_ID: &str = "x-request-id";
 impl AppState {
     /// Builds the services on `store` with the real hasher and token signer.
     pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
+        // Before anything is counted.
+        crate::metrics::handle();
         let (keys, source) = resolve_jwt_keys(config)?;
         match source {
             SecretSource::Configured => {}
@@ -103,6 +107,7 @@ impl AppState {
             tokens,
             throttle: Arc::new(Throttle::new(&config.throttle())),
             store,
+            metrics_with_api: config.server.metrics_addr.is_none(),
         })
     }
 }
@@ -114,9 +119,13 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let allowed = Arc::new(AllowedMethods::from_openapi(&service.spec()));
-    Route::new()
+    let mut routes = Route::new()
         .at("/openapi.json", poem::get(spec))
-        .nest("/docs", poem::get(docs))
+        .nest("/docs", poem::get(docs));
+    if state.metrics_with_api {
+        routes = routes.at("/metrics", poem::get(metrics_endpoint));
+    }
+    routes
         .nest("/", service)
         .around(limit_body)
         // `/users/` is `/users`, as with FastAPI's redirect but without the round trip.
@@ -128,7 +137,15 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                 let path = req.uri().path().to_owned();
                 Ok(match next.call(req).await {
                     Ok(response) => response,
-                    Err(err) => render_error(err, &path, &allowed),
+                    Err(err) => {
+                        // The route it matched, for the metrics' `route` label.
+                        let pattern = err.data::<PathPattern>().cloned();
+                        let mut response = render_error(err, &path, &allowed);
+                        if let Some(pattern) = pattern {
+                            response.set_data(pattern);
+                        }
+                        response
+                    }
                 })
             }
         })
@@ -174,6 +191,7 @@ async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Respon
         .and_then(|value| value.to_str().ok())
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let method = crate::metrics::method_label(req.method());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -186,11 +204,30 @@ async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Respon
             Ok(response) => response.into_response(),
             Err(err) => err.into_response(),
         };
+        let elapsed = started.elapsed();
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "request served"
         );
+        let route = response.data::<PathPattern>().map_or_else(
+            || crate::metrics::UNMATCHED.to_owned(),
+            |pattern| crate::metrics::route_label(&pattern.0),
+        );
+        let status = response.status().as_u16().to_string();
+        metrics::counter!(
+            "http_requests_total",
+            "method" => method,
+            "route" => route.clone(),
+            "status" => status
+        )
+        .increment(1);
+        metrics::histogram!(
+            "http_request_duration_seconds",
+            "method" => method,
+            "route" => route
+        )
+        .record(elapsed);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
@@ -198,6 +235,18 @@ async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Respon
     }
     .instrument(span)
     .await
+}
+
+/// `GET /metrics`: Prometheus's text format, with the pool's connections as they are now.
+#[poem::handler]
+fn metrics_endpoint(state: poem::web::Data<&AppState>) -> Response {
+    let (open, idle) = state.store.pool_connections();
+    metrics::gauge!("warden_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("warden_db_pool_connections", "state" => "in_use")
+        .set(f64::from(open.saturating_sub(idle)));
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::handle().render())
 }
 
 /// Connects to the database, migrates it, and serves until SIGINT or SIGTERM; then stops
@@ -234,9 +283,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_connections: usize::try_from(server.http_max_connections).unwrap_or(usize::MAX),
         shutdown_timeout: Duration::from_secs(server.shutdown_timeout_seconds),
     };
+    // With METRICS_ADDR, /metrics has a listener of its own, stopped when the API's stops.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(metrics_addr) = server.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+        tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics");
+        let endpoint = Route::new()
+            .at("/metrics", poem::get(metrics_endpoint))
+            .data(state.clone());
+        tokio::spawn(connections::serve(listener, endpoint, limits, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
     connections::serve(listener, app(state), limits, shutdown_signal())
         .await
         .context("server failed")?;
+    let _ = stop_metrics.send(());
     store.close().await;
     tracing::info!("stopped");
     Ok(())

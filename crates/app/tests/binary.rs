@@ -562,3 +562,53 @@ fn connections_past_the_limit_wait_for_a_free_one() {
     let (status, _, _) = read_response(&mut waiting);
     assert_eq!(status, 200);
 }
+
+/// With METRICS_ADDR, `/metrics` is there and only there, and `promtool` (Prometheus's own
+/// checker) accepts what it serves.
+#[test]
+fn metrics_are_served_on_their_own_address_and_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let warden = Warden::start(dir.path(), &[("METRICS_ADDR", &metrics_addr.to_string())]);
+    let json = [("content-type", "application/json")];
+    let body = r#"{"email": "ann@example.com", "password": "correct horse"}"#;
+    assert_eq!(warden.request("POST", "/users", &json, body).0, 201);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let login = "username=ann%40example.com&password=correct+horse";
+    assert_eq!(warden.request("POST", "/login", &form, login).0, 200);
+    assert_eq!(warden.request("GET", "/metrics", &[], "").0, 404);
+
+    let mut stream = TcpStream::connect(metrics_addr).unwrap();
+    stream
+        .write_all(head("GET", "/metrics", &[], 0).as_bytes())
+        .unwrap();
+    let (status, _, metrics) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    assert!(metrics.contains("warden_logins_total"), "{metrics}");
+
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut promtool) = promtool else {
+        panic!("promtool is not installed: `apt-get install prometheus` (.ci/run does)");
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}\n{metrics}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -356,14 +356,27 @@ impl AuthApi {
         state: Data<&AppState>,
         form: TokenRequest,
     ) -> LoginResponse {
-        match form.optional("grant_type").unwrap_or("password") {
-            "password" => password_grant(&state, req, &form).await,
-            "refresh_token" => refresh_grant(&state, &form).await,
-            other => LoginResponse::error(
-                "unsupported_grant_type",
-                format!("the {other} grant type is not supported"),
+        let (grant, response) = match form.optional("grant_type").unwrap_or("password") {
+            "password" => ("password", password_grant(&state, req, &form).await),
+            "refresh_token" => ("refresh_token", refresh_grant(&state, &form).await),
+            other => (
+                "other",
+                LoginResponse::error(
+                    "unsupported_grant_type",
+                    format!("the {other} grant type is not supported"),
+                ),
             ),
-        }
+        };
+        let outcome = match &response {
+            LoginResponse::Ok(_) => "success".to_owned(),
+            LoginResponse::BadRequest(Json(body)) => body.error.clone(),
+            LoginResponse::TooManyRequests(..) => "throttled".to_owned(),
+            LoginResponse::Unavailable(..) => "unavailable".to_owned(),
+            LoginResponse::ServerError(_) => "error".to_owned(),
+        };
+        metrics::counter!("warden_logins_total", "grant" => grant, "outcome" => outcome)
+            .increment(1);
+        response
     }
 
     /// Log out
@@ -400,6 +413,7 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
     let address = state.throttle.client_address(req);
     if let Some(wait) = state.throttle.login_blocked_for(username, address) {
         tracing::warn!(?address, "login throttled");
+        metrics::counter!("warden_throttled_total", "kind" => "login").increment(1);
         return LoginResponse::TooManyRequests(
             Json(OAuthErrorBody {
                 error: "slow_down".into(),
@@ -445,10 +459,10 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
         Err(err) => {
             match &err {
                 RefreshError::InvalidGrant => tracing::info!("refresh refused"),
-                RefreshError::Replayed(session_id) => tracing::warn!(
-                    %session_id,
-                    "spent refresh token presented again: session ended"
-                ),
+                RefreshError::Replayed(session_id) => {
+                    tracing::warn!(%session_id, "spent refresh token presented again: session ended");
+                    metrics::counter!("warden_refresh_reuse_detected_total").increment(1);
+                }
                 RefreshError::InvalidScope(_) | RefreshError::Unknown(_) => {}
             }
             err.into()

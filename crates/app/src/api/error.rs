@@ -225,6 +225,7 @@ impl AllowedMethods {
         let mut table = vec![
             (segments("/openapi.json"), "GET".to_owned()),
             (segments("/docs"), "GET".to_owned()),
+            (segments("/metrics"), "GET".to_owned()),
         ];
         let document: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
         if let Some(paths) = document["paths"].as_object() {

@@ -187,6 +187,7 @@ impl UsersApi {
         let address = state.throttle.client_address(req);
         if let Some(wait) = state.throttle.registration(address) {
             tracing::warn!(?address, "registration throttled");
+            metrics::counter!("warden_throttled_total", "kind" => "registration").increment(1);
             return Ok(RegisterResponse::TooManyRequests(
                 detail("too many registrations from this address; try again later"),
                 retry_after_seconds(wait),

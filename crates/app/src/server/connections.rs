@@ -75,9 +75,11 @@ pub async fn serve(
     let mut last_full_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
-        if permits.available_permits() == 0
-            && last_full_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10))
-        {
+        let full = permits.available_permits() == 0;
+        if full {
+            metrics::counter!("warden_connection_limit_reached_total").increment(1);
+        }
+        if full && last_full_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
             tracing::warn!(
                 max_connections = limits.max_connections,
                 "connection limit reached: new connections wait until others close"

@@ -29,6 +29,7 @@ mod account;
 mod errors;
 mod hostile;
 mod keys;
+mod metrics;
 mod posts;
 mod scopes;
 mod sessions;
