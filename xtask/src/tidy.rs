@@ -119,3 +119,29 @@ fn no_source_file_is_over_500_lines() {
     }
     assert!(long.is_empty(), "over {MAX_SOURCE_LINES} lines: {long:?}");
 }
+
+/// Every license `Cargo.toml` names has its text in the repository, and the OpenAPI document
+/// names the same license.
+#[test]
+fn the_licenses_named_are_the_licenses_shipped() {
+    let manifest = std::fs::read_to_string(crate::root().join("Cargo.toml")).unwrap();
+    let license = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("license = "))
+        .expect("Cargo.toml names a license")
+        .trim_matches('"');
+    assert_eq!(license, "MIT OR Apache-2.0");
+    for (file, first_words) in [
+        ("LICENSE-MIT", "Permission is hereby granted"),
+        ("LICENSE-APACHE", "Apache License"),
+    ] {
+        let text = std::fs::read_to_string(crate::root().join(file))
+            .unwrap_or_else(|_| panic!("{file} is missing"));
+        assert!(text.contains(first_words), "{file} is not the license text");
+    }
+    let document = std::fs::read_to_string(crate::root().join("docs/openapi.json")).unwrap();
+    assert!(
+        document.contains(&format!(r#""name": "{license}""#)),
+        "docs/openapi.json does not name the license"
+    );
+}

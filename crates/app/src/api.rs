@@ -10,7 +10,7 @@ pub mod posts;
 pub mod security;
 pub mod users;
 
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{LicenseObject, OpenApiService, Tags};
 use warden_domain::Page;
 
 use self::error::ApiError;
@@ -63,6 +63,7 @@ pub(crate) fn page(limit: u32, skip: i64) -> Result<Page, ApiError> {
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(Apis::default(), "Warden", env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION)
+        .license(LicenseObject::new(env!("CARGO_PKG_LICENSE")))
 }
 
 /// The OpenAPI document, as `GET /openapi.json` serves it and `docs/openapi.json` commits it.

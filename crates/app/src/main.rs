@@ -8,8 +8,9 @@ use warden_app::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A missing .env is normal; a broken one is worth knowing about.
-    if let Err(err) = dotenvy::dotenv()
+    // A missing .env is normal; a broken one is worth knowing about. Only the working
+    // directory's: dotenvy's default would also search every parent directory.
+    if let Err(err) = dotenvy::from_path(".env")
         && !err.not_found()
     {
         eprintln!("error: cannot read .env: {err}");

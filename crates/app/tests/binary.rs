@@ -203,6 +203,15 @@ fn with_no_configuration_warden_serves_from_a_sqlite_file() {
     assert!(log.contains("generated a JWT signing secret"), "{log}");
     assert!(!log.contains(&secret), "the secret reached the log");
     assert!(!log.contains("correct horse"), "a password reached the log");
+    // Written to a pipe, the log is plain text, and it names a URL a person can open.
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("http://{}/docs", warden.addr)),
+        "{log}"
+    );
 
     assert!(warden.terminate().success());
 }
@@ -283,6 +292,28 @@ fn a_short_jwt_secret_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at least 32 bytes"), "{stderr}");
     assert!(!stderr.contains("too-short"), "the secret reached the log");
+}
+
+#[test]
+fn only_the_working_directorys_env_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    // A parent directory's .env would make it refuse to start.
+    std::fs::write(dir.path().join(".env"), "JWT_SECRET=too-short\n").unwrap();
+    let warden = Warden::start(&work, &[]);
+    assert_eq!(warden.request("GET", "/health/live", &[], "").0, 200);
+    drop(warden);
+    // Its own is read.
+    std::fs::write(work.join(".env"), "JWT_SECRET=too-short\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(&work)
+        .env_clear()
+        .env("WARDEN_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"));
 }
 
 #[test]

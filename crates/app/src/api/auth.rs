@@ -32,7 +32,9 @@ use crate::throttle::retry_after_seconds;
 const MAX_FORM_BYTES: usize = 64 * 1024;
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
-/// The token request form. Documentation only: the endpoint parses the form itself.
+// The endpoint parses the form itself (see the module's doc); this type only describes it in
+// the OpenAPI document.
+/// An OAuth2 token request, `application/x-www-form-urlencoded`.
 #[derive(Debug, Object)]
 #[oai(rename = "TokenRequest")]
 struct TokenRequestForm {
