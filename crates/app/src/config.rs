@@ -109,6 +109,15 @@ pub struct ServerConfig {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 
+    /// Origins whose pages may call the API from a browser (CORS), comma-separated, like
+    /// `https://app.example.com,http://localhost:3000`. Empty, the default: no CORS headers.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Serve `/metrics` (Prometheus) on this address only, for example `127.0.0.1:9100`, so that
     /// it can stay off the public network. Unset: `/metrics` is served on `WARDEN_ADDR`.
     #[arg(long = "metrics-addr", env = "METRICS_ADDR")]

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

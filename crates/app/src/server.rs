@@ -22,6 +22,7 @@ use warden_domain::services::{
 use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
 use crate::config::{Config, SecretSource, resolve_jwt_keys};
+use crate::cors::{CorsOrigins, cors};
 use crate::throttle::Throttle;
 
 pub mod connections;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     /// Whether `/metrics` is served with the API (no `METRICS_ADDR`), or on its own address.
     pub metrics_with_api: bool,
+    /// The origins CORS allows; none turns it off.
+    pub cors: Arc<CorsOrigins>,
 }
 
 /// The largest request body accepted (contract section 0).
@@ -108,6 +111,7 @@ impl AppState {
             throttle: Arc::new(Throttle::new(&config.throttle())),
             store,
             metrics_with_api: config.server.metrics_addr.is_none(),
+            cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
         })
     }
 }
@@ -119,6 +123,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let allowed = Arc::new(AllowedMethods::from_openapi(&service.spec()));
+    let cors_allowed = Arc::clone(&allowed);
+    let origins = Arc::clone(&state.cors);
     let mut routes = Route::new()
         .at("/openapi.json", poem::get(spec))
         .nest("/docs", poem::get(docs));
@@ -147,6 +153,17 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                         response
                     }
                 })
+            }
+        })
+        // Outside the error rendering, so that a cross-origin caller can read errors too.
+        .around(move |next, req| {
+            let (origins, allowed) = (Arc::clone(&origins), Arc::clone(&cors_allowed));
+            async move {
+                if origins.is_empty() {
+                    next.call(req).await
+                } else {
+                    cors(next, req, origins, allowed).await
+                }
             }
         })
         .around(observe)

@@ -26,6 +26,7 @@ macro_rules! on_both_databases {
 }
 
 mod account;
+mod cors;
 mod errors;
 mod hostile;
 mod keys;
