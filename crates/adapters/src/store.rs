@@ -116,6 +116,14 @@ impl Store {
     /// Connects to the database `url` names and brings its schema up to date. A SQLite file is
     /// created if missing.
     pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let store = Self::open(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to the database `url` names, leaving its schema as it is. A SQLite file is
+    /// created if missing.
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         let store = match Backend::of_url(url)? {
             Backend::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url)
@@ -158,7 +166,6 @@ impl Store {
                 Self::from_postgres(pool)
             }
         };
-        store.migrate().await?;
         Ok(store)
     }
 
@@ -182,6 +189,52 @@ impl Store {
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("cannot migrate the database")
+    }
+
+    /// The migrations of this build that the database has not applied (successfully), as
+    /// `VERSION_description`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn pending_migrations(&self) -> anyhow::Result<Vec<String>> {
+        // No table yet: nothing applied. Any other failure is an error.
+        const EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
+                              WHERE table_name = '_sqlx_migrations'";
+        const SQLITE_EXISTS: &str =
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+        const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+        let (exists, migrator) = match &self.pool {
+            Pool::Sqlite { readers, .. } => (
+                sqlx::query_scalar::<_, i64>(SQLITE_EXISTS)
+                    .fetch_one(readers)
+                    .await,
+                &SQLITE_MIGRATIONS,
+            ),
+            Pool::Postgres(pool) => (
+                sqlx::query_scalar::<_, i64>(EXISTS).fetch_one(pool).await,
+                &POSTGRES_MIGRATIONS,
+            ),
+        };
+        let applied: Vec<i64> = if exists.db_context("cannot read the schema's version")? > 0 {
+            on_pool!(self, |pool| sqlx::query_scalar(APPLIED)
+                .fetch_all(pool)
+                .await)
+            .db_context("cannot read the applied migrations")?
+        } else {
+            Vec::new()
+        };
+        Ok(migrator
+            .iter()
+            .filter(|migration| !applied.contains(&migration.version))
+            .map(|migration| {
+                format!(
+                    "{}_{}",
+                    migration.version,
+                    migration.description.replace(' ', "_")
+                )
+            })
+            .collect())
     }
 
     /// Whether the database answers a trivial query.

@@ -44,6 +44,7 @@ contract!(
     email_lookup_ignores_case_but_keeps_the_stored_spelling,
     a_created_session_can_be_found,
     a_missing_session_is_none,
+    a_migrated_database_has_no_pending_migration,
     a_session_is_read_with_its_user_as_the_user_is_now,
     a_session_needs_an_existing_user,
     timestamps_round_trip_exactly,
@@ -255,6 +256,10 @@ async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
             .unwrap(),
         None
     );
+}
+
+async fn a_migrated_database_has_no_pending_migration(store: Store) {
+    assert_eq!(store.pending_migrations().await.unwrap(), Vec::<String>::new());
 }
 
 async fn a_missing_session_is_none(store: Store) {

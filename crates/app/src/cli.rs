@@ -1,14 +1,108 @@
-//! Commands other than serving: `warden create-admin`.
+//! Commands other than serving: `warden migrate`, `warden check-config`, `warden create-admin`.
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use warden_adapters::{Argon2Hasher, Store, StoreOptions};
+use warden_adapters::{
+    Argon2Hasher, Backend, JwtConfig, JwtTokens, Store, StoreOptions, sqlite_file,
+};
 use warden_domain::services::{AdminService, RegisterError, UserService};
 use warden_domain::{EmailAddress, Password};
 
-use crate::config::Config;
+use crate::config::{Config, JwtAlgorithm, resolve_jwt_keys};
+use crate::cors::CorsOrigins;
+
+fn command_store_options() -> StoreOptions {
+    StoreOptions {
+        max_connections: 2,
+        ..StoreOptions::default()
+    }
+}
+
+/// `warden migrate`: applies the migrations the database has not seen, and says which.
+///
+/// # Errors
+///
+/// The database cannot be reached, or a migration fails (then it is rolled back).
+pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+    let store = Store::open(config.database_url(), &command_store_options()).await?;
+    let pending = store.pending_migrations().await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(if pending.is_empty() {
+        "the database's schema is up to date".to_owned()
+    } else {
+        format!("applied {}", pending.join(", "))
+    })
+}
+
+/// `warden check-config`: everything `serve` would refuse to start over, checked without
+/// changing anything (no migration, no secret file, no database file). Returns what it found.
+///
+/// # Errors
+///
+/// The first problem, with what to do about it.
+pub async fn check_config(config: &Config) -> anyhow::Result<String> {
+    let mut report = Vec::new();
+    let url = config.database_url();
+    let backend = Backend::of_url(url)?;
+    CorsOrigins::new(&config.server.cors_allowed_origins)?;
+
+    // The signing keys, unless `serve` would generate the secret (SQLite without one yet).
+    let secret_file = match backend {
+        Backend::Sqlite => sqlite_file(url)?.map(|database| {
+            let mut path = database.into_os_string();
+            path.push(".jwt-secret");
+            std::path::PathBuf::from(path)
+        }),
+        Backend::Postgres => None,
+    };
+    let generated = config.tokens.jwt_algorithm == JwtAlgorithm::Hs256
+        && config.tokens.jwt_secret.is_none()
+        && backend == Backend::Sqlite
+        && secret_file.as_ref().is_none_or(|file| !file.exists());
+    if generated {
+        report.push("signing: a secret will be generated on first start".to_owned());
+    } else {
+        let (keys, _) = resolve_jwt_keys(config)?;
+        JwtTokens::new(&JwtConfig {
+            keys,
+            issuer: config.tokens.jwt_issuer.clone(),
+            audience: config.tokens.jwt_audience.clone(),
+            access_token_lifetime: config.access_token_lifetime(),
+            leeway: std::time::Duration::from_secs(config.tokens.jwt_leeway_seconds),
+        })?;
+        report.push(format!(
+            "signing: {:?} keys are valid",
+            config.tokens.jwt_algorithm
+        ));
+    }
+
+    let database_file = match backend {
+        Backend::Sqlite => sqlite_file(url)?,
+        Backend::Postgres => None,
+    };
+    if database_file.as_ref().is_some_and(|file| !file.exists()) {
+        report.push("database: the SQLite file will be created on first start".to_owned());
+    } else {
+        let store = Store::open(url, &command_store_options()).await?;
+        store.ping().await.context("the database does not answer")?;
+        let pending = store.pending_migrations().await?;
+        store.close().await;
+        report.push(match pending.as_slice() {
+            [] => format!("database: {backend:?} answers; its schema is up to date"),
+            pending => format!(
+                "database: {backend:?} answers; {} migration(s) to apply (`warden migrate`, or \
+                 `warden serve` applies them): {}",
+                pending.len(),
+                pending.join(", ")
+            ),
+        });
+    }
+    report.push("configuration ok".to_owned());
+    Ok(report.join("\n"))
+}
 
 /// What `create-admin` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +130,7 @@ pub async fn create_admin(
     read_password: impl FnOnce() -> anyhow::Result<String>,
 ) -> anyhow::Result<AdminOutcome> {
     let email = EmailAddress::new(email).map_err(|err| anyhow::anyhow!("{}", err.reason))?;
-    let options = StoreOptions {
-        max_connections: 2,
-        ..StoreOptions::default()
-    };
-    let store = Arc::new(Store::connect(config.database_url(), &options).await?);
+    let store = Arc::new(Store::connect(config.database_url(), &command_store_options()).await?);
     let hasher = Arc::new(Argon2Hasher::new(1, 1)?);
     let users = UserService::new(store.clone(), store.clone(), hasher);
     let admin = AdminService::new(store.clone(), store.clone());

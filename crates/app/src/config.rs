@@ -16,7 +16,8 @@ use crate::throttle::{Limit, ThrottleConfig};
 #[command(
     name = "warden",
     version,
-    about = "An OAuth2 password-flow service with JWT bearer tokens"
+    about = "An OAuth2 password-flow service with JWT bearer tokens",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -25,10 +26,33 @@ pub struct Cli {
     pub config: Config,
 }
 
+const EXAMPLES: &str = "\
+Examples:
+  warden                                     serve on 127.0.0.1:8000 from ./warden.db (SQLite)
+  DATABASE_URL=postgres://warden@db/warden JWT_SECRET=... warden migrate
+                                             apply pending migrations, then exit
+  warden serve --no-migrate                  serve; refuse if the schema is behind
+  warden check-config                        validate the configuration and reach the database
+  warden create-admin --email root@example.com
+  warden openapi > openapi.json
+
+Every option can also be set by its environment variable or in ./.env; see .env.example.";
+
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Serve the API (what `warden` does with no command).
-    Serve,
+    /// Serve the API (what `warden` does with no command), after applying pending migrations.
+    Serve {
+        /// Do not migrate: refuse to start if the database's schema is behind this build,
+        /// naming the missing migrations (for deployments that run `warden migrate` as a step
+        /// of their own).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply the migrations the database has not seen yet, and exit.
+    Migrate,
+    /// Check the configuration and that the database answers; exit non-zero, saying why, if
+    /// not. Changes nothing: no migration, no file.
+    CheckConfig,
     /// Print the OpenAPI document and exit.
     Openapi,
     /// Make an admin account: create it, with a password read from a prompt (or from standard

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
         Command::Openapi => {
             println!("{}", warden_app::api::openapi_json());
             ExitCode::SUCCESS
@@ -37,15 +37,31 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve => {
+        Command::Serve { no_migrate } => {
             warden_app::telemetry::init(cli.config.server.log_format);
-            match warden_app::serve(cli.config).await {
+            match warden_app::serve(cli.config, !no_migrate).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "warden cannot run");
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Migrate => report(warden_app::cli::migrate(&cli.config).await),
+        Command::CheckConfig => report(warden_app::cli::check_config(&cli.config).await),
+    }
+}
+
+/// Prints what a command did, or why it failed, and the exit code for it.
+fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

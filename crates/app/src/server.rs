@@ -268,8 +268,8 @@ fn metrics_endpoint(state: poem::web::Data<&AppState>) -> Response {
 
 /// Connects to the database, migrates it, and serves until SIGINT or SIGTERM; then stops
 /// accepting connections and lets in-flight requests finish (up to the shutdown timeout).
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(
+pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
+    let store = Store::open(
         config.database_url(),
         &StoreOptions {
             max_connections: config.database.max_connections,
@@ -277,6 +277,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     )
     .await?;
+    if migrate {
+        store.migrate().await?;
+    } else {
+        let pending = store.pending_migrations().await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database's schema is behind this build: {} not applied; run `warden migrate` \
+             first, or start without --no-migrate",
+            pending.join(", ")
+        );
+    }
     tracing::info!(backend = ?store.backend(), "database ready");
     let state = AppState::new(store.clone(), &config)?;
     let throttle = Arc::clone(&state.throttle);

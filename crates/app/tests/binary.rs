@@ -643,3 +643,137 @@ fn metrics_are_served_on_their_own_address_and_pass_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs `warden ARGS` in `dir` with only `env`, to its end: (success, stdout, stderr).
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_no_migrate_refuses_a_schema_that_is_behind_and_migrate_brings_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty database file: no migration applied.
+    std::fs::File::create(dir.path().join("warden.db")).unwrap();
+    let env = [("WARDEN_ADDR", "127.0.0.1:0")];
+    let (ok, _, stderr) = run(dir.path(), &env, &["serve", "--no-migrate"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("20261121000001_users_and_sessions") && stderr.contains("warden migrate"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = run(dir.path(), &env, &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("applied 20261121000001_users_and_sessions"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run(dir.path(), &env, &["migrate"]);
+    assert!(ok);
+    assert!(stdout.contains("up to date"), "{stdout}");
+
+    let warden = Warden::start(dir.path(), &[]);
+    assert_eq!(warden.request("GET", "/health/ready", &[], "").0, 200);
+}
+
+#[test]
+fn serve_no_migrate_starts_on_an_up_to_date_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(dir.path(), &[], &["migrate"]);
+    assert!(ok, "{stderr}");
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("WARDEN_ADDR", addr.to_string())
+        .args(["serve", "--no-migrate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "warden serve --no-migrate did not start"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "it exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn check_config_says_what_is_wrong_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(dir.path(), &[], &["check-config"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+    assert!(stdout.contains("will be created"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "check-config created files"
+    );
+
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[("JWT_SECRET", "too-short")],
+        &["check-config"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the secret was printed");
+
+    let unreachable = [
+        (
+            "DATABASE_URL",
+            "postgres://warden:hunter2@127.0.0.1:1/warden",
+        ),
+        ("JWT_SECRET", "a-check-config-secret-of-more-than-32-bytes"),
+    ];
+    let (ok, _, stderr) = run(dir.path(), &unreachable, &["check-config"]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the database password was printed"
+    );
+
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[("CORS_ALLOWED_ORIGINS", "app.example.com")],
+        &["check-config"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("is not an origin"), "{stderr}");
+}
+
+#[test]
+fn help_shows_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, _) = run(dir.path(), &[], &["--help"]);
+    assert!(ok);
+    for example in [
+        "warden migrate",
+        "warden serve --no-migrate",
+        "warden check-config",
+    ] {
+        assert!(stdout.contains(example), "{stdout}");
+    }
+}
