@@ -46,6 +46,9 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
 
     openapi::check()?;
 
+    eprintln!("\n==> TLS to PostgreSQL");
+    crate::tls::run()?;
+
     // Last, as it is the slowest to fail: the running server against its own document.
     eprintln!("\n==> fuzzing the running server with schemathesis");
     fuzz::run()?;

@@ -19,6 +19,7 @@ mod python;
 mod served;
 #[cfg(test)]
 mod tidy;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,6 +38,9 @@ commands:
   fuzz                        schemathesis against a running warden, every check, fixed seed
   e2e                         Swagger UI's Authorize button, in headless Chromium
   openapi [--check]           write docs/openapi.json from the code, or check that it is current
+  tls                         warden over TLS to throwaway PostgreSQL servers: verify-full with
+                              the right root works; a wrong host name or root, or require
+                              without TLS, refuse (part of ci)
   bench [--quick] [--backend sqlite|postgres] [--baseline FILE]
                               the release build under load (wrk) on SQLite and PostgreSQL:
                               req/s, latency, server and database CPU per request, peak RSS;
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         ["fuzz"] => fuzz::run(),
         ["e2e"] => e2e::run(),
         ["bench", options @ ..] => bench::run(options),
+        ["tls"] => tls::run(),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {

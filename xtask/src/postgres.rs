@@ -109,7 +109,7 @@ pub(crate) fn find_or_start(force_throwaway: bool) -> anyhow::Result<Postgres> {
         }
     }
     match server_binaries() {
-        Some(bin) => Ok(Postgres::Throwaway(Throwaway::start(&bin)?)),
+        Some(bin) => Ok(Postgres::Throwaway(Throwaway::start(&bin, "")?)),
         None => bail!(
             "no PostgreSQL for the tests: DATABASE_URL is not a postgres:// URL, nothing accepts \
              user postgres on 127.0.0.1:5432, and no PostgreSQL server binaries (initdb, pg_ctl) \
@@ -172,10 +172,31 @@ pub(crate) struct Throwaway {
     run_as: Option<&'static str>,
 }
 
+/// A throwaway server with `options` added to its command line (`-c ssl=on ...`), for checks
+/// that need a server configured their own way. `name` keeps several apart.
+pub(crate) fn start_throwaway(name: &str, options: &str) -> anyhow::Result<Throwaway> {
+    let bin = server_binaries()
+        .context("no PostgreSQL server binaries (initdb, pg_ctl): `apt-get install postgresql`")?;
+    Throwaway::start_named(&bin, name, options)
+}
+
 impl Throwaway {
-    fn start(bin: &Path) -> anyhow::Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("warden-xtask-postgres-{}", std::process::id()));
+    pub(crate) fn port(&self) -> u16 {
+        self.url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn start(bin: &Path, options: &str) -> anyhow::Result<Self> {
+        Self::start_named(bin, "tests", options)
+    }
+
+    fn start_named(bin: &Path, name: &str, extra_options: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "warden-xtask-postgres-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -213,7 +234,8 @@ impl Throwaway {
             .stdout(Stdio::null());
         exec(initdb)?;
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200 \
+             {extra_options}",
             path(&dir)?
         );
         let mut start = throwaway.command(&throwaway.pg_ctl);
@@ -256,7 +278,7 @@ fn path(path: &Path) -> anyhow::Result<&str> {
         .context("the temporary directory's path is not UTF-8")
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

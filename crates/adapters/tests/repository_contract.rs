@@ -259,7 +259,10 @@ async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
 }
 
 async fn a_migrated_database_has_no_pending_migration(store: Store) {
-    assert_eq!(store.pending_migrations().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 async fn a_missing_session_is_none(store: Store) {
