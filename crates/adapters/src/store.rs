@@ -284,10 +284,14 @@ fn db_error(err: sqlx::Error, context: &'static str) -> anyhow::Error {
 
 fn is_transient(err: &sqlx::Error) -> bool {
     match err {
+        // A protocol error is bytes from the server (or a proxy in front of it) that make no
+        // sense, such as a connection closed in the middle of the TLS negotiation: the database
+        // cannot be reached properly right now, which no request causes.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // PostgreSQL: class 08 (connection exception), 53300 (too many connections),

@@ -1,0 +1,92 @@
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn config(args: &[&str]) -> Config {
+    let mut argv = vec!["warden"];
+    argv.extend(args);
+    Cli::try_parse_from(argv).unwrap().config
+}
+
+#[test]
+fn flags_set_every_setting() {
+    let config = config(&[
+        "--database-url",
+        "postgres://db/warden",
+        "--addr",
+        "0.0.0.0:9000",
+        "--access-token-expire-minutes",
+        "5",
+    ]);
+    assert_eq!(config.database_url(), "postgres://db/warden");
+    assert_eq!(config.server.addr, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(config.access_token_lifetime(), Duration::from_secs(300));
+}
+
+#[test]
+fn a_leeway_over_five_seconds_is_refused() {
+    let argv = ["warden", "--jwt-leeway-seconds", "6"];
+    assert!(Cli::try_parse_from(argv).is_err());
+}
+
+#[test]
+fn postgres_without_a_secret_refuses_to_start() {
+    let mut config = config(&[]);
+    config.tokens.jwt_secret = None;
+    config.database.url = "postgres://127.0.0.1/warden".into();
+    let err = resolve_jwt_secret(&config).unwrap_err();
+    assert!(err.to_string().contains("JWT_SECRET is required"), "{err}");
+}
+
+#[test]
+fn a_configured_secret_is_used_as_given() {
+    let mut config = config(&[]);
+    config.tokens.jwt_secret = Some("s".repeat(40).into());
+    let (secret, source) = resolve_jwt_secret(&config).unwrap();
+    assert_eq!(secret.expose_secret(), "s".repeat(40).as_bytes());
+    assert_eq!(source, SecretSource::Configured);
+}
+
+#[test]
+fn with_sqlite_a_secret_is_generated_once_and_kept_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&[]);
+    config.tokens.jwt_secret = None;
+    config.database.url = format!("sqlite://{}", dir.path().join("w.db").display()).into();
+
+    let (first, source) = resolve_jwt_secret(&config).unwrap();
+    let path = dir.path().join("w.db.jwt-secret");
+    assert_eq!(
+        source,
+        SecretSource::File {
+            path: path.clone(),
+            created: true
+        }
+    );
+    assert_eq!(first.expose_secret().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let (second, source) = resolve_jwt_secret(&config).unwrap();
+    assert_eq!(second.expose_secret(), first.expose_secret());
+    assert_eq!(
+        source,
+        SecretSource::File {
+            path,
+            created: false
+        }
+    );
+}
+
+#[test]
+fn an_in_memory_database_gets_a_fresh_secret() {
+    let mut config = config(&[]);
+    config.tokens.jwt_secret = None;
+    config.database.url = "sqlite::memory:".into();
+    let (_, source) = resolve_jwt_secret(&config).unwrap();
+    assert_eq!(source, SecretSource::Ephemeral);
+}
