@@ -49,6 +49,9 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     eprintln!("\n==> TLS to PostgreSQL");
     crate::tls::run()?;
 
+    eprintln!("\n==> the container image's Dockerfile and compose.yaml");
+    crate::container::run()?;
+
     // Last, as it is the slowest to fail: the running server against its own document.
     eprintln!("\n==> fuzzing the running server with schemathesis");
     fuzz::run()?;

@@ -11,6 +11,7 @@
 
 mod bench;
 mod ci;
+mod container;
 mod e2e;
 mod fuzz;
 mod openapi;
@@ -38,6 +39,8 @@ commands:
   fuzz                        schemathesis against a running warden, every check, fixed seed
   e2e                         Swagger UI's Authorize button, in headless Chromium
   openapi [--check]           write docs/openapi.json from the code, or check that it is current
+  container                   hadolint on the Dockerfile and a check of compose.yaml (no engine
+                              can pull base images here; part of ci)
   tls                         warden over TLS to throwaway PostgreSQL servers: verify-full with
                               the right root works; a wrong host name or root, or require
                               without TLS, refuse (part of ci)
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         ["e2e"] => e2e::run(),
         ["bench", options @ ..] => bench::run(options),
         ["tls"] => tls::run(),
+        ["container"] => container::run(),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {
