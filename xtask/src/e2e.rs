@@ -1,6 +1,8 @@
-//! `cargo xtask e2e`: Swagger UI's Authorize button, in headless Chromium, logs in through
-//! `/login` and calls a protected operation with the token (contract section 1). The script is
-//! `xtask/e2e/swagger_ui.py` (Playwright, from the xtask venv); Chromium is Debian's.
+//! `cargo xtask e2e`, in headless Chromium (Debian's), driven by Playwright from the xtask venv:
+//! Swagger UI's Authorize button logs in through `/login` and calls a protected operation with
+//! the token (contract section 1, `xtask/e2e/swagger_ui.py`); and a page on another origin,
+//! allowed by `CORS_ALLOWED_ORIGINS`, logs in and calls `GET /users/me`, while the same page on
+//! an origin not on the list is blocked (contract section 7, `xtask/e2e/cors.py`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,5 +45,28 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .env("WARDEN_E2E_CHROMIUM", &chromium)
         .env("WARDEN_E2E_SCREENSHOT", server.dir.join("swagger-ui.png"));
     exec(script)
-        .context("the Swagger UI check failed; see target/e2e-run/ for the screenshot and log")
+        .context("the Swagger UI check failed; see target/e2e-run/ for the screenshot and log")?;
+    cors(&chromium, &venv)
+}
+
+/// A page on another origin, allowed by CORS_ALLOWED_ORIGINS, logs in and calls
+/// `GET /users/me` in headless Chromium (the call with `Authorization` makes the browser send a
+/// real preflight); the same page from an origin not on the list is blocked by the browser.
+fn cors(chromium: &std::path::Path, venv: &std::path::Path) -> anyhow::Result<()> {
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (allowed, other) = (free_port()?, free_port()?);
+    let origin = format!("http://127.0.0.1:{allowed}");
+    let server = Served::start_with("e2e-cors", None, &[("CORS_ALLOWED_ORIGINS", &origin)])?;
+    let mut script = Command::new(venv.join("bin/python"));
+    script
+        .arg(root().join("xtask/e2e/cors.py"))
+        .env("WARDEN_E2E_URL", &server.url)
+        .env("WARDEN_E2E_CHROMIUM", chromium)
+        .env("WARDEN_E2E_ALLOWED_PORT", allowed.to_string())
+        .env("WARDEN_E2E_OTHER_PORT", other.to_string());
+    exec(script).context("the CORS check in Chromium failed; see target/e2e-cors/warden.log")
 }

@@ -26,6 +26,15 @@ impl Served {
     /// Builds `warden` and starts it in `target/<name>`, emptied first, on a fresh SQLite file
     /// there, or on `database_url` (a fresh PostgreSQL database) when given.
     pub(crate) fn start(name: &str, database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(name, database_url, &[])
+    }
+
+    /// As [`Served::start`], with `env` added to its environment.
+    pub(crate) fn start_with(
+        name: &str,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut build = cargo();
         build.args(["build", "--quiet", "--locked", "--package", "warden"]);
         exec(build)?;
@@ -36,6 +45,7 @@ impl Served {
 
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut command = configured(&binary, &dir);
+        command.envs(env.iter().copied());
         if let Some(url) = database_url {
             command.env("DATABASE_URL", url).env(
                 "JWT_SECRET",
