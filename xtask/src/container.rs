@@ -37,7 +37,7 @@ print("compose.yaml: ok")
 
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile"))?;
     for needed in [
-        "USER warden",
+        "USER 10001",
         "HEALTHCHECK",
         "/health/ready",
         "WARDEN_ADDR=0.0.0.0:8000",
