@@ -12,6 +12,8 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use poem::http::Method;
 
+use crate::api::path_shape as shape;
+
 /// The route label of a request the router did not match.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -106,21 +108,6 @@ static ROUTES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
         .map(|template| (shape(&template), template))
         .collect()
 });
-
-/// A path template with its parameters made anonymous.
-fn shape(template: &str) -> String {
-    template
-        .split('/')
-        .map(|segment| {
-            if segment.starts_with(':') || segment.starts_with('{') {
-                "{}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// The `route` label of the pattern the router matched: the document's template, or
 /// [`UNMATCHED`] for anything that is not one of the app's routes.

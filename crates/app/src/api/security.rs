@@ -25,6 +25,7 @@ use warden_domain::services::{AuthenticateError, Principal};
 use warden_domain::{Scope, Scopes};
 
 use super::error::ApiError;
+use super::path_shape as template;
 use crate::AppState;
 
 /// The name of the scheme in the OpenAPI document.
@@ -155,21 +156,6 @@ impl OperationScopes {
                 ))
             })
     }
-}
-
-/// A path template with its parameters made anonymous, so that the document's `/posts/{id}`
-/// and the router's `/posts/:id` compare equal.
-fn template(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            if segment.starts_with(':') || segment.starts_with('{') {
-                "{}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 #[cfg(test)]
