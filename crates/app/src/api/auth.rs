@@ -381,6 +381,27 @@ impl AuthApi {
         response
     }
 
+    /// Log in or refresh (the FastAPI tutorial's token URL)
+    ///
+    /// The token endpoint under the name the FastAPI tutorial gives it
+    /// (`OAuth2PasswordBearer(tokenUrl="token")`), so that clients written against it work
+    /// unchanged: the same operation as `POST /login` in every respect (grants, answers, errors,
+    /// throttling). The security scheme's token URL stays `/login`.
+    #[oai(
+        path = "/token",
+        method = "post",
+        operation_id = "token",
+        transform = "no_store"
+    )]
+    async fn token(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        form: TokenRequest,
+    ) -> LoginResponse {
+        self.login(req, state, form).await
+    }
+
     /// Log out
     ///
     /// Ends the session the token belongs to: its access token and its refresh token stop

@@ -267,8 +267,8 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// The token endpoint, whose errors have RFC 6749's shape.
-const TOKEN_ENDPOINT: &str = "/login";
+/// The token endpoint, under both its names, whose errors have RFC 6749's shape.
+const TOKEN_ENDPOINTS: [&str; 2] = ["/login", "/token"];
 
 /// Turns every error that poem or poem-openapi would answer in plain text into the contract's
 /// JSON: `{"detail"}`, or RFC 6749's `{"error", "error_description"}` (with `no-store`) at the
@@ -303,7 +303,7 @@ pub fn render_error(err: poem::Error, path: &str, allowed: &AllowedMethods) -> R
         err.to_string()
     };
     let path = path.trim_end_matches('/');
-    let mut response = if path == TOKEN_ENDPOINT {
+    let mut response = if TOKEN_ENDPOINTS.contains(&path) {
         let error = if status.is_server_error() {
             "server_error"
         } else {

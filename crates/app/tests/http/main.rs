@@ -36,4 +36,5 @@ mod scopes;
 mod sessions;
 mod support;
 mod throttling;
+mod token;
 mod users;
