@@ -54,6 +54,9 @@ pub struct StoreOptions {
     /// How long a query waits for a free connection before it fails. Short, so that an outage
     /// surfaces as an error quickly instead of piling up requests.
     pub acquire_timeout: Duration,
+    /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`) sits between us and
+    /// PostgreSQL: see [`Pool::Postgres`]. Ignored for SQLite.
+    pub transaction_pooling: bool,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +64,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            transaction_pooling: false,
         }
     }
 }
@@ -77,16 +81,80 @@ enum Pool {
         readers: SqlitePool,
         writer: SqlitePool,
     },
-    Postgres(PgPool),
+    /// With `transaction_pooling`, each of our connections is a connection to a pooler that
+    /// lends a server connection for one transaction at a time, so nothing may outlive one:
+    /// no session settings, no prepared statement kept for later. sqlx prepares every statement
+    /// in one exchange with the server and binds it in the next, and a pooler may switch servers
+    /// between the two unless a transaction holds them together. So in that mode every
+    /// operation runs in a transaction (see [`on_pool!`]), the statement cache is off, and each
+    /// transaction first drops the prepared statements a previous client left on the server it
+    /// got (`DEALLOCATE ALL`), so that statement names never collide.
+    Postgres {
+        pool: PgPool,
+        transaction_pooling: bool,
+    },
 }
+
+/// How each operation's transaction begins behind a transaction pooler: clears the server
+/// connection's prepared statements (see [`Pool::Postgres`]), and sets the statement timeout
+/// for this transaction only (a session setting would leak to the pooler's other clients).
+/// One round trip.
+const POOLED_BEGIN: &str = "DEALLOCATE ALL; BEGIN; SET LOCAL statement_timeout = '5s'";
+
+/// The timeout PostgreSQL applies to each statement: one that runs this long is cancelled by
+/// the server, so that no request waits on the database for longer.
+const STATEMENT_TIMEOUT: &str = "5s";
 
 /// Runs the same read-only code against whichever database the store holds. The body is
 /// compiled once per database, with `$pool` bound to the pool to read from.
+/// Behind a transaction pooler, the body runs in a transaction of its own, with `$pool` bound
+/// to its connection; it must then use `$pool` once (a transaction it begins is a savepoint).
+/// The body evaluates to a `Result<_, sqlx::Error>`.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             Pool::Sqlite { readers: $pool, .. } => $body,
-            Pool::Postgres($pool) => $body,
+            Pool::Postgres {
+                pool: $pool,
+                transaction_pooling: false,
+            } => $body,
+            Pool::Postgres {
+                pool,
+                transaction_pooling: true,
+            } => in_pooled_transaction!(pool, |$pool| $body),
+        }
+    };
+}
+
+/// Runs `$body` on PostgreSQL's `$pg` pool: directly, or behind a transaction pooler in a
+/// transaction of its own (see [`on_pool!`]).
+macro_rules! on_postgres {
+    ($pg:expr, $transaction_pooling:expr, |$pool:ident| $body:expr) => {
+        if $transaction_pooling {
+            in_pooled_transaction!($pg, |$pool| $body)
+        } else {
+            let $pool = $pg;
+            $body
+        }
+    };
+}
+
+/// Runs `$body` in a transaction begun with [`POOLED_BEGIN`], committed if the body succeeds.
+macro_rules! in_pooled_transaction {
+    ($pg:expr, |$pool:ident| $body:expr) => {
+        match $pg.begin_with(crate::store::POOLED_BEGIN).await {
+            Err(err) => Err(err),
+            Ok(mut tx) => {
+                let result = {
+                    let $pool = &mut *tx;
+                    $body
+                };
+                match result {
+                    Ok(value) => tx.commit().await.map(|()| value),
+                    // Dropping the transaction rolls it back.
+                    Err(err) => Err(err),
+                }
+            }
         }
     };
 }
@@ -96,15 +164,25 @@ macro_rules! on_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             Pool::Sqlite { writer: $pool, .. } => $body,
-            Pool::Postgres($pool) => $body,
+            Pool::Postgres {
+                pool: $pool,
+                transaction_pooling: false,
+            } => $body,
+            Pool::Postgres {
+                pool,
+                transaction_pooling: true,
+            } => in_pooled_transaction!(pool, |$pool| $body),
         }
     };
 }
 
 mod posts;
 mod sessions;
+mod throttle;
 mod users;
 mod votes;
+
+pub use throttle::SharedThrottle;
 
 /// The repositories, on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
@@ -152,41 +230,66 @@ impl Store {
                 }
             }
             Backend::Postgres => {
-                // A statement that runs this long is cancelled by the server, so that no request
-                // waits on the database for longer.
-                let connect = PgConnectOptions::from_str(url)
-                    .context("invalid PostgreSQL URL")?
-                    .options([("statement_timeout", "5s")]);
+                let connect = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
+                // A pooler passes on no startup parameters it does not know (PgBouncer refuses
+                // them), and keeps no statement for later; the timeout is set per transaction.
+                let connect = if options.transaction_pooling {
+                    connect.statement_cache_capacity(0).extra_float_digits(None)
+                } else {
+                    connect.options([("statement_timeout", STATEMENT_TIMEOUT)])
+                };
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await
                     .context("cannot connect to PostgreSQL")?;
-                Self::from_postgres(pool)
+                Self {
+                    pool: Pool::Postgres {
+                        pool,
+                        transaction_pooling: options.transaction_pooling,
+                    },
+                }
             }
         };
         Ok(store)
     }
 
+    /// A store on `pool`, which connects to PostgreSQL directly.
     pub fn from_postgres(pool: PgPool) -> Self {
         Self {
-            pool: Pool::Postgres(pool),
+            pool: Pool::Postgres {
+                pool,
+                transaction_pooling: false,
+            },
         }
     }
 
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite { .. } => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Postgres { .. } => Backend::Postgres,
         }
     }
 
     /// Applies the migrations this database has not seen yet.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read or changed, or a migration fails. Behind a transaction
+    /// pooler migrating is refused: it holds a session-wide lock and runs statements outside any
+    /// transaction, so it must connect to PostgreSQL directly.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
             Pool::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await,
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pool::Postgres {
+                transaction_pooling: true,
+                ..
+            } => anyhow::bail!(
+                "migrations cannot run through a transaction pooler: run `warden migrate` with a \
+                 DATABASE_URL that reaches PostgreSQL directly, then serve with --no-migrate"
+            ),
+            Pool::Postgres { pool, .. } => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("cannot migrate the database")
     }
@@ -204,18 +307,13 @@ impl Store {
         const SQLITE_EXISTS: &str =
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
         const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
-        let (exists, migrator) = match &self.pool {
-            Pool::Sqlite { readers, .. } => (
-                sqlx::query_scalar::<_, i64>(SQLITE_EXISTS)
-                    .fetch_one(readers)
-                    .await,
-                &SQLITE_MIGRATIONS,
-            ),
-            Pool::Postgres(pool) => (
-                sqlx::query_scalar::<_, i64>(EXISTS).fetch_one(pool).await,
-                &POSTGRES_MIGRATIONS,
-            ),
+        let (sql, migrator) = match self.backend() {
+            Backend::Sqlite => (SQLITE_EXISTS, &SQLITE_MIGRATIONS),
+            Backend::Postgres => (EXISTS, &POSTGRES_MIGRATIONS),
         };
+        let exists = on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await);
         let applied: Vec<i64> = if exists.db_context("cannot read the schema's version")? > 0 {
             on_pool!(self, |pool| sqlx::query_scalar(APPLIED)
                 .fetch_all(pool)
@@ -257,14 +355,19 @@ impl Store {
                 );
                 (r.0 + w.0, r.1 + w.1)
             }
-            Pool::Postgres(pool) => count(pool.size(), pool.num_idle()),
+            Pool::Postgres { pool, .. } => count(pool.size(), pool.num_idle()),
         }
     }
 
     /// Waits for the connections in use to be returned, then closes them all.
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await);
-        on_writer!(self, |pool| pool.close().await);
+        match &self.pool {
+            Pool::Sqlite { readers, writer } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Pool::Postgres { pool, .. } => pool.close().await,
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use poem::{Body, Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Resp
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
-    Argon2Hasher, JwtConfig, JwtTokens, Sha256RefreshTokens, Store, StoreOptions,
+    Argon2Hasher, JwtConfig, JwtTokens, MemoryThrottle, Sha256RefreshTokens, Store, StoreOptions,
 };
+use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
     AdminService, AuthPorts, AuthService, Lifetimes, PostService, UserService,
 };
@@ -108,12 +109,24 @@ impl AppState {
             posts: PostService::new(repository.clone(), repository.clone()),
             admin: AdminService::new(repository.clone(), repository),
             tokens,
-            throttle: Arc::new(Throttle::new(&config.throttle())),
+            throttle: Arc::new(throttle(&store, config)),
             store,
             metrics_with_api: config.server.metrics_addr.is_none(),
             cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
         })
     }
+}
+
+/// The brute-force throttle: with PostgreSQL its budgets live in the database, shared by every
+/// instance on it; with SQLite (one instance) in memory.
+fn throttle(store: &Store, config: &Config) -> Throttle {
+    let settings = config.throttle();
+    let rates = settings.rates();
+    let counts: Arc<dyn ThrottleStore> = match store.shared_throttle(rates) {
+        Some(shared) => Arc::new(shared),
+        None => Arc::new(MemoryThrottle::new(&rates)),
+    };
+    Throttle::new(counts, &settings)
 }
 
 /// The whole HTTP application: the API, `/openapi.json`, Swagger UI at `/docs`, and the
@@ -295,7 +308,7 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {
             every_minute.tick().await;
-            throttle.prune();
+            throttle.prune().await;
         }
     });
 

@@ -1,27 +1,20 @@
 //! Brute-force throttling: failed logins per submitted username and per client address, and
-//! registrations per client address.
+//! registrations per client address (contract section 2).
 //!
-//! governor keeps the counts (GCRA: a burst of `max` events, then one more per `window / max`).
-//! A login may only be refused *before* its password is checked, but only failures count, and
-//! governor cannot tell whether a key has budget left without spending it. So when a failure
-//! spends a key's last unit, the key is remembered as blocked until the next unit comes back,
-//! and attempts are checked against that. Keys are the username as submitted (trimmed and
-//! lower-cased, whether or not the account exists, so the answer tells nothing) and the client
-//! address.
+//! The budgets are counted by a [`ThrottleStore`]: in memory with SQLite, in the database with
+//! PostgreSQL, so that with several instances on one database an attacker gets one budget, not
+//! one per instance. A login may only be refused *before* its password is checked, and only its
+//! failure is counted. Keys are the username as submitted (trimmed and lower-cased, whether or
+//! not the account exists, so the answer tells nothing) and the client address.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 use poem::Request;
 use poem::web::RemoteAddr;
+use warden_domain::ports::ThrottleStore;
+use warden_domain::{Rate, Rates, ThrottleKey};
 
 /// How many events of a kind are let through: `max` at once, then one more every
 /// `window / max`. `max` zero turns the limit off.
@@ -32,69 +25,8 @@ pub struct Limit {
 }
 
 impl Limit {
-    fn quota(self) -> Option<Quota> {
-        let max = NonZeroU32::new(self.max)?;
-        Quota::with_period(self.window / self.max).map(|quota| quota.allow_burst(max))
-    }
-}
-
-/// Counts events per key, and refuses keys that ran out.
-struct Counter<K: Hash + Eq + Clone> {
-    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>,
-    clock: DefaultClock,
-    /// How long a key waits for one unit to come back.
-    replenish: Duration,
-    blocked: Mutex<HashMap<K, Instant>>,
-}
-
-impl<K: Hash + Eq + Clone> Counter<K> {
-    fn new(limit: Limit) -> Option<Self> {
-        let quota = limit.quota()?;
-        Some(Self {
-            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-            clock: DefaultClock::default(),
-            replenish: quota.replenish_interval(),
-            blocked: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// How long `key` must wait, if it has run out.
-    fn blocked_for(&self, key: &K) -> Option<Duration> {
-        let blocked = self
-            .blocked
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let until = *blocked.get(key)?;
-        until.checked_duration_since(Instant::now())
-    }
-
-    /// Counts one event for `key`; if that spent its last unit, blocks the key until one
-    /// comes back.
-    fn count(&self, key: &K) {
-        let wait = match self.limiter.check_key(key) {
-            Ok(state) if state.remaining_burst_capacity() > 0 => return,
-            Ok(_) => self.replenish,
-            // Racing events may overdraw a key: it waits as long as governor says.
-            Err(not_until) => not_until.wait_time_from(self.clock.now()),
-        };
-        let mut blocked = self
-            .blocked
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        blocked.insert(key.clone(), Instant::now() + wait);
-    }
-
-    /// Forgets keys that are neither blocked nor counted any more, so that memory stays
-    /// bounded by recent activity.
-    fn prune(&self) {
-        let now = Instant::now();
-        let mut blocked = self
-            .blocked
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        blocked.retain(|_, until| *until > now);
-        drop(blocked);
-        self.limiter.retain_recent();
+    fn rate(self) -> Option<Rate> {
+        Rate::new(self.max, self.window)
     }
 }
 
@@ -108,11 +40,20 @@ pub struct ThrottleConfig {
     pub trusted_proxy_hops: usize,
 }
 
+impl ThrottleConfig {
+    /// The rates the throttle store enforces.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            login_username: self.login_failures_per_username.rate(),
+            login_address: self.login_failures_per_address.rate(),
+            registration: self.registrations_per_address.rate(),
+        }
+    }
+}
+
 /// Every throttle of the app.
 pub struct Throttle {
-    by_username: Option<Counter<String>>,
-    by_address: Option<Counter<Option<IpAddr>>>,
-    registrations: Option<Counter<Option<IpAddr>>>,
+    store: Arc<dyn ThrottleStore>,
     trusted_proxy_hops: usize,
 }
 
@@ -122,17 +63,11 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
-/// The throttle key of a submitted username.
-fn username_key(username: &str) -> String {
-    username.trim().to_lowercase()
-}
-
 impl Throttle {
-    pub fn new(config: &ThrottleConfig) -> Self {
+    /// A throttle counting in `store`, which enforces `config`'s rates.
+    pub fn new(store: Arc<dyn ThrottleStore>, config: &ThrottleConfig) -> Self {
         Self {
-            by_username: Counter::new(config.login_failures_per_username),
-            by_address: Counter::new(config.login_failures_per_address),
-            registrations: Counter::new(config.registrations_per_address),
+            store,
             trusted_proxy_hops: config.trusted_proxy_hops,
         }
     }
@@ -165,49 +100,56 @@ impl Throttle {
     }
 
     /// How long a login for `username` from `address` must wait, if either ran out of failures.
-    pub fn login_blocked_for(&self, username: &str, address: Option<IpAddr>) -> Option<Duration> {
-        let by_username = self
-            .by_username
-            .as_ref()
-            .and_then(|counter| counter.blocked_for(&username_key(username)));
-        let by_address = self
-            .by_address
-            .as_ref()
-            .and_then(|counter| counter.blocked_for(&address));
-        by_username.max(by_address)
+    ///
+    /// # Errors
+    ///
+    /// The store failed (marked unavailable when transient).
+    pub async fn login_blocked_for(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.store.blocked_for(&login_keys(username, address)).await
     }
 
-    pub fn login_failed(&self, username: &str, address: Option<IpAddr>) {
-        if let Some(counter) = &self.by_username {
-            counter.count(&username_key(username));
-        }
-        if let Some(counter) = &self.by_address {
-            counter.count(&address);
-        }
+    /// Counts a failed login.
+    ///
+    /// # Errors
+    ///
+    /// As [`Throttle::login_blocked_for`].
+    pub async fn login_failed(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<()> {
+        self.store.count(&login_keys(username, address)).await
     }
 
     /// Counts a registration attempt from `address`, unless it must wait; then how long.
-    pub fn registration(&self, address: Option<IpAddr>) -> Option<Duration> {
-        let counter = self.registrations.as_ref()?;
-        let wait = counter.blocked_for(&address);
-        if wait.is_none() {
-            counter.count(&address);
-        }
-        wait
+    ///
+    /// # Errors
+    ///
+    /// As [`Throttle::login_blocked_for`].
+    pub async fn registration(&self, address: Option<IpAddr>) -> anyhow::Result<Option<Duration>> {
+        self.store
+            .count_unless_blocked(&ThrottleKey::registration(address))
+            .await
     }
 
     /// Forgets what no longer matters; call it now and then.
-    pub fn prune(&self) {
-        if let Some(counter) = &self.by_username {
-            counter.prune();
-        }
-        if let Some(counter) = &self.by_address {
-            counter.prune();
-        }
-        if let Some(counter) = &self.registrations {
-            counter.prune();
+    pub async fn prune(&self) {
+        match self.store.prune().await {
+            Ok(forgotten) => tracing::debug!(forgotten, "pruned throttle keys"),
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "cannot prune throttle keys"),
         }
     }
+}
+
+fn login_keys(username: &str, address: Option<IpAddr>) -> [ThrottleKey; 2] {
+    [
+        ThrottleKey::login_username(username),
+        ThrottleKey::login_address(address),
+    ]
 }
 
 /// Whole seconds to wait, rounded up, for `Retry-After`.
@@ -219,80 +161,34 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn throttle(per_username: u32, per_address: u32, registrations: u32, hops: usize) -> Throttle {
-        let limit = |max| Limit {
-            max,
+    fn throttle(hops: usize) -> Throttle {
+        let limit = Limit {
+            max: 0,
             window: Duration::from_secs(60),
         };
-        Throttle::new(&ThrottleConfig {
-            login_failures_per_username: limit(per_username),
-            login_failures_per_address: limit(per_address),
-            registrations_per_address: limit(registrations),
+        let config = ThrottleConfig {
+            login_failures_per_username: limit,
+            login_failures_per_address: limit,
+            registrations_per_address: limit,
             trusted_proxy_hops: hops,
-        })
-    }
-
-    const HOME: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
-    const AWAY: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)));
-
-    #[test]
-    fn a_username_is_blocked_after_its_failures_and_only_that_username() {
-        let throttle = throttle(3, 100, 0, 0);
-        for _ in 0..3 {
-            assert_eq!(throttle.login_blocked_for("ann@example.com", HOME), None);
-            throttle.login_failed("ann@example.com", HOME);
-        }
-
-        let wait = throttle
-            .login_blocked_for(" ANN@example.com", AWAY)
-            .unwrap();
-        assert!(
-            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        assert_eq!(throttle.login_blocked_for("bob@example.com", HOME), None);
-    }
-
-    #[test]
-    fn an_address_is_blocked_after_its_failures_whatever_the_usernames() {
-        let throttle = throttle(100, 2, 0, 0);
-        for name in ["a", "b"] {
-            throttle.login_failed(name, HOME);
-        }
-        assert!(throttle.login_blocked_for("zed", HOME).is_some());
-        assert_eq!(throttle.login_blocked_for("zed", AWAY), None);
-    }
-
-    #[test]
-    fn registrations_are_counted_per_address() {
-        let throttle = throttle(0, 0, 2, 0);
-        assert_eq!(throttle.registration(HOME), None);
-        assert_eq!(throttle.registration(HOME), None);
-        assert!(throttle.registration(HOME).is_some());
-        assert_eq!(throttle.registration(AWAY), None);
-    }
-
-    #[test]
-    fn a_zero_limit_is_off() {
-        let throttle = throttle(0, 0, 0, 0);
-        for _ in 0..100 {
-            throttle.login_failed("ann", HOME);
-            assert_eq!(throttle.registration(HOME), None);
-        }
-        assert_eq!(throttle.login_blocked_for("ann", HOME), None);
+        };
+        Throttle::new(
+            Arc::new(warden_adapters::MemoryThrottle::new(&config.rates())),
+            &config,
+        )
     }
 
     #[test]
     fn forwarded_addresses_are_believed_only_as_far_as_trusted_proxies_go() {
         let request = |xff: &str| Request::builder().header("x-forwarded-for", xff).finish();
-        let untrusting = throttle(0, 0, 0, 0);
+        let untrusting = throttle(0);
         assert_eq!(untrusting.client_address(&request("198.51.100.7")), None);
-        let one_proxy = throttle(0, 0, 0, 1);
+        let one_proxy = throttle(1);
         assert_eq!(
             one_proxy.client_address(&request("203.0.113.9, 198.51.100.7")),
             Some("198.51.100.7".parse().unwrap())
         );
-        let two_proxies = throttle(0, 0, 0, 2);
+        let two_proxies = throttle(2);
         assert_eq!(
             two_proxies.client_address(&request("203.0.113.9, 198.51.100.7")),
             Some("203.0.113.9".parse().unwrap())

@@ -11,6 +11,7 @@ pub mod scope;
 pub mod services;
 pub mod session;
 pub mod text;
+pub mod throttle;
 pub mod token;
 pub mod user;
 
@@ -20,6 +21,7 @@ pub use post::{
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Session, SessionId};
+pub use throttle::{Rate, Rates, ThrottleKey, ThrottleKind};
 pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};
 pub use user::{
     EmailAddress, EmailAddressError, NewUser, Password, PasswordError, PasswordHash, User,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
     NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId, PostList,
-    PostQuery, RefreshTokenHash, Rotation, Session, SessionId, User, UserCredentials, UserFlags,
-    UserId,
+    PostQuery, RefreshTokenHash, Rotation, Session, SessionId, ThrottleKey, User, UserCredentials,
+    UserFlags, UserId,
 };
 
 /// What is behind a port cannot serve right now: the connection to the storage was refused or
@@ -313,6 +313,51 @@ pub trait PasswordHasher: Send + Sync + 'static {
     ///
     /// As [`PasswordHasher::hash`].
     async fn verify_dummy(&self, candidate: &Password) -> anyhow::Result<()>;
+}
+
+/// Counts brute-force budgets (see [`crate::throttle`]). Each implementation is built with the
+/// [`Rates`](crate::Rates) it enforces; a key whose kind has no rate is never counted and never
+/// refused.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// How long the caller must wait because one of `keys` has run out: the longest such wait,
+    /// or `None` when every key has a unit left.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn blocked_for(
+        &self,
+        keys: &[ThrottleKey],
+    ) -> anyhow::Result<Option<std::time::Duration>>;
+
+    /// Counts one event against each of `keys`. Racing events may overdraw a key; its wait then
+    /// grows by one interval per event, so the long-run rate holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThrottleStore::blocked_for`].
+    async fn count(&self, keys: &[ThrottleKey]) -> anyhow::Result<()>;
+
+    /// Counts one event against `key` unless it has run out; then counts nothing and says how
+    /// long to wait. Atomic: racing calls never overdraw the key.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThrottleStore::blocked_for`].
+    async fn count_unless_blocked(
+        &self,
+        key: &ThrottleKey,
+    ) -> anyhow::Result<Option<std::time::Duration>>;
+
+    /// Forgets the keys whose budget is whole again, so that storage stays bounded by recent
+    /// activity. Returns how many were forgotten.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThrottleStore::blocked_for`].
+    async fn prune(&self) -> anyhow::Result<u64>;
 }
 
 /// Signs access tokens.

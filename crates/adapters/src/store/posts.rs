@@ -179,7 +179,7 @@ impl Store {
                     .fetch_all(pool)
                     .await
             }),
-            (Pool::Postgres(pool), Some(key)) => {
+            (Pool::Postgres { .. }, Some(key)) => on_pool!(self, |pool| {
                 sqlx::query_as::<_, ListedPostRow>(list::POSTGRES_SEARCH)
                     .bind(viewer)
                     .bind(limit)
@@ -187,7 +187,7 @@ impl Store {
                     .bind(like_pattern(&key))
                     .fetch_all(pool)
                     .await
-            }
+            }),
             (Pool::Sqlite { readers, .. }, Some(key)) => {
                 let (sql, search) = if key.chars().count() >= 3 {
                     (list::SQLITE_INDEXED_SEARCH, fts_phrase(&key))

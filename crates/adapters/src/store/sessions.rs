@@ -3,6 +3,7 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{

@@ -434,7 +434,11 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
     // Refused before the password is checked: a throttled guess costs the attacker a request
     // and us nothing.
     let address = state.throttle.client_address(req);
-    if let Some(wait) = state.throttle.login_blocked_for(username, address) {
+    let blocked = match state.throttle.login_blocked_for(username, address).await {
+        Ok(blocked) => blocked,
+        Err(err) => return err.into(),
+    };
+    if let Some(wait) = blocked {
         tracing::warn!(?address, "login throttled");
         metrics::counter!("warden_throttled_total", "kind" => "login").increment(1);
         return LoginResponse::TooManyRequests(
@@ -458,7 +462,10 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
         Err(err) => {
             if matches!(err, LoginError::InvalidCredentials) {
                 tracing::info!("login refused");
-                state.throttle.login_failed(username, address);
+                // Uncounted, a failure would be a free guess: better no answer than that one.
+                if let Err(err) = state.throttle.login_failed(username, address).await {
+                    return err.into();
+                }
             }
             err.into()
         }

@@ -185,7 +185,7 @@ impl UsersApi {
         body: JsonBody<UserCreate>,
     ) -> Result<RegisterResponse, ServerError> {
         let address = state.throttle.client_address(req);
-        if let Some(wait) = state.throttle.registration(address) {
+        if let Some(wait) = state.throttle.registration(address).await? {
             tracing::warn!(?address, "registration throttled");
             metrics::counter!("warden_throttled_total", "kind" => "registration").increment(1);
             return Ok(RegisterResponse::TooManyRequests(

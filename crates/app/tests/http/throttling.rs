@@ -11,10 +11,40 @@ use warden_adapters::testing::TestDb;
 
 use crate::support::*;
 
-/// An app on a fresh SQLite database with `args`. Throttling keeps its counts in memory, so the
-/// database does not matter here.
-async fn throttled(args: &[&str]) -> TestApp {
-    TestApp::on(Arc::new(TestDb::new(Backend::Sqlite).await), args)
+/// Runs each listed test on SQLite, whose instance counts in memory, and on PostgreSQL, where
+/// the counts live in the database.
+macro_rules! on_both_throttles {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(warden_adapters::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(warden_adapters::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_throttles!(
+    failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones,
+    failed_logins_are_throttled_per_client_address,
+    without_trusted_proxies_a_forged_forwarded_address_dodges_nothing,
+    successful_logins_are_not_counted,
+    registrations_are_throttled_per_client_address,
+);
+
+/// An app on a fresh `backend` database with `args`.
+async fn throttled(backend: Backend, args: &[&str]) -> TestApp {
+    TestApp::on(Arc::new(TestDb::new(backend).await), args)
 }
 
 async fn login_from(app: &TestApp, address: &str, username: &str, password: &str) -> TestResponse {
@@ -31,14 +61,18 @@ async fn login_from(app: &TestApp, address: &str, username: &str, password: &str
         .await
 }
 
-#[tokio::test]
-async fn failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones() {
-    let app = throttled(&[
-        "--login-max-failures-per-username",
-        "3",
-        "--login-max-failures-per-address",
-        "0",
-    ])
+async fn failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones(
+    backend: Backend,
+) {
+    let app = throttled(
+        backend,
+        &[
+            "--login-max-failures-per-username",
+            "3",
+            "--login-max-failures-per-address",
+            "0",
+        ],
+    )
     .await;
     app.register("ann@example.com", PASSWORD)
         .await
@@ -87,16 +121,18 @@ async fn failed_logins_are_throttled_per_username_alike_for_existing_and_unknown
         .assert_status_is_ok();
 }
 
-#[tokio::test]
-async fn failed_logins_are_throttled_per_client_address() {
-    let app = throttled(&[
-        "--login-max-failures-per-username",
-        "0",
-        "--login-max-failures-per-address",
-        "3",
-        "--trusted-proxy-hops",
-        "1",
-    ])
+async fn failed_logins_are_throttled_per_client_address(backend: Backend) {
+    let app = throttled(
+        backend,
+        &[
+            "--login-max-failures-per-username",
+            "0",
+            "--login-max-failures-per-address",
+            "3",
+            "--trusted-proxy-hops",
+            "1",
+        ],
+    )
     .await;
     app.register("ann@example.com", PASSWORD)
         .await
@@ -126,14 +162,16 @@ async fn failed_logins_are_throttled_per_client_address() {
     .assert_status(StatusCode::TOO_MANY_REQUESTS);
 }
 
-#[tokio::test]
-async fn without_trusted_proxies_a_forged_forwarded_address_dodges_nothing() {
-    let app = throttled(&[
-        "--login-max-failures-per-username",
-        "0",
-        "--login-max-failures-per-address",
-        "2",
-    ])
+async fn without_trusted_proxies_a_forged_forwarded_address_dodges_nothing(backend: Backend) {
+    let app = throttled(
+        backend,
+        &[
+            "--login-max-failures-per-username",
+            "0",
+            "--login-max-failures-per-address",
+            "2",
+        ],
+    )
     .await;
     for (i, address) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
         .iter()
@@ -148,14 +186,16 @@ async fn without_trusted_proxies_a_forged_forwarded_address_dodges_nothing() {
     }
 }
 
-#[tokio::test]
-async fn successful_logins_are_not_counted() {
-    let app = throttled(&[
-        "--login-max-failures-per-username",
-        "2",
-        "--login-max-failures-per-address",
-        "2",
-    ])
+async fn successful_logins_are_not_counted(backend: Backend) {
+    let app = throttled(
+        backend,
+        &[
+            "--login-max-failures-per-username",
+            "2",
+            "--login-max-failures-per-address",
+            "2",
+        ],
+    )
     .await;
     app.register("ann@example.com", PASSWORD)
         .await
@@ -167,14 +207,16 @@ async fn successful_logins_are_not_counted() {
     }
 }
 
-#[tokio::test]
-async fn registrations_are_throttled_per_client_address() {
-    let app = throttled(&[
-        "--registrations-per-address",
-        "2",
-        "--trusted-proxy-hops",
-        "1",
-    ])
+async fn registrations_are_throttled_per_client_address(backend: Backend) {
+    let app = throttled(
+        backend,
+        &[
+            "--registrations-per-address",
+            "2",
+            "--trusted-proxy-hops",
+            "1",
+        ],
+    )
     .await;
     let register = |address: &'static str, email: &'static str| {
         app.client
@@ -204,16 +246,19 @@ async fn registrations_are_throttled_per_client_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logins_past_the_hashing_queue_are_503_temporarily_unavailable_not_a_longer_wait() {
-    let app = throttled(&[
-        "--login-max-failures-per-username",
-        "0",
-        "--login-max-failures-per-address",
-        "0",
-        "--password-hash-concurrency",
-        "1",
-        "--password-hash-queue",
-        "1",
-    ])
+    let app = throttled(
+        Backend::Sqlite,
+        &[
+            "--login-max-failures-per-username",
+            "0",
+            "--login-max-failures-per-address",
+            "0",
+            "--password-hash-concurrency",
+            "1",
+            "--password-hash-queue",
+            "1",
+        ],
+    )
     .await;
     let ann = app.user("ann@example.com").await;
     let form = format!("username={}&password=wrong+horse", urlencode(&ann.email));
