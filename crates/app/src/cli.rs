@@ -13,9 +13,10 @@ use warden_domain::{EmailAddress, Password};
 use crate::config::{Config, JwtAlgorithm, resolve_jwt_keys};
 use crate::cors::CorsOrigins;
 
-fn command_store_options() -> StoreOptions {
+fn command_store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         max_connections: 2,
+        transaction_pooling: config.database.transaction_pooling,
         ..StoreOptions::default()
     }
 }
@@ -26,7 +27,7 @@ fn command_store_options() -> StoreOptions {
 ///
 /// The database cannot be reached, or a migration fails (then it is rolled back).
 pub async fn migrate(config: &Config) -> anyhow::Result<String> {
-    let store = Store::open(config.database_url(), &command_store_options()).await?;
+    let store = Store::open(config.database_url(), &command_store_options(config)).await?;
     let pending = store.pending_migrations().await?;
     store.migrate().await?;
     store.close().await;
@@ -86,7 +87,7 @@ pub async fn check_config(config: &Config) -> anyhow::Result<String> {
     if database_file.as_ref().is_some_and(|file| !file.exists()) {
         report.push("database: the SQLite file will be created on first start".to_owned());
     } else {
-        let store = Store::open(url, &command_store_options()).await?;
+        let store = Store::open(url, &command_store_options(config)).await?;
         store.ping().await.context("the database does not answer")?;
         let pending = store.pending_migrations().await?;
         store.close().await;
@@ -130,7 +131,8 @@ pub async fn create_admin(
     read_password: impl FnOnce() -> anyhow::Result<String>,
 ) -> anyhow::Result<AdminOutcome> {
     let email = EmailAddress::new(email).map_err(|err| anyhow::anyhow!("{}", err.reason))?;
-    let store = Arc::new(Store::connect(config.database_url(), &command_store_options()).await?);
+    let store =
+        Arc::new(Store::connect(config.database_url(), &command_store_options(config)).await?);
     let hasher = Arc::new(Argon2Hasher::new(1, 1)?);
     let users = UserService::new(store.clone(), store.clone(), hasher);
     let admin = AdminService::new(store.clone(), store.clone());

@@ -133,6 +133,14 @@ pub struct ServerConfig {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 
+    /// After SIGTERM or SIGINT, how long to go on serving, in seconds, while `/health/ready`
+    /// answers 503, before the listener closes; behind a load balancer, longer than its health
+    /// checks take to take the instance out, so that no request is sent to a closed port. A
+    /// second signal cuts it short. Default 0: close at once.
+    #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_delay_seconds: u64,
+
     /// Origins whose pages may call the API from a browser (CORS), comma-separated, like
     /// `https://app.example.com,http://localhost:3000`. Empty, the default: no CORS headers.
     #[arg(
@@ -166,6 +174,15 @@ pub struct DatabaseConfig {
     #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS",
           default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Set when `DATABASE_URL` reaches PostgreSQL through a pooler in transaction mode
+    /// (PgBouncer's `pool_mode = transaction`): every query then runs in a transaction of its
+    /// own, without the statement cache or startup options, which such a pooler cannot carry
+    /// across transactions. Migrations must then connect directly (`warden migrate` with the
+    /// server's own URL, then `serve --no-migrate`). See docs/deploy.md.
+    #[arg(long = "database-transaction-pooling", env = "DATABASE_TRANSACTION_POOLING",
+          default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub transaction_pooling: bool,
 }
 
 /// Signing and lifetimes of tokens and sessions.

@@ -43,6 +43,23 @@ pub struct AppState {
     pub metrics_with_api: bool,
     /// The origins CORS allows; none turns it off.
     pub cors: Arc<CorsOrigins>,
+    /// Set once shutdown begins: `/health/ready` then answers 503.
+    pub draining: Arc<Draining>,
+}
+
+/// Whether the server is shutting down. From the moment it is, readiness fails, so that load
+/// balancers take the instance out while it still serves, and responses close their connection.
+#[derive(Debug, Default)]
+pub struct Draining(std::sync::atomic::AtomicBool);
+
+impl Draining {
+    pub fn begin(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The largest request body accepted (contract section 0).
@@ -113,6 +130,7 @@ impl AppState {
             store,
             metrics_with_api: config.server.metrics_addr.is_none(),
             cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
+            draining: Arc::default(),
         })
     }
 }
@@ -138,6 +156,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let allowed = Arc::new(AllowedMethods::from_openapi(&service.spec()));
     let cors_allowed = Arc::clone(&allowed);
     let origins = Arc::clone(&state.cors);
+    let draining = Arc::clone(&state.draining);
     let mut routes = Route::new()
         .at("/openapi.json", poem::get(spec))
         .nest("/docs", poem::get(docs));
@@ -180,6 +199,19 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
             }
         })
         .around(observe)
+        .around(move |next, req| {
+            let draining = Arc::clone(&draining);
+            async move {
+                let mut response = next.call(req).await?;
+                // While draining, clients open their next request elsewhere.
+                if draining.is_draining() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(response)
+            }
+        })
 }
 
 /// Refuses a body declared larger than [`MAX_BODY_BYTES`] with 413, and caps a body of unknown
@@ -286,6 +318,7 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         config.database_url(),
         &StoreOptions {
             max_connections: config.database.max_connections,
+            transaction_pooling: config.database.transaction_pooling,
             ..StoreOptions::default()
         },
     )
@@ -338,7 +371,23 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
             let _ = metrics_stopped.await;
         }));
     }
-    connections::serve(listener, app(state), limits, shutdown_signal())
+    let draining = Arc::clone(&state.draining);
+    let delay = Duration::from_secs(server.shutdown_delay_seconds);
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.begin();
+        if !delay.is_zero() {
+            tracing::info!(
+                seconds = delay.as_secs(),
+                "draining: /health/ready answers 503 while requests are still served"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown_signal() => tracing::info!("second signal: closing now"),
+            }
+        }
+    };
+    connections::serve(listener, app(state), limits, shutdown)
         .await
         .context("server failed")?;
     let _ = stop_metrics.send(());

@@ -342,6 +342,35 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert!(log.contains("shutting down"), "{log}");
 }
 
+#[test]
+fn after_sigterm_readiness_fails_while_requests_are_still_served_for_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut warden = Warden::start(dir.path(), &[("SHUTDOWN_DELAY_SECONDS", "2")]);
+    assert_eq!(warden.request("GET", "/health/ready", &[], "").0, 200);
+
+    warden.signal_term();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    let (status, head, body) = warden.request("GET", "/health/ready", &[], "");
+    assert_eq!(status, 503, "{head}{body}");
+    assert!(head.contains("retry-after"), "{head}");
+    // Everything else is still served, on connections that then close.
+    let body = r#"{"email":"late@example.com","password":"correct horse"}"#;
+    let (status, head, _) = warden.request("POST", "/users", &[JSON], body);
+    assert_eq!(status, 201);
+    assert!(head.contains("connection: close"), "{head}");
+
+    let exit = warden.wait_for_exit();
+    assert!(exit.success(), "{exit:?}");
+    let waited = signalled.elapsed();
+    assert!(
+        waited > Duration::from_millis(1200),
+        "stopped {waited:?} after the check, before the 2 s delay was out"
+    );
+    let log = warden.log();
+    assert!(log.contains("draining"), "{log}");
+}
+
 /// Runs `warden create-admin --email EMAIL` in `dir` with `stdin` piped in.
 fn create_admin(dir: &Path, email: &str, stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))

@@ -13,7 +13,7 @@ enum ReadyResponse {
     /// The database answers.
     #[oai(status = 200)]
     Ready(PlainText<&'static str>),
-    /// The database does not answer.
+    /// The database does not answer, or the server is shutting down.
     #[oai(status = 503)]
     NotReady(PlainText<&'static str>, #[oai(header = "Retry-After")] u32),
 }
@@ -33,9 +33,14 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when the database answers, 503 otherwise.
+    /// 200 when the database answers, 503 otherwise, and 503 from the moment the server
+    /// begins to shut down (while it still serves requests in flight and, with
+    /// `SHUTDOWN_DELAY_SECONDS`, new ones), so that load balancers stop sending it any.
     #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
+        if state.draining.is_draining() {
+            return ReadyResponse::NotReady(PlainText("shutting down"), RETRY_AFTER_SECONDS);
+        }
         match state.store.ping().await {
             Ok(()) => ReadyResponse::Ready(PlainText("ready")),
             Err(err) => {
