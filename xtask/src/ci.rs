@@ -42,7 +42,42 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     }
     tests.env("DATABASE_URL", postgres.url());
     exec(tests)?;
+
+    // The PostgreSQL half again, through PgBouncer in transaction-pooling mode, as
+    // DATABASE_TRANSACTION_POOLING serves it: the repository, throttle and HTTP suites. A small
+    // pool per database, so that server connections are shared between clients.
+    eprintln!("\n==> the PostgreSQL tests again, through PgBouncer (transaction pooling)");
+    let bouncer = crate::pgbouncer::PgBouncer::start("tests", postgres.url(), 3)?;
+    let mut pooled = cargo();
+    if has_nextest() {
+        pooled.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+            "-E",
+            "test(/(^|::)postgres::/)",
+        ]);
+    } else {
+        pooled.args([
+            "test",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+            "--",
+            "postgres::",
+        ]);
+    }
+    pooled
+        .env("DATABASE_URL", postgres.url())
+        .env("WARDEN_TEST_POOLER_URL", &bouncer.url);
+    exec(pooled)?;
+    drop(bouncer);
     drop(postgres);
+
+    eprintln!("\n==> two instances behind HAProxy, through PgBouncer, and a rolling restart");
+    crate::cluster::run()?;
 
     openapi::check()?;
 

@@ -6,15 +6,18 @@
 //!   check and a quick run of the benchmark harness.
 //! - `fuzz`: schemathesis against a running `warden` (part of `ci`).
 //! - `e2e`: Swagger UI's Authorize button in headless Chromium (part of `ci`).
+//! - `cluster`: two instances behind HAProxy, through PgBouncer (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
 //! - `bench [--quick] [--baseline FILE]`: the release build under load (`bench.rs`).
 
 mod bench;
 mod ci;
+mod cluster;
 mod container;
 mod e2e;
 mod fuzz;
 mod openapi;
+mod pgbouncer;
 mod postgres;
 mod python;
 mod served;
@@ -31,8 +34,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL), OpenAPI check,
-                              fuzz and e2e
+  ci [--throwaway-postgres]   format check, clippy, all tests (SQLite and PostgreSQL, and the
+                              PostgreSQL half again through PgBouncer), the cluster check,
+                              OpenAPI check, TLS, container, fuzz, e2e and a quick bench
                               PostgreSQL: DATABASE_URL if it is postgres://, else a server on
                               127.0.0.1:5432 (user postgres), else a throwaway server started
                               from the local PostgreSQL binaries; --throwaway-postgres forces the last
@@ -44,6 +48,10 @@ commands:
   tls                         warden over TLS to throwaway PostgreSQL servers: verify-full with
                               the right root works; a wrong host name or root, or require
                               without TLS, refuse (part of ci)
+  cluster                     two instances on one PostgreSQL, through PgBouncer (transaction
+                              pooling), behind HAProxy: tokens, logout, refresh and registration
+                              races and the failed-login budget across instances, and a rolling
+                              restart under load with no failed request (part of ci)
   bench [--quick] [--backend sqlite|postgres] [--baseline FILE]
                               the release build under load (wrk) on SQLite and PostgreSQL:
                               req/s, latency, server and database CPU per request, peak RSS;
@@ -61,6 +69,7 @@ fn main() -> ExitCode {
         ["bench", options @ ..] => bench::run(options),
         ["tls"] => tls::run(),
         ["container"] => container::run(),
+        ["cluster"] => cluster::run(),
         ["openapi"] => openapi::write(),
         ["openapi", "--check"] => openapi::check(),
         _ => {

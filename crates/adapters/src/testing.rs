@@ -45,6 +45,12 @@ enum Cleanup {
     },
 }
 
+/// With this variable set to a pooler's `postgres://USER@HOST:PORT` (PgBouncer in transaction
+/// mode, in front of the server of `DATABASE_URL`), PostgreSQL test databases are created and
+/// migrated directly, and then used through the pooler, as `DATABASE_TRANSACTION_POOLING`
+/// does. `cargo xtask ci` runs the PostgreSQL tests a second time that way.
+pub const POOLER_URL: &str = "WARDEN_TEST_POOLER_URL";
+
 /// The PostgreSQL server tests run against, from `DATABASE_URL`.
 pub fn postgres_admin_url() -> String {
     match std::env::var("DATABASE_URL") {
@@ -103,6 +109,23 @@ impl TestDb {
             .expect("cannot connect to the test database");
         let store = Store::from_postgres(pool);
         store.migrate().await.expect("cannot migrate PostgreSQL");
+        // Behind a transaction pooler, the tests' queries go through it; migrations cannot.
+        let store = match std::env::var(POOLER_URL) {
+            Ok(pooler) => {
+                store.close().await;
+                let options = crate::StoreOptions {
+                    transaction_pooling: true,
+                    ..crate::StoreOptions::default()
+                };
+                Store::open(
+                    &format!("{}/{name}", pooler.trim_end_matches('/')),
+                    &options,
+                )
+                .await
+                .unwrap_or_else(|err| panic!("cannot connect through {POOLER_URL}: {err:#}"))
+            }
+            Err(_) => store,
+        };
         let mut url = admin_url;
         if let Some(end_of_host) = url
             .find("://")

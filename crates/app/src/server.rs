@@ -323,14 +323,21 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         },
     )
     .await?;
-    if migrate {
+    // Behind a transaction pooler migrations cannot run (they need a session of their own):
+    // serving then checks the schema as --no-migrate does.
+    if migrate && !config.database.transaction_pooling {
         store.migrate().await?;
     } else {
         let pending = store.pending_migrations().await?;
+        let remedy = if config.database.transaction_pooling {
+            "run `warden migrate` with a DATABASE_URL that reaches PostgreSQL directly (not \
+             through the transaction pooler) first"
+        } else {
+            "run `warden migrate` first, or start without --no-migrate"
+        };
         anyhow::ensure!(
             pending.is_empty(),
-            "the database's schema is behind this build: {} not applied; run `warden migrate` \
-             first, or start without --no-migrate",
+            "the database's schema is behind this build: {} not applied; {remedy}",
             pending.join(", ")
         );
     }

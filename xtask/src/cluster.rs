@@ -1,0 +1,359 @@
+//! `cargo xtask cluster`: two `warden` instances on one PostgreSQL, through PgBouncer in
+//! transaction-pooling mode, behind HAProxy (round-robin, health checks on `/health/ready`), as
+//! docs/deploy.md describes.
+//!
+//! 1. `xtask/cluster/check.py` checks, through the proxy and on each instance directly, what
+//!    must hold across instances: tokens, logout, one refresh of ten, the shared failed-login
+//!    budget, one registration of two.
+//! 2. The rolling restart: while `xtask/cluster/load.py` sends a bounded load through the proxy,
+//!    each instance in turn gets SIGTERM, drains, exits cleanly, and is started again; not one
+//!    request may fail.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+use crate::pgbouncer::PgBouncer;
+use crate::{cargo, exec, postgres, python, root};
+
+const JWT_SECRET: &str = "a-cluster-signing-secret-shared-by-every-instance";
+/// How long a signalled instance goes on serving while HAProxy takes it out: well over the
+/// health checks' `inter` (300 ms) times `fall` (1).
+const SHUTDOWN_DELAY_SECONDS: &str = "2";
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let venv = python::venv()?;
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .context("HAProxy is not installed: `apt-get install haproxy` (.ci/run does)")?;
+    let mut build = cargo();
+    build.args(["build", "--quiet", "--locked", "--package", "warden"]);
+    exec(build)?;
+    let binary = root().join("target/debug/warden");
+    let dir = root().join("target/cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+
+    let postgres = postgres::find_or_start(false)?;
+    let direct = postgres::fresh_database(postgres.url(), "warden_cluster")?;
+    // The schema is migrated once, directly, as a deployment step; the instances reach the
+    // database only through the pooler, where migrations cannot run.
+    let mut migrate = Command::new(&binary);
+    migrate
+        .arg("migrate")
+        .current_dir(&dir)
+        .env("DATABASE_URL", &direct)
+        .stdout(Stdio::null());
+    exec(migrate)?;
+    let bouncer = PgBouncer::start("cluster", postgres.url(), 8)?;
+    let pooled = bouncer.database_url("warden_cluster");
+
+    let ports = [free_port()?, free_port()?];
+    let mut instances = [
+        Instance::start(&binary, &dir, "a", ports[0], &pooled)?,
+        Instance::start(&binary, &dir, "b", ports[1], &pooled)?,
+    ];
+    let proxy_port = free_port()?;
+    let _proxy = HaProxy::start(&haproxy, &dir, proxy_port, ports)?;
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    wait_until_proxied(&proxy, ports)?;
+
+    eprintln!("\n==> the cluster's guarantees, through HAProxy and on each instance");
+    let mut check = Command::new(venv.join("bin/python"));
+    check
+        .arg(root().join("xtask/cluster/check.py"))
+        .env("WARDEN_PROXY", &proxy)
+        .env("WARDEN_A", instances[0].url())
+        .env("WARDEN_B", instances[1].url());
+    exec(check).context("the cluster check failed; logs in target/cluster/")?;
+
+    eprintln!("\n==> a rolling restart under load, through HAProxy");
+    let stop = dir.join("stop-load");
+    let mut load = Command::new(venv.join("bin/python"));
+    load.arg(root().join("xtask/cluster/load.py"))
+        .env("WARDEN_PROXY", &proxy)
+        .env("WARDEN_STOP", &stop);
+    let mut load = load.spawn().context("cannot start the load")?;
+    std::thread::sleep(Duration::from_secs(3));
+    for instance in &mut instances {
+        instance.restart(&binary, &dir, &pooled)?;
+        wait_until_proxied(&proxy, ports)?;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    std::fs::write(&stop, "")?;
+    let status = load.wait()?;
+    ensure!(
+        status.success(),
+        "requests failed during the rolling restart (the load's report is above); logs in \
+         target/cluster/"
+    );
+    for instance in &instances {
+        // The log of its first run, which was signalled.
+        let path = instance.log_path(0);
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        ensure!(
+            log.contains("draining") && log.contains("stopped"),
+            "instance {} did not drain and stop cleanly; see {}",
+            instance.name,
+            path.display()
+        );
+    }
+    drop(instances);
+    drop(bouncer);
+    postgres::drop_database(postgres.url(), "warden_cluster");
+    eprintln!("\ncluster check passed");
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One `warden serve` of the cluster.
+struct Instance {
+    name: &'static str,
+    port: u16,
+    child: Child,
+    /// How many times it has been started.
+    starts: u32,
+}
+
+impl Instance {
+    fn start(
+        binary: &Path,
+        dir: &Path,
+        name: &'static str,
+        port: u16,
+        database_url: &str,
+    ) -> anyhow::Result<Self> {
+        let mut instance = Self {
+            name,
+            port,
+            child: spawn(binary, dir, name, 0, port, database_url)?,
+            starts: 1,
+        };
+        instance.wait_until_ready()?;
+        Ok(instance)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self, start: u32) -> PathBuf {
+        root()
+            .join("target/cluster")
+            .join(format!("warden-{}-{start}.log", self.name))
+    }
+
+    /// SIGTERM, a clean exit after the drain, and a new process on the same port.
+    fn restart(&mut self, binary: &Path, dir: &Path, database_url: &str) -> anyhow::Result<()> {
+        eprintln!("==> SIGTERM to instance {}", self.name);
+        let mut term = Command::new("kill");
+        term.args(["-TERM", &self.child.id().to_string()]);
+        exec(term)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "instance {} did not stop",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ensure!(
+            status.success(),
+            "instance {} exited with {status}",
+            self.name
+        );
+        eprintln!("==> starting instance {} again", self.name);
+        self.child = spawn(binary, dir, self.name, self.starts, self.port, database_url)?;
+        self.starts += 1;
+        self.wait_until_ready()
+    }
+
+    fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get_status(self.port, "/health/ready") != Some(200) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "instance {} exited ({status}); see {}",
+                    self.name,
+                    self.log_path(self.starts - 1).display()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "instance {} did not become ready",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    name: &str,
+    start: u32,
+    port: u16,
+    database_url: &str,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join(format!("warden-{name}-{start}.log")))?;
+    Command::new(binary)
+        .args(["serve", "--no-migrate"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("WARDEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("DATABASE_TRANSACTION_POOLING", "true")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("SHUTDOWN_DELAY_SECONDS", SHUTDOWN_DELAY_SECONDS)
+        // HAProxy appends the client's address to X-Forwarded-For.
+        .env("TRUSTED_PROXY_HOPS", "1")
+        // The checks and the load register many accounts from one address; the failed-login
+        // budgets keep their defaults (5 per username, 20 per address).
+        .env("REGISTRATIONS_PER_ADDRESS", "1000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("cannot start warden")
+}
+
+/// The status of `GET path` on 127.0.0.1:`port`, or `None` without an answer.
+fn get_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Waits until HAProxy sends requests to both instances again: its stats page (on the
+/// frontend's port) lists them UP.
+fn wait_until_proxied(proxy: &str, ports: [u16; 2]) -> anyhow::Result<()> {
+    let port: u16 = proxy.rsplit(':').next().unwrap_or_default().parse()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = stats(port)
+            .map(|csv| {
+                csv.lines()
+                    .filter(|line| line.starts_with("wardens,a,") || line.starts_with("wardens,b,"))
+                    .filter(|line| line.split(',').nth(17) == Some("UP"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if up == 2 {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "HAProxy does not see both instances (ports {ports:?}) up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// HAProxy's stats as CSV.
+fn stats(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /haproxy-stats;csv HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    Some(raw)
+}
+
+/// HAProxy in the foreground, stopped on drop.
+struct HaProxy(Child);
+
+impl HaProxy {
+    fn start(binary: &Path, dir: &Path, port: u16, backends: [u16; 2]) -> anyhow::Result<Self> {
+        // Round robin; an instance is taken out at its first failed readiness check (every
+        // 300 ms) and put back after two good ones. A request whose connection to an instance
+        // fails (it never reached it) is sent to the other; nothing else is retried.
+        let config = format!(
+            "global\n\
+             \x20   maxconn 1000\n\
+             defaults\n\
+             \x20   mode http\n\
+             \x20   timeout connect 2s\n\
+             \x20   timeout client 30s\n\
+             \x20   timeout server 30s\n\
+             \x20   retries 2\n\
+             \x20   option redispatch\n\
+             \x20   retry-on conn-failure\n\
+             frontend api\n\
+             \x20   bind 127.0.0.1:{port}\n\
+             \x20   option forwardfor\n\
+             \x20   stats enable\n\
+             \x20   stats uri /haproxy-stats\n\
+             \x20   default_backend wardens\n\
+             backend wardens\n\
+             \x20   balance roundrobin\n\
+             \x20   option httpchk GET /health/ready\n\
+             \x20   http-check expect status 200\n\
+             \x20   default-server inter 300ms fall 1 rise 2\n\
+             \x20   server a 127.0.0.1:{a} check\n\
+             \x20   server b 127.0.0.1:{b} check\n",
+            a = backends[0],
+            b = backends[1],
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config)?;
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("haproxy.log"))?))
+            .spawn()
+            .context("cannot start HAProxy")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "HAProxy did not come up; see target/cluster/haproxy.log"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self(child))
+    }
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
