@@ -51,7 +51,7 @@ const COMMON_SEARCH: &str = "about";
 struct Options {
     quick: bool,
     baseline: Option<PathBuf>,
-    /// `sqlite` or `postgres`: only that database.
+    /// `sqlite`, `postgres` or `pgbouncer`: only that database.
     only: Option<String>,
 }
 
@@ -66,10 +66,12 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
         match *arg {
             "--quick" => options.quick = true,
             "--backend" => {
-                let name = args.next().context("--backend needs sqlite or postgres")?;
+                let name = args
+                    .next()
+                    .context("--backend needs sqlite, postgres or pgbouncer")?;
                 ensure!(
-                    matches!(*name, "sqlite" | "postgres"),
-                    "--backend takes sqlite or postgres"
+                    matches!(*name, "sqlite" | "postgres" | "pgbouncer"),
+                    "--backend takes sqlite, postgres or pgbouncer"
                 );
                 options.only = Some((*name).to_owned());
             }
@@ -94,13 +96,22 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
     if wanted("sqlite") {
         results.extend(backend_run(Backend::Sqlite, &options, &out)?);
     }
-    if wanted("postgres") {
+    if wanted("postgres") || wanted("pgbouncer") {
         let postgres = postgres::find_or_start(false)?;
-        results.extend(backend_run(
-            Backend::Postgres(postgres.url().to_owned()),
-            &options,
-            &out,
-        )?);
+        if wanted("postgres") {
+            results.extend(backend_run(
+                Backend::Postgres(postgres.url().to_owned()),
+                &options,
+                &out,
+            )?);
+        }
+        if wanted("pgbouncer") {
+            results.extend(backend_run(
+                Backend::PgBouncer(postgres.url().to_owned()),
+                &options,
+                &out,
+            )?);
+        }
     }
 
     let machine = machine();
@@ -123,6 +134,9 @@ enum Backend {
     Sqlite,
     /// The server's admin URL; the bench makes a database of its own there.
     Postgres(String),
+    /// As `Postgres`, with Warden reaching it through PgBouncer in transaction-pooling mode
+    /// (`DATABASE_TRANSACTION_POOLING`), as docs/deploy.md describes.
+    PgBouncer(String),
 }
 
 impl Backend {
@@ -130,13 +144,18 @@ impl Backend {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres(_) => "postgres",
+            Self::PgBouncer(_) => "pgbouncer",
         }
     }
 }
 
 /// A fresh database and the SQL shell to reach it.
 struct Database {
+    /// Where psql and sqlite3 reach it.
     url: String,
+    /// Where Warden reaches it, and whether that is through a transaction pooler.
+    serve_url: String,
+    pooler: Option<crate::pgbouncer::PgBouncer>,
     backend: &'static str,
     admin_url: Option<String>,
     name: String,
@@ -147,15 +166,44 @@ impl Database {
         match backend {
             Backend::Sqlite => Ok(Self {
                 url: format!("sqlite://{}", dir.join("warden.db").display()),
+                serve_url: format!("sqlite://{}", dir.join("warden.db").display()),
+                pooler: None,
                 backend: "sqlite",
                 admin_url: None,
                 name: dir.join("warden.db").display().to_string(),
             }),
             Backend::Postgres(admin) => {
                 let name = "warden_bench".to_owned();
+                let url = postgres::fresh_database(admin, &name)?;
                 Ok(Self {
-                    url: postgres::fresh_database(admin, &name)?,
+                    serve_url: url.clone(),
+                    url,
+                    pooler: None,
                     backend: "postgres",
+                    admin_url: Some(admin.clone()),
+                    name,
+                })
+            }
+            Backend::PgBouncer(admin) => {
+                let name = "warden_bench".to_owned();
+                let url = postgres::fresh_database(admin, &name)?;
+                // Migrated directly, as through the pooler it cannot be.
+                let mut migrate = Command::new(root().join("target/release/warden"));
+                migrate
+                    .arg("migrate")
+                    .current_dir(dir)
+                    .env_clear()
+                    .env("DATABASE_URL", &url)
+                    .stdout(Stdio::null());
+                exec(migrate)?;
+                // As many server connections as Warden's pool would open by itself.
+                // Server connections stay open, so that their CPU time is counted.
+                let pooler = crate::pgbouncer::PgBouncer::start("bench", admin, 10, 3600)?;
+                Ok(Self {
+                    serve_url: pooler.database_url(&name),
+                    url,
+                    pooler: Some(pooler),
+                    backend: "pgbouncer",
                     admin_url: Some(admin.clone()),
                     name,
                 })
@@ -203,12 +251,26 @@ struct Server {
 
 impl Server {
     fn start(database: &Database, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(database, dir, "warden", &[])
+    }
+
+    /// As [`Server::start`], logging to `dir/<name>.log`, with `env` added (or overriding).
+    fn start_with(
+        database: &Database,
+        dir: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(root().join("target/release/warden"))
             .current_dir(dir)
             .env_clear()
-            .env("DATABASE_URL", &database.url)
+            .env("DATABASE_URL", &database.serve_url)
+            .env(
+                "DATABASE_TRANSACTION_POOLING",
+                database.pooler.is_some().to_string(),
+            )
             .env("WARDEN_ADDR", &addr)
             .env("JWT_SECRET", SECRET)
             .env("ACCESS_TOKEN_EXPIRE_MINUTES", "1440")
@@ -216,8 +278,11 @@ impl Server {
             .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
             .env("REGISTRATIONS_PER_ADDRESS", "0")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("warden.log"))?))
+            .stderr(Stdio::from(std::fs::File::create(
+                dir.join(format!("{name}.log")),
+            )?))
             .spawn()
             .context("cannot start warden")?;
         let server = Self { child, addr };
@@ -458,6 +523,11 @@ fn measure(
     let pid = server.pid();
     reset_peak_rss(pid);
     let backends = postgres_backends(database);
+    let pooler = database
+        .pooler
+        .as_ref()
+        .map(crate::pgbouncer::PgBouncer::pid);
+    let pooler_cpu = pooler.map(cpu_seconds);
     let (cpu, db_cpu) = (cpu_seconds(pid), postgres_cpu_seconds(&backends));
     let children: Vec<Child> = loads
         .iter()
@@ -491,8 +561,12 @@ fn measure(
         "cpu_ms_per_request": cpu * 1000.0 / all as f64,
         "peak_rss_mib": peak_rss_mib(pid),
     });
-    if backend == "postgres" {
+    if backend != "sqlite" {
         result["db_cpu_ms_per_request"] = json!(db_cpu * 1000.0 / all as f64);
+    }
+    if let (Some(pooler), Some(before)) = (pooler, pooler_cpu) {
+        result["pooler_cpu_ms_per_request"] =
+            json!((cpu_seconds(pooler) - before) * 1000.0 / all as f64);
     }
     if let Some(beside) = reports.get(1) {
         result["beside_p50_ms"] = json!(beside.p50_ms);
@@ -746,8 +820,10 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
         &token,
     )?);
     results.push(abandoned_logins(&server, "bob@example.com", backend)?);
+    results.extend(failed_logins(database, dir, seconds)?);
 
-    if !options.quick {
+    // The lists at 100 000 posts cost the database what they cost without the pooler.
+    if !options.quick && backend != "pgbouncer" {
         eprintln!(
             "  seeding {BIG_POSTS} posts and {} votes",
             BIG_VOTERS * VOTES_PER_VOTER
@@ -774,6 +850,68 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
             &[get(&common, 200, true)],
         )?);
     }
+    Ok(results)
+}
+
+/// Failed logins with throttling on, on a server of their own: what a brute-force attack costs
+/// (with PostgreSQL, the budgets are counted in the database).
+///
+/// - Refused: wrong passwords for one username whose budget (5, the default) is spent, so
+///   every attempt is a 429 before any hashing: one indexed read of the throttle.
+/// - Counted: wrong passwords under limits too high to be reached, so every attempt is hashed,
+///   looks the user up and counts its two keys.
+fn failed_logins(database: &Database, dir: &Path, seconds: u64) -> anyhow::Result<Vec<Value>> {
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let wrong = login_form("bob@example.com").replace("correct", "wrong");
+    let load = |expected| Load {
+        method: "POST",
+        path: "/login".into(),
+        expected,
+        headers: vec!["Content-Type=application/x-www-form-urlencoded".into()],
+        body: Some(wrong.clone()),
+        connections: CONNECTIONS,
+        seconds,
+    };
+    let mut results = Vec::new();
+    {
+        let server = Server::start_with(
+            database,
+            dir,
+            "warden-throttled",
+            &[
+                ("LOGIN_MAX_FAILURES_PER_USERNAME", "5"),
+                ("LOGIN_MAX_FAILURES_PER_ADDRESS", "0"),
+            ],
+        )?;
+        for _ in 0..5 {
+            let (status, answer) = http(&server.addr, "POST", "/login", &form, &wrong)?;
+            ensure!(
+                status == 400,
+                "a wrong password answered {status}: {answer}"
+            );
+        }
+        results.push(measure(
+            "POST /login, spent budget (429)",
+            database,
+            &server,
+            &[load(429)],
+        )?);
+    }
+    let server = Server::start_with(
+        database,
+        dir,
+        "warden-counting",
+        &[
+            ("LOGIN_MAX_FAILURES_PER_USERNAME", "1000000000"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000000"),
+        ],
+    )?;
+    results.push(measure(
+        "POST /login, wrong password, counted (400)",
+        database,
+        &server,
+        &[load(400)],
+    )?);
     Ok(results)
 }
 
@@ -946,6 +1084,14 @@ fn markdown(results: &[Value], machine: &Value, options: &Options) -> String {
                 result["cpu_ms_total"].as_f64().unwrap_or(0.0)
             );
         }
+        let mut db_cpu = number(result, "db_cpu_ms_per_request", 3);
+        if result.get("pooler_cpu_ms_per_request").is_some() {
+            let _ = write!(
+                db_cpu,
+                " + {} (PgBouncer)",
+                number(result, "pooler_cpu_ms_per_request", 3)
+            );
+        }
         let _ = writeln!(
             table,
             "| {scenario} | {} | {} | {} | {} | {} | {} | {} |",
@@ -954,7 +1100,7 @@ fn markdown(results: &[Value], machine: &Value, options: &Options) -> String {
             number(result, "p50_ms", 2),
             number(result, "p99_ms", 2),
             number(result, "cpu_ms_per_request", 3),
-            number(result, "db_cpu_ms_per_request", 3),
+            db_cpu,
             number(result, "peak_rss_mib", 0),
         );
     }

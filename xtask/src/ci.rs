@@ -47,7 +47,7 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     // DATABASE_TRANSACTION_POOLING serves it: the repository, throttle and HTTP suites. A small
     // pool per database, so that server connections are shared between clients.
     eprintln!("\n==> the PostgreSQL tests again, through PgBouncer (transaction pooling)");
-    let bouncer = crate::pgbouncer::PgBouncer::start("tests", postgres.url(), 3)?;
+    let bouncer = crate::pgbouncer::PgBouncer::start("tests", postgres.url(), 3, 5)?;
     let mut pooled = cargo();
     if has_nextest() {
         pooled.args([

@@ -50,7 +50,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .env("DATABASE_URL", &direct)
         .stdout(Stdio::null());
     exec(migrate)?;
-    let bouncer = PgBouncer::start("cluster", postgres.url(), 8)?;
+    let bouncer = PgBouncer::start("cluster", postgres.url(), 8, 60)?;
     let pooled = bouncer.database_url("warden_cluster");
 
     let ports = [free_port()?, free_port()?];

@@ -8,7 +8,7 @@
 //! - `e2e`: Swagger UI's Authorize button in headless Chromium (part of `ci`).
 //! - `cluster`: two instances behind HAProxy, through PgBouncer (part of `ci`).
 //! - `openapi [--check]`: writes `docs/openapi.json` from the code, or checks it is current.
-//! - `bench [--quick] [--baseline FILE]`: the release build under load (`bench.rs`).
+//! - `bench [--quick] [--backend B] [--baseline FILE]`: the release build under load (`bench.rs`).
 
 mod bench;
 mod ci;
@@ -52,8 +52,9 @@ commands:
                               pooling), behind HAProxy: tokens, logout, refresh and registration
                               races and the failed-login budget across instances, and a rolling
                               restart under load with no failed request (part of ci)
-  bench [--quick] [--backend sqlite|postgres] [--baseline FILE]
-                              the release build under load (wrk) on SQLite and PostgreSQL:
+  bench [--quick] [--backend sqlite|postgres|pgbouncer] [--baseline FILE]
+                              the release build under load (wrk) on SQLite, PostgreSQL, and
+                              PostgreSQL through PgBouncer (transaction pooling):
                               req/s, latency, server and database CPU per request, peak RSS;
                               writes target/bench/results.{md,json}; --quick checks the harness
                               in seconds (part of ci); --baseline prints ratios to an earlier run";

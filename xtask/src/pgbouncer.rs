@@ -59,8 +59,14 @@ fn binary() -> anyhow::Result<PathBuf> {
 
 impl PgBouncer {
     /// Starts PgBouncer in front of the server `admin_url` names, pooling every database on it
-    /// in transaction mode with at most `pool_size` server connections per database.
-    pub(crate) fn start(name: &str, admin_url: &str, pool_size: u32) -> anyhow::Result<Self> {
+    /// in transaction mode with at most `pool_size` server connections per database, each
+    /// closed after `idle` seconds unused.
+    pub(crate) fn start(
+        name: &str,
+        admin_url: &str,
+        pool_size: u32,
+        idle: u32,
+    ) -> anyhow::Result<Self> {
         let binary = binary()?;
         let server = parse(admin_url)?;
         let dir = std::env::temp_dir().join(format!(
@@ -79,9 +85,9 @@ impl PgBouncer {
                 quote(&server.password)
             ),
         )?;
-        // `*` pools every database name on the server (the tests make one per test). Idle
-        // server connections go soon, so that the many short-lived test databases do not pile
-        // connections up on the server. sqlx sends extra_float_digits unless told not to; it is
+        // `*` pools every database name on the server (the tests make one per test, and give
+        // a short `idle`, so that their many short-lived databases do not pile connections up
+        // on the server). sqlx sends extra_float_digits unless told not to; it is
         // ignored rather than refused, so that psql and other clients get through too.
         let config = format!(
             "[databases]\n\
@@ -96,7 +102,7 @@ impl PgBouncer {
              pool_mode = transaction\n\
              default_pool_size = {pool_size}\n\
              max_client_conn = 2000\n\
-             server_idle_timeout = 5\n\
+             server_idle_timeout = {idle}\n\
              ignore_startup_parameters = extra_float_digits\n\
              logfile = {dir}/pgbouncer.log\n",
             host = server.host,
@@ -141,6 +147,19 @@ impl PgBouncer {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(bouncer)
+    }
+
+    /// The pgbouncer process (under `runuser` when we are root), for its CPU time.
+    pub(crate) fn pid(&self) -> u32 {
+        let child = self.child.id();
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() == "pgbouncer" {
+            return child;
+        }
+        std::fs::read_to_string(format!("/proc/{child}/task/{child}/children"))
+            .ok()
+            .and_then(|children| children.split_whitespace().next()?.parse().ok())
+            .unwrap_or(child)
     }
 
     /// The URL of database `name` through PgBouncer.
