@@ -6,7 +6,8 @@
 //! `kid` picks the key, and a key no longer configured is refused); `typ: at+jwt`, so that no
 //! other kind of JWT
 //! signed with the same secret can pass for an access token; our issuer and audience; `exp`,
-//! `nbf`, `iat`, `sub`, `user_id`, `sid`, `scope` and `jti` present and consistent; the current
+//! `nbf`, `iat`, `sub`, `user_id`, `sid`, `scope` and `jti` present and consistent (`client_id` and
+//! `amr` are issued, and not required of tokens from earlier releases); the current
 //! time within `nbf..exp`, give or take a leeway of at most five seconds.
 
 use std::time::Duration;
@@ -111,6 +112,13 @@ struct Claims {
     user_id: i64,
     sid: String,
     scope: String,
+    /// The OAuth2 client of the login (RFC 9068). Optional when reading, so that tokens of an
+    /// earlier release stay valid through a rolling upgrade.
+    #[serde(default)]
+    client_id: String,
+    /// How the login was authenticated (RFC 8176); optional when reading, likewise.
+    #[serde(default)]
+    amr: Vec<String>,
     iat: i64,
     nbf: i64,
     exp: i64,
@@ -299,6 +307,13 @@ impl TokenIssuer for JwtTokens {
             user_id: grant.user_id.get(),
             sid: grant.session_id.to_string(),
             scope: grant.scopes.to_string(),
+            client_id: grant.client_id.as_str().to_owned(),
+            amr: grant
+                .auth_methods
+                .values()
+                .iter()
+                .map(|value| (*value).to_owned())
+                .collect(),
             iat: now,
             nbf: now,
             exp: now + lifetime,

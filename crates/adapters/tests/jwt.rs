@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use warden_adapters::testing::ed25519_key_pair;
 use warden_adapters::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens};
 use warden_domain::ports::{TokenIssuer, TokenVerifier};
-use warden_domain::{AccessGrant, Scopes, SessionId, UserId};
+use warden_domain::{AccessGrant, AuthMethods, ClientId, Scopes, SessionId, UserId};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 
@@ -41,6 +41,8 @@ fn grant() -> AccessGrant {
         user_id: UserId::new(42),
         session_id: SessionId::random(),
         scopes: Scopes::parse("profile posts:read").unwrap(),
+        client_id: ClientId::new("swagger-ui").unwrap(),
+        auth_methods: AuthMethods::Password,
     }
 }
 

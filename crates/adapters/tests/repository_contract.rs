@@ -7,9 +7,9 @@ use warden_domain::ports::{
     AddVoteError, PostRepository, SaveUserError, SessionRepository, UserRepository, VoteRepository,
 };
 use warden_domain::{
-    EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash, PostContent, PostDraft,
-    PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SearchTerm, SessionId, User,
-    UserFlags, UserId,
+    AuthMethods, ClientId, EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash,
+    PostContent, PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes,
+    SearchTerm, SessionId, SessionOrigin, User, UserFlags, UserId,
 };
 
 /// Runs each listed test body once per database.
@@ -74,6 +74,10 @@ contract!(
     concurrent_rotations_of_one_token_let_exactly_one_through,
     a_session_is_revoked_once,
     all_sessions_of_a_user_but_one_are_revoked,
+    a_sessions_origin_round_trips,
+    active_sessions_are_listed_newest_first_without_ended_or_expired_ones,
+    a_session_is_revoked_only_for_its_own_active_user,
+    a_sessions_use_moves_forward_only_and_a_refresh_is_a_use,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -81,6 +85,14 @@ fn new_user(email: &str) -> NewUser {
         email: EmailAddress::new(email).unwrap(),
         password_hash: PasswordHash::new(format!("$argon2id$hash-of-{email}")),
         is_admin: false,
+    }
+}
+
+fn session_created_at(user_id: UserId, created_at: chrono::DateTime<Utc>) -> NewSession {
+    NewSession {
+        created_at,
+        expires_at: created_at + TimeDelta::days(30),
+        ..new_session(user_id)
     }
 }
 
@@ -92,6 +104,12 @@ fn new_session(user_id: UserId) -> NewSession {
         created_at: now,
         expires_at: now + TimeDelta::days(30),
         scopes: Scopes::parse("profile posts:read").unwrap(),
+        origin: SessionOrigin {
+            client_id: ClientId::new("mobile-app").unwrap(),
+            user_agent: Some("Warden/1.0 (iPhone; iOS 19)".into()),
+            ip_address: Some("2001:db8::7".parse().unwrap()),
+            auth_methods: AuthMethods::Password,
+        },
     }
 }
 
@@ -1019,4 +1037,182 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
         1
     );
     assert!(!active(keep).await);
+}
+
+async fn a_sessions_origin_round_trips(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    for origin in [
+        new_session(ann.id).origin,
+        SessionOrigin::default(),
+        SessionOrigin {
+            client_id: ClientId::new(&"~".repeat(64)).unwrap(),
+            user_agent: SessionOrigin::user_agent(&"Ünïcödé ".repeat(40)),
+            ip_address: Some("192.0.2.255".parse().unwrap()),
+            auth_methods: AuthMethods::PasswordAndOtp,
+        },
+    ] {
+        let new = NewSession {
+            origin: origin.clone(),
+            ..new_session(ann.id)
+        };
+        let created = store
+            .create_session(
+                &new,
+                &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.origin, origin);
+        assert_eq!(created.last_used_at, stored_now_of(&new));
+        let found = store.find_session(new.id).await.unwrap().unwrap();
+        assert_eq!(found, created);
+        let (with_user, _) = store.find_session_with_user(new.id).await.unwrap().unwrap();
+        assert_eq!(with_user, created);
+    }
+}
+
+/// The creation time of `new` as stored (microseconds).
+fn stored_now_of(new: &NewSession) -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    new.created_at.trunc_subsecs(6)
+}
+
+async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for minutes_ago in [30, 10, 20, 40] {
+        let new = session_created_at(ann.id, now - TimeDelta::minutes(minutes_ago));
+        store
+            .create_session(
+                &new,
+                &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+            )
+            .await
+            .unwrap();
+        ids.push(new.id);
+    }
+    let expired = NewSession {
+        expires_at: now - TimeDelta::seconds(1),
+        ..session_created_at(ann.id, now - TimeDelta::days(31))
+    };
+    store
+        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
+        .await
+        .unwrap();
+    store.revoke_session(ids[3], now).await.unwrap();
+    session_with(&store, bob.id, "bobs").await;
+
+    let listed: Vec<SessionId> = store
+        .list_active_sessions(ann.id, Utc::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|session| session.id)
+        .collect();
+
+    assert_eq!(listed, vec![ids[1], ids[2], ids[0]]);
+}
+
+async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let annes = session_with(&store, ann.id, "a1").await;
+    let now = Utc::now();
+
+    // Bob cannot end Ann's session; an unknown id ends nothing.
+    assert!(
+        !store
+            .revoke_session_of_user(bob.id, annes, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_session_of_user(ann.id, SessionId::random(), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .find_session(annes)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active_at(now)
+    );
+
+    // Ann can, once.
+    assert!(
+        store
+            .revoke_session_of_user(ann.id, annes, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_session_of_user(ann.id, annes, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .find_session(annes)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active_at(now)
+    );
+
+    // An expired session is ended already.
+    let expired = NewSession {
+        expires_at: now - TimeDelta::seconds(1),
+        ..session_created_at(ann.id, now - TimeDelta::days(31))
+    };
+    store
+        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .revoke_session_of_user(ann.id, expired.id, now)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_sessions_use_moves_forward_only_and_a_refresh_is_a_use(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let new = session_created_at(ann.id, Utc::now() - TimeDelta::minutes(10));
+    let id = new.id;
+    let created = store
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .await
+        .unwrap();
+
+    let later = created.created_at + TimeDelta::minutes(5);
+    store.record_session_use(id, later).await.unwrap();
+    assert_eq!(
+        store.find_session(id).await.unwrap().unwrap().last_used_at,
+        later
+    );
+    // An earlier use, recorded late by a slower instance, does not move it back.
+    store
+        .record_session_use(id, later - TimeDelta::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_session(id).await.unwrap().unwrap().last_used_at,
+        later
+    );
+
+    let Rotation::Rotated(session) = rotate(&store, "first", "second").await else {
+        panic!("not rotated");
+    };
+    assert!(session.last_used_at > later, "{session:?}");
+    assert_eq!(
+        store.find_session(id).await.unwrap().unwrap().last_used_at,
+        session.last_used_at
+    );
 }

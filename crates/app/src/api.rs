@@ -8,6 +8,7 @@ pub mod health;
 pub mod jwks;
 pub mod posts;
 pub mod security;
+pub mod sessions;
 pub mod users;
 
 use poem_openapi::{LicenseObject, OpenApiService, Tags};
@@ -33,6 +34,7 @@ pub type Apis = (
     auth::AuthApi,
     jwks::JwksApi,
     users::UsersApi,
+    sessions::SessionsApi,
     posts::PostsApi,
     admin::AdminApi,
     health::HealthApi,

@@ -20,7 +20,10 @@ pub use post::{
     PostTitle, SearchTerm, TextError, VoteDirection,
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
-pub use session::{NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Session, SessionId};
+pub use session::{
+    AuthMethods, ClientId, ClientIdError, NewRefreshToken, NewSession, RefreshTokenHash, Rotation,
+    Session, SessionId, SessionOrigin,
+};
 pub use throttle::{Rate, Rates, ThrottleKey, ThrottleKind};
 pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};
 pub use user::{

@@ -163,7 +163,8 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Option<Session>>;
 
     /// Spends the refresh token hashed as `presented` and stores `next` for the same session,
-    /// atomically, if `presented` is live (unspent and unexpired at `now`). Of concurrent calls
+    /// atomically, if `presented` is live (unspent and unexpired at `now`); the session's
+    /// `last_used_at` becomes `now`. Of concurrent calls
     /// with one token, exactly one sees [`Rotation::Rotated`]; the others see
     /// [`Rotation::Replayed`].
     ///
@@ -183,6 +184,39 @@ pub trait SessionRepository: Send + Sync + 'static {
     ///
     /// A failure of the storage (marked [`Unavailable`] when transient).
     async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool>;
+
+    /// The sessions of `user` that are active at `now` (neither ended nor expired), newest
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionRepository::find_session`].
+    async fn list_active_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Session>>;
+
+    /// Ends session `id` at `at` if it is `user`'s and active at `at`. Returns whether it
+    /// ended it: `false` for an unknown, ended, expired or someone else's session.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn revoke_session_of_user(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
+
+    /// Records that session `id` was used at `at` (its `last_used_at`), unless a later use is
+    /// recorded already.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn record_session_use(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<()>;
 
     /// Ends every session of `user` but `except` at `at`. Returns how many it ended.
     ///

@@ -6,10 +6,10 @@ pub mod auth;
 pub mod posts;
 pub mod users;
 
-pub use admin::{AdminService, ListUsersError, PromoteError, UpdateUserError};
+pub use admin::{AdminService, EndSessionsError, ListUsersError, PromoteError, UpdateUserError};
 pub use auth::{
-    AuthPorts, AuthService, AuthenticateError, Lifetimes, LoginError, LogoutError, PasswordLogin,
-    Principal, RefreshError, RefreshLogin, TokenGrant,
+    AuthPorts, AuthService, AuthenticateError, EndSessionError, Lifetimes, LoginError, LogoutError,
+    PasswordLogin, Principal, RefreshError, RefreshLogin, SessionsError, TokenGrant,
 };
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,

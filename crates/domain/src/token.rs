@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
-use crate::{Scopes, SessionId, UserId};
+use crate::{AuthMethods, ClientId, Scopes, SessionId, UserId};
 
 /// What an access token is issued for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessGrant {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub scopes: Scopes,
+    /// The client of the login (RFC 9068's `client_id`), kept by every refresh.
+    pub client_id: ClientId,
+    /// How the login was authenticated (RFC 8176's `amr`), kept by every refresh.
+    pub auth_methods: AuthMethods,
 }
 
 /// A freshly signed access token.

@@ -7,8 +7,8 @@ use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes, Session, SessionId, User,
-    UserId,
+    AuthMethods, ClientId, NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes,
+    Session, SessionId, SessionOrigin, User, UserId,
 };
 
 use super::users::UserRow;
@@ -22,20 +22,38 @@ struct SessionRow {
     expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
     scopes: String,
+    client_id: String,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+    amr: String,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<SessionRow> for Session {
     type Error = anyhow::Error;
 
     fn try_from(row: SessionRow) -> anyhow::Result<Self> {
+        let invalid = |what: &str| format!("session {} has an invalid stored {what}", row.id);
+        let origin = SessionOrigin {
+            client_id: ClientId::new(&row.client_id).with_context(|| invalid("client_id"))?,
+            user_agent: row.user_agent,
+            ip_address: row
+                .ip_address
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .with_context(|| invalid("ip_address"))?,
+            auth_methods: AuthMethods::from_stored(&row.amr).with_context(|| invalid("amr"))?,
+        };
         Ok(Session {
-            scopes: Scopes::parse(&row.scopes)
-                .with_context(|| format!("session {} has invalid stored scopes", row.id))?,
+            scopes: Scopes::parse(&row.scopes).with_context(|| invalid("scopes"))?,
             id: SessionId::from_uuid(row.id),
             user_id: UserId::new(row.user_id),
             created_at: row.created_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            last_used_at: row.last_used_at.unwrap_or(row.created_at),
+            origin,
         })
     }
 }
@@ -51,8 +69,45 @@ struct SessionUserRow {
     user_created_at: DateTime<Utc>,
 }
 
-const SESSION_COLUMNS_BY_ID: &str = "SELECT id, user_id, created_at, expires_at, revoked_at, scopes \
-                                     FROM sessions WHERE id = $1";
+/// A session's columns, as [`SessionRow`] reads them.
+macro_rules! session_columns {
+    () => {
+        "id, user_id, created_at, expires_at, revoked_at, scopes, client_id, user_agent, \
+         ip_address, amr, last_used_at"
+    };
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            ".id, ",
+            $alias,
+            ".user_id, ",
+            $alias,
+            ".created_at, ",
+            $alias,
+            ".expires_at, ",
+            $alias,
+            ".revoked_at, ",
+            $alias,
+            ".scopes, ",
+            $alias,
+            ".client_id, ",
+            $alias,
+            ".user_agent, ",
+            $alias,
+            ".ip_address, ",
+            $alias,
+            ".amr, ",
+            $alias,
+            ".last_used_at"
+        )
+    };
+}
+
+const SESSION_COLUMNS_BY_ID: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE id = $1"
+);
 
 #[async_trait]
 impl SessionRepository for Store {
@@ -62,9 +117,12 @@ impl SessionRepository for Store {
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
     ) -> anyhow::Result<Session> {
-        const SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes) \
-                               VALUES ($1, $2, $3, $4, $5) \
-                               RETURNING id, user_id, created_at, expires_at, revoked_at, scopes";
+        const SESSION: &str = concat!(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes, client_id, \
+             user_agent, ip_address, amr, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $3) RETURNING ",
+            session_columns!()
+        );
         const REFRESH: &str = "INSERT INTO refresh_tokens \
                                (token_hash, session_id, created_at, expires_at) \
                                VALUES ($1, $2, $3, $4)";
@@ -79,6 +137,10 @@ impl SessionRepository for Store {
                     .bind(created_at)
                     .bind(stored_time(new_session.expires_at))
                     .bind(&scopes)
+                    .bind(new_session.origin.client_id.as_str())
+                    .bind(new_session.origin.user_agent.as_deref())
+                    .bind(new_session.origin.ip_address.map(|ip| ip.to_string()))
+                    .bind(new_session.origin.auth_methods.as_stored())
                     .fetch_one(&mut *tx)
                     .await?;
                 sqlx::query(REFRESH)
@@ -114,10 +176,13 @@ impl SessionRepository for Store {
         &self,
         id: SessionId,
     ) -> anyhow::Result<Option<(Session, User)>> {
-        const SQL: &str = "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
-                                  s.scopes, u.email AS user_email, u.is_active AS user_is_active, \
-                                  u.is_admin AS user_is_admin, u.created_at AS user_created_at \
-                           FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!("s"),
+            ", u.email AS user_email, u.is_active AS user_is_active, \
+             u.is_admin AS user_is_admin, u.created_at AS user_created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        );
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, SessionUserRow>(SQL)
                 .bind(id.as_uuid())
@@ -143,10 +208,12 @@ impl SessionRepository for Store {
         &self,
         presented: &RefreshTokenHash,
     ) -> anyhow::Result<Option<Session>> {
-        const SQL: &str = "SELECT s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, \
-                                  s.scopes \
-                           FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id \
-                           WHERE r.token_hash = $1";
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!("s"),
+            " FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id \
+             WHERE r.token_hash = $1"
+        );
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, SessionRow>(SQL)
                 .bind(presented.as_str())
@@ -175,6 +242,9 @@ impl SessionRepository for Store {
                             VALUES ($1, $2, $3, $4)";
         const SPENT_BEFORE: &str = "SELECT session_id FROM refresh_tokens \
                                     WHERE token_hash = $1 AND spent_at IS NOT NULL";
+        // A refresh is a use of its session (never moved back: see `record_session_use`).
+        const USED: &str = "UPDATE sessions SET last_used_at = $2 \
+                            WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
         let now = stored_time(now);
         let outcome = on_writer!(self, |pool| {
             async {
@@ -191,6 +261,11 @@ impl SessionRepository for Store {
                         return Ok(RotationRow::Invalid);
                     }
                     Some((session_id, _)) => {
+                        sqlx::query(USED)
+                            .bind(session_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                         sqlx::query(NEXT)
                             .bind(next.hash.as_str())
                             .bind(session_id)
@@ -237,6 +312,69 @@ impl SessionRepository for Store {
         })
         .db_context("cannot revoke session")?;
         Ok(revoked > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn list_active_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Session>> {
+        // Times compare as text on SQLite in time order (see `stored_time`).
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id"
+        );
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SessionRow>(SQL)
+                .bind(user.get())
+                .bind(stored_time(now))
+                .fetch_all(pool)
+                .await
+        })
+        .db_context("cannot list sessions")?;
+        rows.into_iter().map(Session::try_from).collect()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn revoke_session_of_user(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
+                           WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL \
+                             AND expires_at > $3";
+        let revoked = on_writer!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(user.get())
+                .bind(id.as_uuid())
+                .bind(stored_time(at))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .db_context("cannot revoke session")?;
+        Ok(revoked > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn record_session_use(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<()> {
+        const SQL: &str = "UPDATE sessions SET last_used_at = $2 \
+                           WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+        on_writer!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.as_uuid())
+                .bind(stored_time(at))
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .db_context("cannot record a session's use")?;
+        Ok(())
     }
 
     #[tracing::instrument(skip(self), err)]

@@ -5,7 +5,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::UpdateUserError;
+use warden_domain::services::{EndSessionsError, UpdateUserError};
 use warden_domain::{UserFlags, UserId};
 
 use super::ApiTags;
@@ -39,6 +39,16 @@ enum UpdateUserResponse {
     /// An admin tried to disable or demote themself.
     #[oai(status = 409)]
     SelfLockout(Json<ErrorBody>),
+    /// No user has this id.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum EndSessionsResponse {
+    /// Every session of the user is ended: all their tokens stop working at once.
+    #[oai(status = 204)]
+    Ended,
     /// No user has this id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -104,6 +114,41 @@ impl AdminApi {
                 Ok(UpdateUserResponse::Ok(Json(user.into())))
             }
             Err(err) => err.answer(),
+        }
+    }
+
+    /// End all of a user's sessions
+    ///
+    /// Logs the user out everywhere: all their access and refresh tokens stop working at once.
+    /// The account stays active; they may log in again.
+    #[oai(
+        path = "/admin/users/:id/sessions",
+        method = "delete",
+        operation_id = "end_user_sessions"
+    )]
+    async fn end_sessions(
+        &self,
+        #[oai(scope = "ApiScope::ADMIN")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<EndSessionsResponse, ApiError> {
+        let user_id = UserId::new(id.0);
+        match state.admin.end_sessions_of(user_id).await {
+            Ok(ended) => {
+                tracing::info!(%user_id, ended, admin_id = %auth.0.user.id, "user's sessions ended");
+                Ok(EndSessionsResponse::Ended)
+            }
+            Err(err) => err.answer(),
+        }
+    }
+}
+
+impl ErrorAnswer<EndSessionsResponse> for EndSessionsError {
+    fn answer(self) -> Result<EndSessionsResponse, ApiError> {
+        match self {
+            Self::NotFound(_) => Ok(EndSessionsResponse::NotFound(detail_of(&self))),
+            Self::Unknown(err) => Err(err.into()),
         }
     }
 }

@@ -12,9 +12,9 @@ use poem::{Endpoint, EndpointExt, Request};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::Password;
 use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
 use warden_domain::text::{self, TextKind};
+use warden_domain::{ClientId, Password, SessionOrigin};
 
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
@@ -216,8 +216,15 @@ impl AuthApi {
         state: Data<&AppState>,
         form: TokenRequest,
     ) -> LoginResponse {
+        let client_id = match form.optional("client_id").map(ClientId::new).transpose() {
+            Ok(client_id) => client_id.unwrap_or_default(),
+            Err(err) => return LoginResponse::invalid_request(err.to_string()),
+        };
         let (grant, response) = match form.optional("grant_type").unwrap_or("password") {
-            "password" => ("password", password_grant(&state, req, &form).await),
+            "password" => (
+                "password",
+                password_grant(&state, req, &form, client_id).await,
+            ),
             "refresh_token" => ("refresh_token", refresh_grant(&state, &form).await),
             other => (
                 "other",
@@ -276,7 +283,12 @@ impl AuthApi {
     }
 }
 
-async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) -> LoginResponse {
+async fn password_grant(
+    state: &AppState,
+    req: &Request,
+    form: &TokenRequest,
+    client_id: ClientId,
+) -> LoginResponse {
     let (username, password) = match (form.required("username"), form.required("password")) {
         (Ok(username), Ok(password)) => (username, password),
         (Err(missing), _) | (_, Err(missing)) => return missing,
@@ -311,6 +323,16 @@ async fn password_grant(state: &AppState, req: &Request, form: &TokenRequest) ->
         username: username.to_owned(),
         password,
         scope: form.optional("scope").map(str::to_owned),
+        origin: SessionOrigin {
+            client_id,
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .and_then(|raw| SessionOrigin::user_agent(&raw)),
+            ip_address: address,
+            ..SessionOrigin::default()
+        },
     };
     match state.auth.login(login).await {
         Ok(grant) => {

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
 use warden_domain::services::{
-    CreatePostError, DeleteAccountError, ListPostsError, ListUsersError, LogoutError,
+    CreatePostError, DeleteAccountError, ListPostsError, ListUsersError, LogoutError, SessionsError,
 };
 
 /// An error answer.
@@ -184,6 +184,7 @@ unknown_only!(
     ListPostsError,
     ListUsersError,
     LogoutError,
+    SessionsError,
 );
 
 /// What an unprotected operation may answer besides its own outcomes.

@@ -27,6 +27,7 @@ macro_rules! on_both_databases {
 
 mod account;
 mod cors;
+mod devices;
 mod errors;
 mod hostile;
 mod keys;

@@ -33,6 +33,14 @@ pub enum PromoteError {
     Unknown(#[from] anyhow::Error),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum EndSessionsError {
+    #[error("User with id: {0} does not exist")]
+    NotFound(UserId),
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
 #[derive(Clone)]
 pub struct AdminService {
     users: Arc<dyn UserRepository>,
@@ -78,6 +86,18 @@ impl AdminService {
                 .await?;
         }
         Ok(user)
+    }
+
+    /// Ends every session of user `id`: all their tokens stop working at once. Returns how many
+    /// sessions were ended.
+    pub async fn end_sessions_of(&self, id: UserId) -> Result<u64, EndSessionsError> {
+        if self.users.find_user(id).await?.is_none() {
+            return Err(EndSessionsError::NotFound(id));
+        }
+        Ok(self
+            .sessions
+            .revoke_sessions_of_user(id, None, Utc::now())
+            .await?)
     }
 
     /// Makes an existing account an active admin (the command line's `create-admin` for an
@@ -208,6 +228,40 @@ mod tests {
 
         assert!(
             matches!(err, UpdateUserError::NotFound(id) if id == UserId::new(9)),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ending_a_users_sessions_ends_every_one() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_user()
+            .with(eq(UserId::new(2)))
+            .returning(|_| Ok(Some(user(2, true, false))));
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_revoke_sessions_of_user()
+            .with(eq(UserId::new(2)), eq(None), always())
+            .times(1)
+            .returning(|_, _, _| Ok(2));
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        assert_eq!(service.end_sessions_of(UserId::new(2)).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn ending_a_missing_users_sessions_is_not_found() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user().returning(|_| Ok(None));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke_sessions_of_user().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        let err = service.end_sessions_of(UserId::new(9)).await.unwrap_err();
+
+        assert!(
+            matches!(err, EndSessionsError::NotFound(id) if id == UserId::new(9)),
             "{err:?}"
         );
     }

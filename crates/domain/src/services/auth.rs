@@ -10,8 +10,8 @@ use crate::ports::{
     UserRepository,
 };
 use crate::{
-    AccessGrant, EmailAddress, NewRefreshToken, NewSession, Password, Rotation, Scope, Scopes,
-    Session, SessionId, UnknownScopeError, User,
+    AccessGrant, AuthMethods, EmailAddress, NewRefreshToken, NewSession, Password, Rotation, Scope,
+    Scopes, Session, SessionId, SessionOrigin, UnknownScopeError, User,
 };
 
 /// A password grant (RFC 6749 section 4.3) as the token endpoint received it.
@@ -23,6 +23,9 @@ pub struct PasswordLogin {
     pub password: Password,
     /// The `scope` field, if the client sent one.
     pub scope: Option<String>,
+    /// Where the login comes from: its client, user agent and address. Its authentication
+    /// methods are the service's to set.
+    pub origin: SessionOrigin,
 }
 
 /// What a successful login or refresh hands back to the client.
@@ -74,6 +77,21 @@ pub enum LoginError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogoutError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionsError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndSessionError {
+    /// Unknown, ended, expired or another user's: the answer does not tell which.
+    #[error("session not found")]
+    NotFound,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -202,6 +220,10 @@ impl AuthService {
 
         let now = Utc::now();
         let (refresh_token, refresh_hash) = self.refresh_tokens.generate();
+        let origin = SessionOrigin {
+            auth_methods: AuthMethods::Password,
+            ..login.origin
+        };
         let session = self
             .sessions
             .create_session(
@@ -211,6 +233,7 @@ impl AuthService {
                     created_at: now,
                     expires_at: now + self.lifetimes.session,
                     scopes,
+                    origin,
                 },
                 &NewRefreshToken {
                     hash: refresh_hash,
@@ -289,6 +312,40 @@ impl AuthService {
         Ok(())
     }
 
+    /// The caller's active sessions, newest first.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, SessionsError> {
+        Ok(self
+            .sessions
+            .list_active_sessions(principal.user.id, Utc::now())
+            .await?)
+    }
+
+    /// Ends one of the caller's sessions (the caller's own included): its tokens stop working
+    /// at once.
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        id: SessionId,
+    ) -> Result<(), EndSessionError> {
+        let ended = self
+            .sessions
+            .revoke_session_of_user(principal.user.id, id, Utc::now())
+            .await?;
+        if ended {
+            Ok(())
+        } else {
+            Err(EndSessionError::NotFound)
+        }
+    }
+
+    /// Ends every session of the caller's account but the caller's own. Returns how many.
+    pub async fn end_other_sessions(&self, principal: &Principal) -> Result<u64, SessionsError> {
+        Ok(self
+            .sessions
+            .revoke_sessions_of_user(principal.user.id, Some(principal.session_id), Utc::now())
+            .await?)
+    }
+
     async fn grant(
         &self,
         user: &User,
@@ -302,6 +359,8 @@ impl AuthService {
                 user_id: user.id,
                 session_id: session.id,
                 scopes,
+                client_id: session.origin.client_id.clone(),
+                auth_methods: session.origin.auth_methods,
             })
             .await?;
         Ok(TokenGrant {
@@ -358,11 +417,16 @@ impl AuthService {
         if session.user_id != claims.user_id {
             return Err(AuthenticateError::invalid("session of another user"));
         }
-        if !session.is_active_at(Utc::now()) {
+        let now = Utc::now();
+        if !session.is_active_at(now) {
             return Err(AuthenticateError::invalid("session ended"));
         }
         if !user.is_active {
             return Err(AuthenticateError::invalid("user is disabled"));
+        }
+        // At most one write a minute per session, not one per request.
+        if session.use_is_stale_at(now) {
+            self.sessions.record_session_use(session.id, now).await?;
         }
         // An admin who has since been demoted keeps their token but not its `admin` scope.
         let scopes = claims

@@ -37,7 +37,8 @@ struct TokenRequestForm {
     /// Password grant: absent means every scope the account may hold; scopes it may not hold
     /// are dropped. Refresh grant: absent means the scopes of the login; more is `invalid_scope`.
     scope: Option<String>,
-    /// Accepted and ignored.
+    /// The client asking (1 to 64 visible ASCII characters), recorded in the session and in
+    /// every access token of the login (`client_id` claim); `warden` when absent.
     client_id: Option<String>,
     /// Accepted and ignored.
     client_secret: Option<String>,

@@ -8,8 +8,8 @@ use crate::ports::{
     MockTokenVerifier, MockUserRepository,
 };
 use crate::{
-    AccessClaims, InvalidTokenError, IssuedToken, PasswordHash, RefreshTokenHash, UserCredentials,
-    UserId,
+    AccessClaims, ClientId, InvalidTokenError, IssuedToken, PasswordHash, RefreshTokenHash,
+    UserCredentials, UserId,
 };
 
 const EMAIL: &str = "ann@example.com";
@@ -34,6 +34,8 @@ fn session_of(user_id: UserId, revoked: bool, scopes: &str) -> Session {
         expires_at: now + TimeDelta::hours(1),
         revoked_at: revoked.then_some(now),
         scopes: Scopes::parse(scopes).unwrap(),
+        last_used_at: now,
+        origin: SessionOrigin::default(),
     }
 }
 
@@ -127,6 +129,8 @@ impl Mocks {
                     expires_at: new.expires_at,
                     revoked_at: None,
                     scopes: new.scopes,
+                    last_used_at: new.created_at,
+                    origin: new.origin.clone(),
                 })
             });
         self.expect_issue();
@@ -136,7 +140,13 @@ impl Mocks {
     fn expect_issue(&mut self) {
         self.issuer.expect_issue().times(1).returning(|grant| {
             Ok(IssuedToken {
-                token: format!("token-for-{}-{}", grant.user_id, grant.scopes),
+                token: format!(
+                    "token-for-{}-{}-{}-{}",
+                    grant.user_id,
+                    grant.scopes,
+                    grant.client_id.as_str(),
+                    grant.auth_methods.as_stored()
+                ),
                 expires_in: Duration::from_secs(900),
             })
         });
@@ -154,6 +164,12 @@ fn login(username: &str, scope: Option<&str>) -> PasswordLogin {
         username: username.into(),
         password: Password::candidate("correct horse".into()).unwrap(),
         scope: scope.map(Into::into),
+        origin: SessionOrigin {
+            client_id: ClientId::new("test-client").unwrap(),
+            user_agent: Some("test agent".into()),
+            ip_address: Some("192.0.2.7".parse().unwrap()),
+            auth_methods: AuthMethods::PasswordAndOtp,
+        },
     }
 }
 
@@ -166,9 +182,10 @@ async fn login_with_the_right_password_opens_a_session_and_issues_tokens() {
 
     let grant = service.login(login(EMAIL, None)).await.unwrap();
 
+    // The login's client, and the service's own word on how it was authenticated.
     assert_eq!(
         grant.access_token,
-        "token-for-1-profile posts:read posts:write"
+        "token-for-1-profile posts:read posts:write-test-client-pwd"
     );
     assert_eq!(grant.refresh_token, "next-refresh");
     assert_eq!(grant.expires_in, Duration::from_secs(900));
@@ -329,3 +346,4 @@ async fn a_storage_failure_during_login_is_unknown_not_a_wrong_password() {
 
 mod authenticate;
 mod refresh;
+mod sessions;

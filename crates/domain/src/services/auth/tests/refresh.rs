@@ -30,7 +30,12 @@ fn rotating(outcome: Rotation, user: Option<User>) -> Mocks {
 
 #[tokio::test]
 async fn refreshing_rotates_the_token_and_keeps_the_sessions_scopes() {
-    let session = session_of(UserId::new(1), false, "profile posts:read");
+    let mut session = session_of(UserId::new(1), false, "profile posts:read");
+    session.origin = SessionOrigin {
+        client_id: ClientId::new("mobile").unwrap(),
+        auth_methods: AuthMethods::PasswordAndOtp,
+        ..SessionOrigin::default()
+    };
     let mut mocks = rotating(Rotation::Rotated(session.clone()), Some(ann(true, false)));
     mocks.expect_issue();
     mocks.sessions.expect_revoke_session().never();
@@ -39,7 +44,11 @@ async fn refreshing_rotates_the_token_and_keeps_the_sessions_scopes() {
 
     assert_eq!(grant.refresh_token, "next-refresh");
     assert_eq!(grant.session_id, session.id);
-    assert_eq!(grant.access_token, "token-for-1-profile posts:read");
+    // The login's client and authentication methods, kept.
+    assert_eq!(
+        grant.access_token,
+        "token-for-1-profile posts:read-mobile-pwd otp"
+    );
 }
 
 #[tokio::test]
