@@ -2,7 +2,9 @@
 //! Swagger UI's Authorize button logs in through `/login` and calls a protected operation with
 //! the token (contract section 1, `xtask/e2e/swagger_ui.py`); and a page on another origin,
 //! allowed by `CORS_ALLOWED_ORIGINS`, logs in and calls `GET /users/me`, while the same page on
-//! an origin not on the list is blocked (contract section 7, `xtask/e2e/cors.py`).
+//! an origin not on the list is blocked (contract section 7, `xtask/e2e/cors.py`). Then Authlib,
+//! a standard OAuth2 client library, discovers the endpoints and logs in, refreshes,
+//! introspects and revokes (contract section 13, `xtask/e2e/authlib_client.py`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,7 +48,25 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .env("WARDEN_E2E_SCREENSHOT", server.dir.join("swagger-ui.png"));
     exec(script)
         .context("the Swagger UI check failed; see target/e2e-run/ for the screenshot and log")?;
-    cors(&chromium, &venv)
+    cors(&chromium, &venv)?;
+    authlib(&venv)
+}
+
+/// Discovery, the password and refresh grants, introspection and revocation through Authlib, a
+/// standard OAuth2 client library (`xtask/e2e/authlib_client.py`).
+fn authlib(venv: &std::path::Path) -> anyhow::Result<()> {
+    const ISSUER: &str = "https://warden.example";
+    const ADMIN: &str = "resource-server@example.com";
+    let server = Served::start_with("e2e-authlib", None, &[("JWT_ISSUER", ISSUER)])?;
+    server.create_admin(ADMIN)?;
+    let mut script = Command::new(venv.join("bin/python"));
+    script
+        .arg(root().join("xtask/e2e/authlib_client.py"))
+        .env("WARDEN_E2E_URL", &server.url)
+        .env("WARDEN_E2E_ISSUER", ISSUER)
+        .env("WARDEN_E2E_ADMIN", ADMIN)
+        .env("WARDEN_E2E_PASSWORD", crate::served::PASSWORD);
+    exec(script).context("the Authlib check failed; see target/e2e-authlib/warden.log")
 }
 
 /// A page on another origin, allowed by CORS_ALLOWED_ORIGINS, logs in and calls

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use warden_domain::ports::{TokenIssuer, TokenVerifier};
 use warden_domain::{
-    AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, Scopes, SessionId, UserId,
+    AccessClaims, AccessGrant, ClientId, InvalidTokenError, IssuedToken, Scopes, SessionId,
+    TokenDetails, UserId,
 };
 
 /// The JOSE `typ` of an access token (RFC 9068 section 2.1).
@@ -196,6 +197,16 @@ fn ed25519_keys(
 }
 
 impl JwtTokens {
+    /// The `iss` of the tokens issued, and the only one accepted.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The `aud` of the tokens issued, and the only one accepted.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     pub fn new(config: &JwtConfig) -> Result<Self, JwtConfigError> {
         if config.leeway > MAX_LEEWAY {
             return Err(JwtConfigError::LeewayTooLong);
@@ -287,10 +298,23 @@ impl JwtTokens {
             SessionId::parse(&claims.sid).ok_or_else(|| InvalidTokenError::new("malformed sid"))?;
         let scopes =
             Scopes::parse(&claims.scope).map_err(|err| InvalidTokenError::new(err.to_string()))?;
+        // Tokens of a release that did not issue `client_id` came from the default client.
+        let client_id = if claims.client_id.is_empty() {
+            ClientId::default()
+        } else {
+            ClientId::new(&claims.client_id)
+                .map_err(|err| InvalidTokenError::new(err.to_string()))?
+        };
         Ok(AccessClaims {
             user_id: UserId::new(claims.user_id),
             session_id,
             scopes,
+            details: TokenDetails {
+                issued_at: claims.iat,
+                expires_at: claims.exp,
+                token_id: claims.jti,
+                client_id,
+            },
         })
     }
 }

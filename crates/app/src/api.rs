@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod health;
 pub mod jwks;
+pub mod oauth;
 pub mod posts;
 pub mod security;
 pub mod sessions;
@@ -33,6 +34,7 @@ pub enum ApiTags {
 pub type Apis = (
     auth::AuthApi,
     jwks::JwksApi,
+    oauth::OAuthApi,
     users::UsersApi,
     sessions::SessionsApi,
     posts::PostsApi,

@@ -150,6 +150,12 @@ pub struct ServerConfig {
     )]
     pub cors_allowed_origins: Vec<String>,
 
+    /// The URL clients reach Warden at, like `https://auth.example.com` (no trailing slash): the
+    /// base of the absolute endpoint URLs in `/.well-known/oauth-authorization-server`. Unset,
+    /// they are built from each request's `Host` header, over http.
+    #[arg(long, env = "PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
     /// Serve `/metrics` (Prometheus) on this address only, for example `127.0.0.1:9100`, so that
     /// it can stay off the public network. Unset: `/metrics` is served on `WARDEN_ADDR`.
     #[arg(long = "metrics-addr", env = "METRICS_ADDR")]
@@ -297,6 +303,20 @@ fn default_hash_concurrency() -> usize {
     std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .min(MAX_DEFAULT_HASH_CONCURRENCY)
+}
+
+/// A `PUBLIC_URL`: http or https, a host, no query or fragment; a trailing slash is dropped.
+fn public_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim_end_matches('/');
+    let uri: poem::http::Uri = trimmed.parse().map_err(|err| format!("not a URL: {err}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() || uri.query().is_some() || raw.contains('#') {
+        return Err(
+            "must be an http:// or https:// URL with a host, like https://auth.example.com"
+                .to_owned(),
+        );
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Parses a secret setting straight into a type that never prints.

@@ -45,6 +45,8 @@ pub struct AppState {
     pub cors: Arc<CorsOrigins>,
     /// Set once shutdown begins: `/health/ready` then answers 503.
     pub draining: Arc<Draining>,
+    /// `PUBLIC_URL`: the base of the metadata's endpoint URLs.
+    pub public_url: Option<String>,
 }
 
 /// Whether the server is shutting down. From the moment it is, readiness fails, so that load
@@ -131,6 +133,7 @@ impl AppState {
             metrics_with_api: config.server.metrics_addr.is_none(),
             cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
             draining: Arc::default(),
+            public_url: config.server.public_url.clone(),
         })
     }
 }

@@ -421,7 +421,7 @@ fn create_admin_reads_the_password_from_stdin_and_promotes_existing_accounts() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["scope"],
-        "profile posts:read posts:write admin"
+        "profile posts:read posts:write admin tokens:introspect"
     );
     let (status, _, _) = warden.request(
         "POST",

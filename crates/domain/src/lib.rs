@@ -25,7 +25,7 @@ pub use session::{
     Session, SessionId, SessionOrigin,
 };
 pub use throttle::{Rate, Rates, ThrottleKey, ThrottleKind};
-pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken};
+pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, TokenDetails};
 pub use user::{
     EmailAddress, EmailAddressError, NewUser, Password, PasswordError, PasswordHash, User,
     UserCredentials, UserFlags, UserId,

@@ -13,15 +13,24 @@ pub enum Scope {
     PostsWrite,
     /// Administer users. Granted only to admin accounts.
     Admin,
+    /// Ask `/introspect` whether other tokens are active (RFC 7662). Granted only to admin
+    /// accounts.
+    TokensIntrospect,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::Profile,
         Scope::PostsRead,
         Scope::PostsWrite,
         Scope::Admin,
+        Scope::TokensIntrospect,
     ];
+
+    /// Whether only admin accounts may hold it.
+    pub fn is_admin_only(self) -> bool {
+        matches!(self, Scope::Admin | Scope::TokensIntrospect)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +38,7 @@ impl Scope {
             Scope::PostsRead => "posts:read",
             Scope::PostsWrite => "posts:write",
             Scope::Admin => "admin",
+            Scope::TokensIntrospect => "tokens:introspect",
         }
     }
 
@@ -43,6 +53,9 @@ impl Scope {
             Scope::PostsRead => "Read posts and other users' public profiles.",
             Scope::PostsWrite => "Create, change and delete your posts, and vote.",
             Scope::Admin => "Administer users. Granted only to admin accounts.",
+            Scope::TokensIntrospect => {
+                "Check whether tokens are active at /introspect. Granted only to admin accounts."
+            }
         }
     }
 
@@ -71,11 +84,12 @@ impl Scopes {
         Self(0)
     }
 
-    /// Every scope an account may hold: all of them for an admin, all but `admin` otherwise.
+    /// Every scope an account may hold: all of them for an admin, all but the admin-only ones
+    /// (`admin`, `tokens:introspect`) otherwise.
     pub fn allowed_for(is_admin: bool) -> Self {
         Scope::ALL
             .into_iter()
-            .filter(|scope| is_admin || *scope != Scope::Admin)
+            .filter(|scope| is_admin || !scope.is_admin_only())
             .collect()
     }
 
@@ -154,14 +168,14 @@ mod tests {
     }
 
     #[test]
-    fn only_admins_may_hold_the_admin_scope() {
+    fn only_admins_may_hold_the_admin_only_scopes() {
         assert_eq!(
             Scopes::allowed_for(false).to_string(),
             "profile posts:read posts:write"
         );
         assert_eq!(
             Scopes::allowed_for(true).to_string(),
-            "profile posts:read posts:write admin"
+            "profile posts:read posts:write admin tokens:introspect"
         );
     }
 }

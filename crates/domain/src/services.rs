@@ -8,8 +8,9 @@ pub mod users;
 
 pub use admin::{AdminService, EndSessionsError, ListUsersError, PromoteError, UpdateUserError};
 pub use auth::{
-    AuthPorts, AuthService, AuthenticateError, EndSessionError, Lifetimes, LoginError, LogoutError,
-    PasswordLogin, Principal, RefreshError, RefreshLogin, SessionsError, TokenGrant,
+    AuthPorts, AuthService, AuthenticateError, EndSessionError, IntrospectError, Lifetimes,
+    LoginError, LogoutError, PasswordLogin, Principal, RefreshError, RefreshLogin, SessionsError,
+    TokenGrant,
 };
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,

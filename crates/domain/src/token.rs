@@ -27,11 +27,25 @@ pub struct IssuedToken {
 /// What a token that passed every check (signature, algorithm, type, issuer, audience, time)
 /// says about its bearer. Whether its session and user are still active is for the service to
 /// check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessClaims {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub scopes: Scopes,
+    /// The token's own details, for introspection (RFC 7662).
+    pub details: TokenDetails,
+}
+
+/// An access token's own claims beyond whom it is for: for introspection (RFC 7662).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenDetails {
+    /// `iat` and `exp`, in seconds since the epoch.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// `jti`.
+    pub token_id: String,
+    /// `client_id` (`warden` for tokens of a release that did not issue it).
+    pub client_id: ClientId,
 }
 
 /// Why a token was refused. The reason is for logs only: clients always get the same answer.

@@ -22,7 +22,7 @@ use super::security::OAuth2PasswordBearer;
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
 
-mod form;
+pub mod form;
 
 pub use form::TokenRequest;
 
@@ -178,7 +178,7 @@ enum LogoutResponse {
 
 /// Every answer of the token endpoint, errors included, must not be cached
 /// (RFC 6749 section 5.1).
-fn no_store(endpoint: impl Endpoint) -> impl Endpoint {
+pub(crate) fn no_store(endpoint: impl Endpoint) -> impl Endpoint {
     // Errors become responses first: `SetHeader` only touches successful ones.
     endpoint
         .catch_all_error(|err| async move { err.into_response() })

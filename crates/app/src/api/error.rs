@@ -268,8 +268,9 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// The token endpoint, under both its names, whose errors have RFC 6749's shape.
-const TOKEN_ENDPOINTS: [&str; 2] = ["/login", "/token"];
+/// The OAuth2 form endpoints: the token endpoint under both its names, revocation and
+/// introspection, whose errors have RFC 6749's shape.
+const TOKEN_ENDPOINTS: [&str; 4] = ["/login", "/token", "/revoke", "/introspect"];
 
 /// Turns every error that poem or poem-openapi would answer in plain text into the contract's
 /// JSON: `{"detail"}`, or RFC 6749's `{"error", "error_description"}` (with `no-store`) at the

@@ -41,6 +41,7 @@ impl ApiScope {
     pub const POSTS_READ: Self = Self(Scope::PostsRead);
     pub const POSTS_WRITE: Self = Self(Scope::PostsWrite);
     pub const ADMIN: Self = Self(Scope::Admin);
+    pub const TOKENS_INTROSPECT: Self = Self(Scope::TokensIntrospect);
 }
 
 impl OAuthScopes for ApiScope {

@@ -311,7 +311,10 @@ async fn admins_promote_and_demote_with_immediate_effect(app: TestApp) {
     .await
     .assert_status_is_ok();
     let bobs_grant = app.log_in("bob@example.com", PASSWORD, None).await;
-    assert_eq!(bobs_grant.scope, "profile posts:read posts:write admin");
+    assert_eq!(
+        bobs_grant.scope,
+        "profile posts:read posts:write admin tokens:introspect"
+    );
     let bob = bobs_grant.clone();
     app.get_with("/admin/users", &bob.bearer)
         .await

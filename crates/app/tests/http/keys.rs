@@ -16,6 +16,7 @@ on_both_databases!(
     with_hs256_no_key_is_published,
     a_second_service_verifies_eddsa_tokens_with_the_jwks_alone,
     during_a_key_rotation_old_tokens_work_until_their_key_is_retired,
+    the_metadata_names_the_jwks_only_with_eddsa,
 );
 
 /// A key pair written to files in `dir`: (private key path, public key path).
@@ -50,6 +51,27 @@ async fn jwks(app: &TestApp) -> Value {
     let response = app.client.get("/.well-known/jwks.json").send().await;
     response.assert_status_is_ok();
     json_of(response).await
+}
+
+async fn the_metadata_names_the_jwks_only_with_eddsa(app: TestApp) {
+    let metadata = |app: TestApp| async move {
+        let response = app
+            .client
+            .get("/.well-known/oauth-authorization-server")
+            .header("host", "auth.example.test")
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        json_of(response).await
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (private, _) = key_files(dir.path(), "current");
+    let eddsa = eddsa_app(&app, &private, &[]);
+    assert_eq!(metadata(app).await.get("jwks_uri"), None);
+    assert_eq!(
+        metadata(eddsa).await["jwks_uri"],
+        "http://auth.example.test/.well-known/jwks.json"
+    );
 }
 
 async fn with_hs256_no_key_is_published(app: TestApp) {

@@ -32,6 +32,7 @@ mod errors;
 mod hostile;
 mod keys;
 mod metrics;
+mod oauth;
 mod posts;
 mod scopes;
 mod sessions;

@@ -450,7 +450,16 @@ async fn the_openapi_document_and_swagger_ui_are_served(app: TestApp) {
     let scopes = scheme["flows"]["password"]["scopes"].as_object().unwrap();
     let mut names: Vec<&str> = scopes.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["admin", "posts:read", "posts:write", "profile"]);
+    assert_eq!(
+        names,
+        [
+            "admin",
+            "posts:read",
+            "posts:write",
+            "profile",
+            "tokens:introspect"
+        ]
+    );
     assert_eq!(
         doc["paths"]["/users/me"]["get"]["security"],
         json!([{"OAuth2PasswordBearer": ["profile"]}])

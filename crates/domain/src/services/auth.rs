@@ -10,8 +10,8 @@ use crate::ports::{
     UserRepository,
 };
 use crate::{
-    AccessGrant, AuthMethods, EmailAddress, NewRefreshToken, NewSession, Password, Rotation, Scope,
-    Scopes, Session, SessionId, SessionOrigin, UnknownScopeError, User,
+    AccessClaims, AccessGrant, AuthMethods, EmailAddress, NewRefreshToken, NewSession, Password,
+    Rotation, Scope, Scopes, Session, SessionId, SessionOrigin, UnknownScopeError, User,
 };
 
 /// A password grant (RFC 6749 section 4.3) as the token endpoint received it.
@@ -77,6 +77,12 @@ pub enum LoginError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogoutError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntrospectError {
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -401,6 +407,48 @@ impl AuthService {
     /// The caller behind a bearer token: the token must be valid, its session active, and its
     /// user existing and active.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthenticateError> {
+        self.authenticate_claims(token)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// Introspection (RFC 7662): the bearer and the claims of `token` if it would be accepted
+    /// right now, by the same checks as [`AuthService::authenticate`]; `None` otherwise.
+    pub async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<Option<(Principal, AccessClaims)>, IntrospectError> {
+        match self.authenticate_claims(token).await {
+            Ok(found) => Ok(Some(found)),
+            Err(AuthenticateError::InvalidToken { .. }) => Ok(None),
+            Err(AuthenticateError::Unknown(err)) => Err(err.into()),
+        }
+    }
+
+    /// Revocation (RFC 7009): ends the session of an access token or of a refresh token
+    /// (spent or not), so that every token of that login stops working at once. A token that is
+    /// neither, or has expired, changes nothing, and that is no error.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), LogoutError> {
+        let now = Utc::now();
+        if let Ok(claims) = self.verifier.verify(token).await {
+            self.sessions.revoke_session(claims.session_id, now).await?;
+            return Ok(());
+        }
+        let presented = self.refresh_tokens.hash(token);
+        if let Some(session) = self
+            .sessions
+            .find_session_by_refresh_token(&presented)
+            .await?
+        {
+            self.sessions.revoke_session(session.id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn authenticate_claims(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, AccessClaims), AuthenticateError> {
         let claims = self
             .verifier
             .verify(token)
@@ -432,11 +480,12 @@ impl AuthService {
         let scopes = claims
             .scopes
             .intersection(Scopes::allowed_for(user.is_admin));
-        Ok(Principal {
+        let principal = Principal {
             user,
             session_id: session.id,
             scopes,
-        })
+        };
+        Ok((principal, claims))
     }
 }
 

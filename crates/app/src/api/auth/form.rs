@@ -4,6 +4,7 @@
 //! ignored. Its OpenAPI description comes from [`TokenRequestForm`].
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 use percent_encoding::percent_decode;
 use poem::{Request, RequestBody};
@@ -17,12 +18,18 @@ use super::LoginResponse;
 const MAX_FORM_BYTES: usize = 64 * 1024;
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
-// The endpoint parses the form itself (see the module's doc); this type only describes it in
-// the OpenAPI document.
+/// What an OAuth2 form endpoint accepts: its fields, and a type that describes them in the
+/// OpenAPI document (the endpoint parses the form itself; see the module's doc).
+pub trait FormSchema: Type + Send + Sync + 'static {
+    /// The fields the endpoint knows. Only these are checked for repetition: unknown ones are
+    /// ignored altogether (RFC 6749 section 3.2).
+    const FIELDS: &'static [&'static str];
+}
+
 /// An OAuth2 token request, `application/x-www-form-urlencoded`.
 #[derive(Debug, Object)]
 #[oai(rename = "TokenRequest")]
-struct TokenRequestForm {
+pub struct TokenRequestForm {
     /// `password` (the default when absent) or `refresh_token`.
     grant_type: Option<String>,
     /// Password grant: the account's email.
@@ -44,24 +51,33 @@ struct TokenRequestForm {
     client_secret: Option<String>,
 }
 
-/// The fields of a token request, parsed by OAuth2's rules.
-#[derive(Debug)]
-pub struct TokenRequest(HashMap<String, String>);
+impl FormSchema for TokenRequestForm {
+    const FIELDS: &'static [&'static str] = &[
+        "grant_type",
+        "username",
+        "password",
+        "scope",
+        "refresh_token",
+        "client_id",
+        "client_secret",
+    ];
+}
 
-/// The fields the endpoint knows. Only these are checked for repetition: unknown ones are
-/// ignored altogether (RFC 6749 section 3.2).
-const KNOWN_FIELDS: [&str; 7] = [
-    "grant_type",
-    "username",
-    "password",
-    "scope",
-    "refresh_token",
-    "client_id",
-    "client_secret",
-];
+/// The fields of an OAuth2 form, parsed by OAuth2's rules; `S` names and describes them.
+pub struct OAuthForm<S>(HashMap<String, String>, PhantomData<S>);
 
-impl TokenRequest {
-    pub(super) fn parse(body: &[u8]) -> Result<Self, LoginResponse> {
+impl<S> std::fmt::Debug for OAuthForm<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values hold passwords and tokens.
+        f.debug_struct("OAuthForm").finish_non_exhaustive()
+    }
+}
+
+/// A token request (`/login`, `/token`).
+pub type TokenRequest = OAuthForm<TokenRequestForm>;
+
+impl<S: FormSchema> OAuthForm<S> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, LoginResponse> {
         let mut fields = HashMap::new();
         let mut seen = Vec::new();
         for pair in body
@@ -73,7 +89,7 @@ impl TokenRequest {
                 None => (pair, &[][..]),
             };
             let name = form_decode(raw_name)?;
-            if !KNOWN_FIELDS.contains(&name.as_str()) {
+            if !S::FIELDS.contains(&name.as_str()) {
                 continue;
             }
             if seen.contains(&name) {
@@ -87,14 +103,14 @@ impl TokenRequest {
                 fields.insert(name, value);
             }
         }
-        Ok(Self(fields))
+        Ok(Self(fields, PhantomData))
     }
 
-    pub(super) fn optional(&self, name: &str) -> Option<&str> {
+    pub(crate) fn optional(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
-    pub(super) fn required(&self, name: &str) -> Result<&str, LoginResponse> {
+    pub(crate) fn required(&self, name: &str) -> Result<&str, LoginResponse> {
         self.optional(name).ok_or_else(|| {
             LoginResponse::invalid_request(format!("the {name} parameter is missing"))
         })
@@ -114,13 +130,13 @@ fn form_decode(raw: &[u8]) -> Result<String, LoginResponse> {
         .map_err(|_| LoginResponse::invalid_request("the form is not valid UTF-8"))
 }
 
-impl<'a> ApiExtractor<'a> for TokenRequest {
+impl<'a, S: FormSchema> ApiExtractor<'a> for OAuthForm<S> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        TokenRequestForm::register(registry);
+        S::register(registry);
     }
 
     fn request_meta() -> Option<MetaRequest> {
@@ -128,7 +144,7 @@ impl<'a> ApiExtractor<'a> for TokenRequest {
             description: None,
             content: vec![MetaMediaType {
                 content_type: FORM_CONTENT_TYPE,
-                schema: TokenRequestForm::schema_ref(),
+                schema: S::schema_ref(),
             }],
             required: true,
         })

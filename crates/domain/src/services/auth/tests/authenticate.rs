@@ -16,6 +16,7 @@ fn authenticating(session: Option<Session>, user: Option<User>, scopes: &str) ->
                 user_id: UserId::new(1),
                 session_id,
                 scopes,
+                details: crate::TokenDetails::default(),
             })
         });
     // One read gives both; a deleted user's sessions are gone with it.

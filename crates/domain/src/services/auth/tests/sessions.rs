@@ -97,6 +97,7 @@ fn authenticating(session: Session) -> Mocks {
             user_id: UserId::new(1),
             session_id,
             scopes: Scopes::parse("profile").unwrap(),
+            details: crate::TokenDetails::default(),
         })
     });
     mocks
