@@ -1,8 +1,10 @@
 """Schemathesis hooks for `cargo xtask fuzz`: how the fuzzer authenticates.
 
 - Operations that end sessions or change how an account logs in (`POST /logout`,
-  `DELETE /users/me`, `PATCH /users/me`, `PUT /users/me/password`) act as a brand-new account
-  each time, so that they cannot spoil the cases after them.
+  `DELETE /users/me`, `PATCH /users/me`, `PUT /users/me/password`, the `sessions` operations)
+  act as a brand-new account each time, so that they cannot spoil the cases after them. (For
+  `DELETE /admin/users/{id}/sessions`, which could end the admin's own sessions, that account is
+  not an admin: the fuzzer sees its 403s.)
 - Every other operation acts as the admin that `cargo xtask fuzz` made with
   `warden create-admin`: one account throughout, so that a stateful sequence (create a post,
   then replace it) is one user's, with every scope. It cannot be taken away mid-run: admins
@@ -26,6 +28,9 @@ DESTRUCTIVE = {
     ("DELETE", "/users/me"),
     ("PATCH", "/users/me"),
     ("PUT", "/users/me/password"),
+    ("DELETE", "/users/me/sessions"),
+    ("DELETE", "/users/me/sessions/{id}"),
+    ("DELETE", "/admin/users/{id}/sessions"),
 }
 
 

@@ -52,6 +52,7 @@ enum MetadataResponse {
 #[oai(rename = "RevocationRequest")]
 pub struct RevocationForm {
     /// The access token or refresh token to revoke: either ends its whole session.
+    #[oai(validator(min_length = 1))]
     token: String,
     /// `access_token` or `refresh_token`; accepted and not needed.
     token_type_hint: Option<String>,
@@ -85,6 +86,7 @@ enum RevocationResponse {
 #[oai(rename = "IntrospectionRequest")]
 pub struct IntrospectionForm {
     /// The access token to look at.
+    #[oai(validator(min_length = 1))]
     token: String,
     /// Accepted and not needed.
     token_type_hint: Option<String>,
