@@ -178,7 +178,7 @@ async fn a_unit_comes_back_after_one_interval(throttle: impl Fn(Rates) -> Thrott
 
 async fn pruning_forgets_only_keys_whose_budget_is_whole(throttle: impl Fn(Rates) -> Throttle) {
     let throttle = throttle(Rates {
-        login_username: Rate::new(1, Duration::from_millis(300)),
+        login_username: Rate::new(1, Duration::from_secs(1)),
         login_address: Rate::new(1, 10 * MINUTE),
         registration: None,
     });
@@ -191,7 +191,7 @@ async fn pruning_forgets_only_keys_whose_budget_is_whole(throttle: impl Fn(Rates
         .await
         .unwrap();
     assert_eq!(throttle.prune().await.unwrap(), 0, "both are still blocked");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     throttle.prune().await.unwrap();
     assert_eq!(throttle.blocked_for(&[brief]).await.unwrap(), None);
     assert!(

@@ -90,3 +90,47 @@ fn an_in_memory_database_gets_a_fresh_secret() {
     let (_, source) = resolve_jwt_secret(&config).unwrap();
     assert_eq!(source, SecretSource::Ephemeral);
 }
+
+#[test]
+fn a_public_url_is_an_http_url_with_a_host_kept_without_its_trailing_slash() {
+    assert_eq!(
+        config(&["--public-url", "https://auth.example.com/"])
+            .server
+            .public_url
+            .as_deref(),
+        Some("https://auth.example.com")
+    );
+    assert_eq!(
+        config(&["--public-url", "http://10.0.0.7:8000/warden"])
+            .server
+            .public_url
+            .as_deref(),
+        Some("http://10.0.0.7:8000/warden")
+    );
+    assert_eq!(config(&[]).server.public_url, None);
+    for bad in [
+        "auth.example.com",
+        "ftp://auth.example.com",
+        "https://",
+        "https://auth.example.com/?x=1",
+        "https://auth.example.com/#top",
+    ] {
+        let argv = ["warden", "--public-url", bad];
+        assert!(Cli::try_parse_from(argv).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn transaction_pooling_and_the_shutdown_delay_are_off_unless_set() {
+    let default = config(&[]);
+    assert!(!default.database.transaction_pooling);
+    assert_eq!(default.server.shutdown_delay_seconds, 0);
+    let set = config(&[
+        "--database-transaction-pooling",
+        "true",
+        "--shutdown-delay-seconds",
+        "5",
+    ]);
+    assert!(set.database.transaction_pooling);
+    assert_eq!(set.server.shutdown_delay_seconds, 5);
+}
