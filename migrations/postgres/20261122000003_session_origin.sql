@@ -11,7 +11,10 @@ ALTER TABLE sessions ADD COLUMN user_agent TEXT CHECK (length(user_agent) <= 256
 ALTER TABLE sessions ADD COLUMN ip_address TEXT CHECK (length(ip_address) <= 45);
 -- How the login was authenticated (RFC 8176 `amr` values, space-separated).
 ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd' CHECK (amr IN ('pwd', 'pwd otp'));
--- Moved by every refresh, and by requests when it lags more than a minute.
+-- Moved by every refresh, and by requests when it lags more than a minute. The default is for
+-- instances of the previous release, which insert sessions without it during a rolling upgrade
+-- (every column added here has one, for the same reason).
 ALTER TABLE sessions ADD COLUMN last_used_at TIMESTAMPTZ;
 UPDATE sessions SET last_used_at = created_at;
+ALTER TABLE sessions ALTER COLUMN last_used_at SET DEFAULT now();
 ALTER TABLE sessions ALTER COLUMN last_used_at SET NOT NULL;

@@ -12,7 +12,8 @@ ALTER TABLE sessions ADD COLUMN ip_address TEXT CHECK (length(ip_address) <= 45)
 -- How the login was authenticated (RFC 8176 `amr` values, space-separated).
 ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd' CHECK (amr IN ('pwd', 'pwd otp'));
 -- Moved by every refresh, and by requests when it lags more than a minute. SQLite cannot add a
--- NOT NULL column without a default: the application always writes it, and reads a missing one
+-- NOT NULL column without a constant default: the application always writes it, and reads a
+-- missing one (a session an instance of the previous release inserted during a rolling upgrade)
 -- as the session's creation.
 ALTER TABLE sessions ADD COLUMN last_used_at TEXT;
 UPDATE sessions SET last_used_at = created_at;

@@ -1246,3 +1246,69 @@ async fn in_transaction_pooling_mode_operations_work_and_migrating_is_refused() 
         "{err:#}"
     );
 }
+
+/// During a rolling upgrade, instances of the previous release insert sessions without the
+/// columns added since (client, user agent, address, `amr`, last use); this release reads them
+/// with their defaults.
+async fn a_session_inserted_by_the_previous_release_is_read_with_defaults(
+    db: &warden_adapters::testing::TestDb,
+) {
+    const OLD_INSERT: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes) \
+                              VALUES ($1, $2, $3, $4, $5)";
+    let store = db.store();
+    let ann = user(&store, "ann@example.com").await;
+    let new = new_session(ann.id);
+    let created_at = {
+        use chrono::SubsecRound;
+        new.created_at.trunc_subsecs(6)
+    };
+    let url = db.url();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(OLD_INSERT)
+            .bind(new.id.as_uuid())
+            .bind(ann.id.get())
+            .bind(created_at)
+            .bind(new.expires_at)
+            .bind("profile")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(OLD_INSERT)
+            .bind(new.id.as_uuid())
+            .bind(ann.id.get())
+            .bind(created_at)
+            .bind(new.expires_at)
+            .bind("profile")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let found = store.find_session(new.id).await.unwrap().unwrap();
+    assert_eq!(found.origin, SessionOrigin::default());
+    assert!(
+        (found.last_used_at - created_at).num_seconds().abs() < 60,
+        "{found:?}"
+    );
+    let listed = store
+        .list_active_sessions(ann.id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_reads_a_session_inserted_by_the_previous_release() {
+    let db = warden_adapters::testing::TestDb::sqlite().await;
+    a_session_inserted_by_the_previous_release_is_read_with_defaults(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_reads_a_session_inserted_by_the_previous_release() {
+    let db = warden_adapters::testing::TestDb::postgres().await;
+    a_session_inserted_by_the_previous_release_is_read_with_defaults(&db).await;
+}
