@@ -106,28 +106,23 @@ const POOLED_BEGIN: &str = "DEALLOCATE ALL; BEGIN; SET LOCAL statement_timeout =
 const STATEMENT_TIMEOUT: &str = "5s";
 
 /// Runs the same read-only code against whichever database the store holds. The body is
-/// compiled once per database, with `$pool` bound to the pool to read from.
-/// Behind a transaction pooler, the body runs in a transaction of its own, with `$pool` bound
-/// to its connection; it must then use `$pool` once (a transaction it begins is a savepoint).
-/// The body evaluates to a `Result<_, sqlx::Error>`.
+/// compiled once per database, with `$pool` bound to the pool to read from, and evaluates to a
+/// `Result<_, sqlx::Error>`. Behind a transaction pooler, see [`on_postgres!`].
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             Pool::Sqlite { readers: $pool, .. } => $body,
             Pool::Postgres {
-                pool: $pool,
-                transaction_pooling: false,
-            } => $body,
-            Pool::Postgres {
                 pool,
-                transaction_pooling: true,
-            } => in_pooled_transaction!(pool, |$pool| $body),
+                transaction_pooling,
+            } => on_postgres!(pool, *transaction_pooling, |$pool| $body),
         }
     };
 }
 
-/// Runs `$body` on PostgreSQL's `$pg` pool: directly, or behind a transaction pooler in a
-/// transaction of its own (see [`on_pool!`]).
+/// Runs `$body` on PostgreSQL's `$pg` pool: directly, or, behind a transaction pooler, in a
+/// transaction of its own with `$pool` bound to its connection. The body must then use `$pool`
+/// once (a transaction it begins is a savepoint).
 macro_rules! on_postgres {
     ($pg:expr, $transaction_pooling:expr, |$pool:ident| $body:expr) => {
         if $transaction_pooling {
@@ -165,13 +160,9 @@ macro_rules! on_writer {
         match &$store.pool {
             Pool::Sqlite { writer: $pool, .. } => $body,
             Pool::Postgres {
-                pool: $pool,
-                transaction_pooling: false,
-            } => $body,
-            Pool::Postgres {
                 pool,
-                transaction_pooling: true,
-            } => in_pooled_transaction!(pool, |$pool| $body),
+                transaction_pooling,
+            } => on_postgres!(pool, *transaction_pooling, |$pool| $body),
         }
     };
 }
