@@ -310,8 +310,9 @@ impl Drop for Server {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection: (status, body). For seeding, not for load.
-fn http(
+/// One HTTP/1.1 request on a fresh connection: (status, body), status 0 when nothing listens.
+/// For seeding and probing, not for load.
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -321,6 +322,8 @@ fn http(
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return Ok((0, String::new()));
     };
+    // A server that accepts and then hangs fails the caller rather than stalling it.
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()

@@ -182,7 +182,7 @@ impl Instance {
 
     fn wait_until_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get_status(self.port, "/health/ready") != Some(200) {
+        while get(self.port, "/health/ready").0 != 200 {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
                     "instance {} exited ({status}); see {}",
@@ -239,19 +239,9 @@ fn spawn(
         .context("cannot start warden")
 }
 
-/// The status of `GET path` on 127.0.0.1:`port`, or `None` without an answer.
-fn get_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+/// `GET path` on 127.0.0.1:`port`: (status, body), status 0 without an answer.
+fn get(port: u16, path: &str) -> (u16, String) {
+    crate::bench::http(&format!("127.0.0.1:{port}"), "GET", path, &[], "").unwrap_or_default()
 }
 
 /// Waits until HAProxy sends requests to both instances again: its stats page (on the
@@ -260,14 +250,13 @@ fn wait_until_proxied(proxy: &str, ports: [u16; 2]) -> anyhow::Result<()> {
     let port: u16 = proxy.rsplit(':').next().unwrap_or_default().parse()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let up = stats(port)
-            .map(|csv| {
-                csv.lines()
-                    .filter(|line| line.starts_with("wardens,a,") || line.starts_with("wardens,b,"))
-                    .filter(|line| line.split(',').nth(17) == Some("UP"))
-                    .count()
-            })
-            .unwrap_or(0);
+        // HAProxy's stats as CSV.
+        let (_, csv) = get(port, "/haproxy-stats;csv");
+        let up = csv
+            .lines()
+            .filter(|line| line.starts_with("wardens,a,") || line.starts_with("wardens,b,"))
+            .filter(|line| line.split(',').nth(17) == Some("UP"))
+            .count();
         if up == 2 {
             return Ok(());
         }
@@ -277,21 +266,6 @@ fn wait_until_proxied(proxy: &str, ports: [u16; 2]) -> anyhow::Result<()> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// HAProxy's stats as CSV.
-fn stats(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /haproxy-stats;csv HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    Some(raw)
 }
 
 /// HAProxy in the foreground, stopped on drop.
