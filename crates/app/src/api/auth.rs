@@ -77,6 +77,36 @@ pub struct OAuthErrorBody {
     pub error_description: String,
 }
 
+impl OAuthErrorBody {
+    /// The body of an error answer.
+    pub fn json(error: &str, description: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            error: error.into(),
+            error_description: description.into(),
+        })
+    }
+
+    /// `invalid_request` for a required field that is absent (or empty).
+    pub fn missing(field: &str) -> Json<Self> {
+        Self::json(
+            "invalid_request",
+            format!("the {field} parameter is missing"),
+        )
+    }
+
+    /// The body of a failure no request caused: `temporarily_unavailable` (503) or
+    /// `server_error` (500); the cause is in the log.
+    pub fn of_fault(fault: Fault) -> Json<Self> {
+        match fault {
+            Fault::Unavailable => Self::json(
+                "temporarily_unavailable",
+                "the service is temporarily unavailable; try again shortly",
+            ),
+            Fault::Bug => Self::json("server_error", "Internal Server Error"),
+        }
+    }
+}
+
 impl Example for OAuthErrorBody {
     fn example() -> Self {
         Self {
@@ -112,10 +142,7 @@ pub enum LoginResponse {
 
 impl LoginResponse {
     fn error(error: &str, description: impl Into<String>) -> Self {
-        Self::BadRequest(Json(OAuthErrorBody {
-            error: error.into(),
-            error_description: description.into(),
-        }))
+        Self::BadRequest(OAuthErrorBody::json(error, description))
     }
 
     fn invalid_request(description: impl Into<String>) -> Self {
@@ -127,19 +154,11 @@ impl From<anyhow::Error> for LoginResponse {
     /// `server_error`, or `temporarily_unavailable` if the database is unreachable; the cause
     /// goes to the log.
     fn from(cause: anyhow::Error) -> Self {
-        match Fault::of(&cause) {
-            Fault::Unavailable => Self::Unavailable(
-                Json(OAuthErrorBody {
-                    error: "temporarily_unavailable".into(),
-                    error_description: "the service is temporarily unavailable; try again shortly"
-                        .into(),
-                }),
-                RETRY_AFTER_SECONDS,
-            ),
-            Fault::Bug => Self::ServerError(Json(OAuthErrorBody {
-                error: "server_error".into(),
-                error_description: "Internal Server Error".into(),
-            })),
+        let fault = Fault::of(&cause);
+        let body = OAuthErrorBody::of_fault(fault);
+        match fault {
+            Fault::Unavailable => Self::Unavailable(body, RETRY_AFTER_SECONDS),
+            Fault::Bug => Self::ServerError(body),
         }
     }
 }
@@ -312,10 +331,7 @@ async fn password_grant(
         tracing::warn!(?address, "login throttled");
         metrics::counter!("warden_throttled_total", "kind" => "login").increment(1);
         return LoginResponse::TooManyRequests(
-            Json(OAuthErrorBody {
-                error: "slow_down".into(),
-                error_description: "too many failed logins; try again later".into(),
-            }),
+            OAuthErrorBody::json("slow_down", "too many failed logins; try again later"),
             retry_after_seconds(wait),
         );
     }

@@ -206,37 +206,20 @@ impl OAuthApi {
         state: Data<&AppState>,
         form: OAuthForm<RevocationForm>,
     ) -> RevocationResponse {
-        let token = match form.required("token") {
-            Ok(token) => token,
-            Err(_) => {
-                return RevocationResponse::BadRequest(Json(OAuthErrorBody {
-                    error: "invalid_request".into(),
-                    error_description: "the token parameter is missing".into(),
-                }));
-            }
+        let Some(token) = form.optional("token") else {
+            return RevocationResponse::BadRequest(OAuthErrorBody::missing("token"));
         };
         match state.auth.revoke_token(token).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {
                 let warden_domain::services::LogoutError::Unknown(cause) = err;
-                let body = |error: &str, description: &str| {
-                    Json(OAuthErrorBody {
-                        error: error.into(),
-                        error_description: description.into(),
-                    })
-                };
-                match Fault::of(&cause) {
-                    Fault::Unavailable => RevocationResponse::Unavailable(
-                        body(
-                            "temporarily_unavailable",
-                            "the service is unavailable; retry shortly",
-                        ),
-                        RETRY_AFTER_SECONDS,
-                    ),
-                    Fault::Bug => RevocationResponse::ServerError(body(
-                        "server_error",
-                        "an unexpected error occurred",
-                    )),
+                let fault = Fault::of(&cause);
+                let body = OAuthErrorBody::of_fault(fault);
+                match fault {
+                    Fault::Unavailable => {
+                        RevocationResponse::Unavailable(body, RETRY_AFTER_SECONDS)
+                    }
+                    Fault::Bug => RevocationResponse::ServerError(body),
                 }
             }
         }
@@ -260,10 +243,9 @@ impl OAuthApi {
         form: OAuthForm<IntrospectionForm>,
     ) -> Result<IntrospectionResponse, ApiError> {
         let Some(token) = form.optional("token") else {
-            return Ok(IntrospectionResponse::BadRequest(Json(OAuthErrorBody {
-                error: "invalid_request".into(),
-                error_description: "the token parameter is missing".into(),
-            })));
+            return Ok(IntrospectionResponse::BadRequest(OAuthErrorBody::missing(
+                "token",
+            )));
         };
         let Some((principal, claims)) = state.auth.introspect(token).await.map_err(|err| {
             let warden_domain::services::IntrospectError::Unknown(cause) = err;

@@ -12,7 +12,7 @@ use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object};
 
-use super::LoginResponse;
+use super::{LoginResponse, OAuthErrorBody};
 
 /// The largest form accepted, as for every other body.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -111,9 +111,8 @@ impl<S: FormSchema> OAuthForm<S> {
     }
 
     pub(crate) fn required(&self, name: &str) -> Result<&str, LoginResponse> {
-        self.optional(name).ok_or_else(|| {
-            LoginResponse::invalid_request(format!("the {name} parameter is missing"))
-        })
+        self.optional(name)
+            .ok_or_else(|| LoginResponse::BadRequest(OAuthErrorBody::missing(name)))
     }
 }
 
