@@ -96,6 +96,19 @@ fn session_created_at(user_id: UserId, created_at: chrono::DateTime<Utc>) -> New
     }
 }
 
+/// Opens a session for `user` that expired a second before `now`.
+async fn expired_session(store: &Store, user: UserId, now: chrono::DateTime<Utc>) -> SessionId {
+    let expired = NewSession {
+        expires_at: now - TimeDelta::seconds(1),
+        ..session_created_at(user, now - TimeDelta::days(31))
+    };
+    store
+        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
+        .await
+        .unwrap();
+    expired.id
+}
+
 fn new_session(user_id: UserId) -> NewSession {
     let now = Utc::now();
     NewSession {
@@ -1093,14 +1106,7 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
             .unwrap();
         ids.push(new.id);
     }
-    let expired = NewSession {
-        expires_at: now - TimeDelta::seconds(1),
-        ..session_created_at(ann.id, now - TimeDelta::days(31))
-    };
-    store
-        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
-        .await
-        .unwrap();
+    expired_session(&store, ann.id, now).await;
     store.revoke_session(ids[3], now).await.unwrap();
     session_with(&store, bob.id, "bobs").await;
 
@@ -1166,17 +1172,10 @@ async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
     );
 
     // An expired session is ended already.
-    let expired = NewSession {
-        expires_at: now - TimeDelta::seconds(1),
-        ..session_created_at(ann.id, now - TimeDelta::days(31))
-    };
-    store
-        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
-        .await
-        .unwrap();
+    let expired = expired_session(&store, ann.id, now).await;
     assert!(
         !store
-            .revoke_session_of_user(ann.id, expired.id, now)
+            .revoke_session_of_user(ann.id, expired, now)
             .await
             .unwrap()
     );
@@ -1262,31 +1261,27 @@ async fn a_session_inserted_by_the_previous_release_is_read_with_defaults(
         use chrono::SubsecRound;
         new.created_at.trunc_subsecs(6)
     };
+    // The same statement on either database's own pool type.
+    macro_rules! old_insert {
+        ($pool:expr) => {{
+            let pool = $pool;
+            sqlx::query(OLD_INSERT)
+                .bind(new.id.as_uuid())
+                .bind(ann.id.get())
+                .bind(created_at)
+                .bind(new.expires_at)
+                .bind("profile")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }};
+    }
     let url = db.url();
     if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(OLD_INSERT)
-            .bind(new.id.as_uuid())
-            .bind(ann.id.get())
-            .bind(created_at)
-            .bind(new.expires_at)
-            .bind("profile")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+        old_insert!(sqlx::SqlitePool::connect(url).await.unwrap());
     } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(OLD_INSERT)
-            .bind(new.id.as_uuid())
-            .bind(ann.id.get())
-            .bind(created_at)
-            .bind(new.expires_at)
-            .bind("profile")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+        old_insert!(sqlx::PgPool::connect(url).await.unwrap());
     }
     let found = store.find_session(new.id).await.unwrap().unwrap();
     assert_eq!(found.origin, SessionOrigin::default());
