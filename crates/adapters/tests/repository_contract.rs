@@ -4,12 +4,14 @@
 use chrono::{TimeDelta, Utc};
 use warden_adapters::Store;
 use warden_domain::ports::{
-    AddVoteError, PostRepository, SaveUserError, SessionRepository, UserRepository, VoteRepository,
+    AddVoteError, PostRepository, SaveUserError, SecurityEventRepository, SessionRepository,
+    UserRepository, VoteRepository,
 };
 use warden_domain::{
-    AuthMethods, ClientId, EmailAddress, NewRefreshToken, NewSession, NewUser, Page, PasswordHash,
-    PostContent, PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes,
-    SearchTerm, SessionId, SessionOrigin, User, UserFlags, UserId,
+    AuthMethods, ClientId, EmailAddress, EventContext, EventId, EventLimit, EventQuery,
+    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, PasswordHash, PostContent,
+    PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SearchTerm,
+    SecurityEventKind, SessionId, SessionOrigin, User, UserFlags, UserId,
 };
 
 /// Runs each listed test body once per database.
@@ -78,6 +80,11 @@ contract!(
     active_sessions_are_listed_newest_first_without_ended_or_expired_ones,
     a_session_is_revoked_only_for_its_own_active_user,
     a_sessions_use_moves_forward_only_and_a_refresh_is_a_use,
+    events_are_stored_with_the_change_they_record_and_only_if_it_happened,
+    an_event_of_a_refused_change_is_not_stored,
+    events_are_listed_newest_first_by_page_user_kind_and_age,
+    old_events_are_deleted_and_an_accounts_go_with_it,
+    a_detached_event_is_stored_after_the_call_returns,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -103,7 +110,7 @@ async fn expired_session(store: &Store, user: UserId, now: chrono::DateTime<Utc>
         ..session_created_at(user, now - TimeDelta::days(31))
     };
     store
-        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)))
+        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)), &[])
         .await
         .unwrap();
     expired.id
@@ -151,7 +158,7 @@ async fn rotate(store: &Store, presented: &str, next: &str) -> Rotation {
 async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
     let new = new_session(user);
     store
-        .create_session(&new, &refresh_token(first, TimeDelta::days(1)))
+        .create_session(&new, &refresh_token(first, TimeDelta::days(1)), &[])
         .await
         .unwrap();
     new.id
@@ -242,7 +249,7 @@ async fn a_created_session_can_be_found(store: Store) {
     let new = new_session(user.id);
 
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
         .await
         .unwrap();
     let found = store.find_session(new.id).await.unwrap().unwrap();
@@ -261,7 +268,7 @@ async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
         .unwrap();
     let new = new_session(user.id);
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
         .await
         .unwrap();
 
@@ -273,7 +280,7 @@ async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
         is_active: Some(false),
         is_admin: Some(true),
     };
-    store.update_user_flags(user.id, flags).await.unwrap();
+    store.update_user_flags(user.id, flags, &[]).await.unwrap();
     let (_, found) = store.find_session_with_user(new.id).await.unwrap().unwrap();
     assert!(!found.is_active);
     assert!(found.is_admin);
@@ -305,6 +312,7 @@ async fn a_session_needs_an_existing_user(store: Store) {
         .create_session(
             &new_session(UserId::new(4242)),
             &refresh_token("first", TimeDelta::days(1)),
+            &[],
         )
         .await;
     assert!(result.is_err(), "a session of no user was stored");
@@ -319,7 +327,7 @@ async fn timestamps_round_trip_exactly(store: Store) {
         .unwrap();
     let new = new_session(user.id);
     store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
         .await
         .unwrap();
 
@@ -782,7 +790,7 @@ async fn emails_change_unless_taken(store: Store) {
     user(&store, "bob@example.com").await;
 
     let changed = store
-        .update_email(ann.id, &EmailAddress::new("Ann@New.example").unwrap())
+        .update_email(ann.id, &EmailAddress::new("Ann@New.example").unwrap(), &[])
         .await
         .unwrap()
         .unwrap();
@@ -794,7 +802,7 @@ async fn emails_change_unless_taken(store: Store) {
     assert_eq!(found.unwrap().user.id, ann.id);
 
     let err = store
-        .update_email(ann.id, &EmailAddress::new("BOB@example.com").unwrap())
+        .update_email(ann.id, &EmailAddress::new("BOB@example.com").unwrap(), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, SaveUserError::Duplicate { .. }), "{err:?}");
@@ -802,6 +810,7 @@ async fn emails_change_unless_taken(store: Store) {
         .update_email(
             UserId::new(4242),
             &EmailAddress::new("x@example.com").unwrap(),
+            &[],
         )
         .await
         .unwrap();
@@ -813,7 +822,7 @@ async fn passwords_and_flags_change(store: Store) {
 
     assert!(
         store
-            .update_password(ann.id, &PasswordHash::new("$new".into()))
+            .update_password(ann.id, &PasswordHash::new("$new".into()), &[])
             .await
             .unwrap()
     );
@@ -821,7 +830,7 @@ async fn passwords_and_flags_change(store: Store) {
     assert_eq!(credentials.password_hash.as_str(), "$new");
     assert!(
         !store
-            .update_password(UserId::new(4242), &PasswordHash::new("$x".into()))
+            .update_password(UserId::new(4242), &PasswordHash::new("$x".into()), &[])
             .await
             .unwrap()
     );
@@ -833,6 +842,7 @@ async fn passwords_and_flags_change(store: Store) {
                 is_active: Some(false),
                 is_admin: None,
             },
+            &[],
         )
         .await
         .unwrap()
@@ -845,6 +855,7 @@ async fn passwords_and_flags_change(store: Store) {
                 is_active: None,
                 is_admin: Some(true),
             },
+            &[],
         )
         .await
         .unwrap()
@@ -855,7 +866,7 @@ async fn passwords_and_flags_change(store: Store) {
     );
     assert_eq!(
         store
-            .update_user_flags(UserId::new(4242), UserFlags::default())
+            .update_user_flags(UserId::new(4242), UserFlags::default(), &[])
             .await
             .unwrap(),
         None
@@ -938,7 +949,7 @@ async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let new = new_session(ann.id);
     store
-        .create_session(&new, &refresh_token("stale", TimeDelta::seconds(-1)))
+        .create_session(&new, &refresh_token("stale", TimeDelta::seconds(-1)), &[])
         .await
         .unwrap();
 
@@ -989,9 +1000,9 @@ async fn a_session_is_revoked_once(store: Store) {
     let id = session_with(&store, ann.id, "first").await;
     let at = Utc::now();
 
-    assert!(store.revoke_session(id, at).await.unwrap());
+    assert!(store.revoke_session(id, at, &[]).await.unwrap());
     assert!(
-        !store.revoke_session(id, Utc::now()).await.unwrap(),
+        !store.revoke_session(id, Utc::now(), &[]).await.unwrap(),
         "revoked twice"
     );
 
@@ -1003,7 +1014,7 @@ async fn a_session_is_revoked_once(store: Store) {
     assert!(!found.is_active_at(Utc::now()));
     assert!(
         !store
-            .revoke_session(SessionId::random(), Utc::now())
+            .revoke_session(SessionId::random(), Utc::now(), &[])
             .await
             .unwrap()
     );
@@ -1019,7 +1030,7 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
 
     assert_eq!(
         store
-            .revoke_sessions_of_user(ann.id, Some(keep), Utc::now())
+            .revoke_sessions_of_user(ann.id, Some(keep), Utc::now(), &[])
             .await
             .unwrap(),
         2
@@ -1044,7 +1055,7 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
 
     assert_eq!(
         store
-            .revoke_sessions_of_user(ann.id, None, Utc::now())
+            .revoke_sessions_of_user(ann.id, None, Utc::now(), &[])
             .await
             .unwrap(),
         1
@@ -1072,6 +1083,7 @@ async fn a_sessions_origin_round_trips(store: Store) {
             .create_session(
                 &new,
                 &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+                &[],
             )
             .await
             .unwrap();
@@ -1101,13 +1113,14 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
             .create_session(
                 &new,
                 &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+                &[],
             )
             .await
             .unwrap();
         ids.push(new.id);
     }
     expired_session(&store, ann.id, now).await;
-    store.revoke_session(ids[3], now).await.unwrap();
+    store.revoke_session(ids[3], now, &[]).await.unwrap();
     session_with(&store, bob.id, "bobs").await;
 
     let listed: Vec<SessionId> = store
@@ -1130,13 +1143,13 @@ async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
     // Bob cannot end Ann's session; an unknown id ends nothing.
     assert!(
         !store
-            .revoke_session_of_user(bob.id, annes, now)
+            .revoke_session_of_user(bob.id, annes, now, &[])
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_session_of_user(ann.id, SessionId::random(), now)
+            .revoke_session_of_user(ann.id, SessionId::random(), now, &[])
             .await
             .unwrap()
     );
@@ -1152,13 +1165,13 @@ async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
     // Ann can, once.
     assert!(
         store
-            .revoke_session_of_user(ann.id, annes, now)
+            .revoke_session_of_user(ann.id, annes, now, &[])
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_session_of_user(ann.id, annes, now)
+            .revoke_session_of_user(ann.id, annes, now, &[])
             .await
             .unwrap()
     );
@@ -1175,7 +1188,7 @@ async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
     let expired = expired_session(&store, ann.id, now).await;
     assert!(
         !store
-            .revoke_session_of_user(ann.id, expired, now)
+            .revoke_session_of_user(ann.id, expired, now, &[])
             .await
             .unwrap()
     );
@@ -1186,7 +1199,7 @@ async fn a_sessions_use_moves_forward_only_and_a_refresh_is_a_use(store: Store) 
     let new = session_created_at(ann.id, Utc::now() - TimeDelta::minutes(10));
     let id = new.id;
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)))
+        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
         .await
         .unwrap();
 
@@ -1306,4 +1319,292 @@ async fn sqlite_reads_a_session_inserted_by_the_previous_release() {
 async fn postgres_reads_a_session_inserted_by_the_previous_release() {
     let db = warden_adapters::testing::TestDb::postgres().await;
     a_session_inserted_by_the_previous_release_is_read_with_defaults(&db).await;
+}
+
+fn event(user: UserId, kind: SecurityEventKind, session_id: Option<SessionId>) -> NewSecurityEvent {
+    NewSecurityEvent::now(
+        user,
+        kind,
+        EventContext {
+            ip_address: Some("2001:db8::9".parse().unwrap()),
+            user_agent: Some("Firefox/140.0 ünïcode".into()),
+            session_id,
+        },
+    )
+}
+
+/// Every event of the store, newest first (within the last day).
+async fn events_of(store: &Store, user_id: Option<UserId>) -> Vec<warden_domain::SecurityEvent> {
+    store
+        .list_events(&EventQuery {
+            user_id,
+            kind: None,
+            before: None,
+            limit: EventLimit::new(200).unwrap(),
+            since: Utc::now() - TimeDelta::days(1),
+        })
+        .await
+        .unwrap()
+}
+
+fn kinds(events: &[warden_domain::SecurityEvent]) -> Vec<SecurityEventKind> {
+    events.iter().map(|event| event.kind).collect()
+}
+
+async fn events_are_stored_with_the_change_they_record_and_only_if_it_happened(store: Store) {
+    use SecurityEventKind::*;
+    let ann = user(&store, "ann@example.com").await;
+    let new = new_session(ann.id);
+    let login = event(ann.id, Login, Some(new.id));
+    store
+        .create_session(
+            &new,
+            &refresh_token("first", TimeDelta::days(1)),
+            std::slice::from_ref(&login),
+        )
+        .await
+        .unwrap();
+    let logout = [event(ann.id, Logout, Some(new.id))];
+    assert!(
+        store
+            .revoke_session(new.id, Utc::now(), &logout)
+            .await
+            .unwrap()
+    );
+    // Nothing changes the second time, so nothing is recorded.
+    assert!(
+        !store
+            .revoke_session(new.id, Utc::now(), &logout)
+            .await
+            .unwrap()
+    );
+    let other = session_with(&store, ann.id, "second").await;
+    let revoked = [event(ann.id, SessionRevoked, Some(other))];
+    assert!(
+        !store
+            .revoke_session_of_user(ann.id, SessionId::random(), Utc::now(), &revoked)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_session_of_user(ann.id, other, Utc::now(), &revoked)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .revoke_sessions_of_user(ann.id, None, Utc::now(), &revoked)
+            .await
+            .unwrap(),
+        0
+    );
+    let changed = [event(ann.id, PasswordChanged, None)];
+    let hash = PasswordHash::new("$argon2id$new".into());
+    assert!(
+        store
+            .update_password(ann.id, &hash, &changed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_password(UserId::new(987_654), &hash, &changed)
+            .await
+            .unwrap()
+    );
+    let email = EmailAddress::new("ann@example.org").unwrap();
+    store
+        .update_email(ann.id, &email, &[event(ann.id, EmailChanged, None)])
+        .await
+        .unwrap()
+        .unwrap();
+    let flags = UserFlags {
+        is_active: Some(false),
+        is_admin: Some(true),
+    };
+    let flag_events = [
+        event(ann.id, AccountDisabled, None),
+        event(ann.id, AdminGranted, None),
+    ];
+    store
+        .update_user_flags(ann.id, flags, &flag_events)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let listed = events_of(&store, Some(ann.id)).await;
+    assert_eq!(
+        kinds(&listed),
+        [
+            AdminGranted,
+            AccountDisabled,
+            EmailChanged,
+            PasswordChanged,
+            SessionRevoked,
+            Logout,
+            Login
+        ]
+    );
+    // Read back as written, on both databases.
+    let first = listed.last().unwrap();
+    assert_eq!(first.user_id, ann.id);
+    assert_eq!(first.context, login.context);
+    assert_eq!(first.at.timestamp_micros(), login.at.timestamp_micros());
+    assert!(listed.windows(2).all(|pair| pair[0].id > pair[1].id));
+}
+
+async fn an_event_of_a_refused_change_is_not_stored(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let taken = EmailAddress::new("BOB@example.com").unwrap();
+    let changed = [event(ann.id, SecurityEventKind::EmailChanged, None)];
+    assert!(matches!(
+        store.update_email(ann.id, &taken, &changed).await,
+        Err(SaveUserError::Duplicate { .. })
+    ));
+    // A session of nobody is refused, with its event.
+    let ghost = new_session(UserId::new(987_654));
+    let login = [event(
+        ghost.user_id,
+        SecurityEventKind::Login,
+        Some(ghost.id),
+    )];
+    assert!(
+        store
+            .create_session(&ghost, &refresh_token("ghost", TimeDelta::days(1)), &login)
+            .await
+            .is_err()
+    );
+    // Events of a missing account are refused whole: the good one beside it is not stored.
+    let mixed = [
+        event(bob.id, SecurityEventKind::LoginFailed, None),
+        event(UserId::new(987_654), SecurityEventKind::LoginFailed, None),
+    ];
+    assert!(store.record_events(&mixed).await.is_err());
+    assert!(events_of(&store, None).await.is_empty());
+}
+
+async fn events_are_listed_newest_first_by_page_user_kind_and_age(store: Store) {
+    use SecurityEventKind::*;
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let mut old = event(ann.id, Login, None);
+    old.at = Utc::now() - TimeDelta::days(100);
+    store.record_events(&[old]).await.unwrap();
+    for kind in [Login, LoginFailed, Logout, Login, PasswordChanged] {
+        store
+            .record_events(&[event(ann.id, kind, None)])
+            .await
+            .unwrap();
+    }
+    store
+        .record_events(&[event(bob.id, Login, None)])
+        .await
+        .unwrap();
+
+    let query = |user_id, kind, before, limit| EventQuery {
+        user_id,
+        kind,
+        before,
+        limit: EventLimit::new(limit).unwrap(),
+        since: Utc::now() - TimeDelta::days(90),
+    };
+    // The one from 100 days ago is past the cut.
+    let anns = store
+        .list_events(&query(Some(ann.id), None, None, 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&anns),
+        [PasswordChanged, Login, Logout, LoginFailed, Login]
+    );
+    // Keyset pages: each starts before the last id of the one before.
+    let first = store
+        .list_events(&query(Some(ann.id), None, None, 2))
+        .await
+        .unwrap();
+    assert_eq!(kinds(&first), [PasswordChanged, Login]);
+    let second = store
+        .list_events(&query(Some(ann.id), None, Some(first[1].id), 2))
+        .await
+        .unwrap();
+    assert_eq!(kinds(&second), [Logout, LoginFailed]);
+    let last = store
+        .list_events(&query(Some(ann.id), None, Some(second[1].id), 2))
+        .await
+        .unwrap();
+    assert_eq!(kinds(&last), [Login]);
+    // Every account, by kind.
+    let logins = store
+        .list_events(&query(None, Some(Login), None, 200))
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), 3);
+    assert_eq!(logins[0].user_id, bob.id);
+    assert!(
+        store
+            .list_events(&query(None, Some(MfaEnabled), None, 200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_events(&query(None, None, Some(EventId::new(1)), 200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn old_events_are_deleted_and_an_accounts_go_with_it(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let mut old = event(ann.id, SecurityEventKind::Login, None);
+    old.at = Utc::now() - TimeDelta::days(91);
+    let fresh = event(ann.id, SecurityEventKind::Logout, None);
+    store.record_events(&[old, fresh]).await.unwrap();
+    store
+        .record_events(&[event(bob.id, SecurityEventKind::Login, None)])
+        .await
+        .unwrap();
+
+    let deleted = store
+        .delete_events_before(Utc::now() - TimeDelta::days(90))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let everyone = |store: Store| async move {
+        store
+            .list_events(&EventQuery {
+                user_id: None,
+                kind: None,
+                before: None,
+                limit: EventLimit::new(200).unwrap(),
+                since: Utc::now() - TimeDelta::days(1000),
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(everyone(store.clone()).await.len(), 2);
+    store.delete_user(ann.id).await.unwrap();
+    let left = everyone(store.clone()).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].user_id, bob.id);
+}
+
+async fn a_detached_event_is_stored_after_the_call_returns(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    store.record_events_detached(vec![event(ann.id, SecurityEventKind::LoginFailed, None)]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = events_of(&store, Some(ann.id)).await;
+        if !events.is_empty() {
+            assert_eq!(kinds(&events), [SecurityEventKind::LoginFailed]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

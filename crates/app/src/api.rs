@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod jwks;
 pub mod oauth;
@@ -37,6 +38,7 @@ pub type Apis = (
     oauth::OAuthApi,
     users::UsersApi,
     sessions::SessionsApi,
+    events::EventsApi,
     posts::PostsApi,
     admin::AdminApi,
     health::HealthApi,

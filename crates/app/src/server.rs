@@ -15,9 +15,10 @@ use tracing::Instrument;
 use warden_adapters::{
     Argon2Hasher, JwtConfig, JwtTokens, MemoryThrottle, Sha256RefreshTokens, Store, StoreOptions,
 };
+use warden_domain::EventRetention;
 use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
-    AdminService, AuthPorts, AuthService, Lifetimes, PostService, UserService,
+    AdminService, AuthPorts, AuthService, EventService, Lifetimes, PostService, UserService,
 };
 
 use crate::api;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub users: UserService,
     pub posts: PostService,
     pub admin: AdminService,
+    pub events: EventService,
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
@@ -116,6 +118,7 @@ impl AppState {
                 issuer: tokens.clone(),
                 verifier: tokens.clone(),
                 refresh_tokens: Arc::new(Sha256RefreshTokens),
+                events: repository.clone(),
             },
             Lifetimes {
                 session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
@@ -126,7 +129,11 @@ impl AppState {
             auth,
             users: UserService::new(repository.clone(), repository.clone(), hasher),
             posts: PostService::new(repository.clone(), repository.clone()),
-            admin: AdminService::new(repository.clone(), repository),
+            admin: AdminService::new(repository.clone(), repository.clone()),
+            events: EventService::new(
+                repository,
+                EventRetention::days(config.accounts.event_retention_days),
+            ),
             tokens,
             throttle: Arc::new(throttle(&store, config)),
             store,
@@ -352,6 +359,21 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         loop {
             every_minute.tick().await;
             throttle.prune().await;
+        }
+    });
+    let events = state.events.clone();
+    tokio::spawn(async move {
+        // At start, then hourly: listings cut at the retention themselves, so this only
+        // bounds the table.
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match events.prune().await {
+                Ok(deleted) => tracing::debug!(deleted, "pruned security events"),
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), "cannot prune security events");
+                }
+            }
         }
     });
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use poem::Request;
 use poem::web::RemoteAddr;
 use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, ThrottleKey};
+use warden_domain::{Rate, Rates, RequestOrigin, ThrottleKey};
 
 /// How many events of a kind are let through: `max` at once, then one more every
 /// `window / max`. `max` zero turns the limit off.
@@ -97,6 +97,16 @@ impl Throttle {
             .checked_sub(self.trusted_proxy_hops)
             .and_then(|index| forwarded[index].parse().ok())
             .or(peer)
+    }
+
+    /// Where `req` comes from: its client address, as [`Throttle::client_address`] sees it, and
+    /// its user agent.
+    pub fn request_origin(&self, req: &Request) -> RequestOrigin {
+        let user_agent = req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        RequestOrigin::new(self.client_address(req), user_agent.as_deref())
     }
 
     /// How long a login for `username` from `address` must wait, if either ran out of failures.

@@ -5,6 +5,7 @@
 //! [`ports`], and the `warden` app drives the services in [`services`]. That keeps every rule
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
+pub mod event;
 pub mod ports;
 pub mod post;
 pub mod scope;
@@ -15,6 +16,10 @@ pub mod throttle;
 pub mod token;
 pub mod user;
 
+pub use event::{
+    EventContext, EventId, EventLimit, EventLimitError, EventQuery, EventRetention,
+    NewSecurityEvent, RequestOrigin, SecurityEvent, SecurityEventKind, UnknownEventKind,
+};
 pub use post::{
     MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,
     PostTitle, SearchTerm, TextError, VoteDirection,

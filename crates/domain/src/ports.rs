@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
-    NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId, PostList,
-    PostQuery, RefreshTokenHash, Rotation, Session, SessionId, ThrottleKey, User, UserCredentials,
-    UserFlags, UserId,
+    AccessClaims, AccessGrant, EmailAddress, EventQuery, InvalidTokenError, IssuedToken,
+    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, Password, PasswordHash, Post,
+    PostDraft, PostId, PostList, PostQuery, RefreshTokenHash, Rotation, SecurityEvent, Session,
+    SessionId, ThrottleKey, User, UserCredentials, UserFlags, UserId,
 };
 
 /// What is behind a port cannot serve right now: the connection to the storage was refused or
@@ -83,6 +83,8 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>>;
 
     /// Changes a user's email. Returns the user as it is now, or `None` if there is no such user.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
@@ -92,22 +94,36 @@ pub trait UserRepository: Send + Sync + 'static {
         &self,
         id: UserId,
         email: &EmailAddress,
+        events: &[NewSecurityEvent],
     ) -> Result<Option<User>, SaveUserError>;
 
     /// Replaces a user's password hash. Returns whether the user exists.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
     /// A failure of the storage (marked [`Unavailable`] when transient).
-    async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool>;
+    async fn update_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool>;
 
     /// Sets the flags given. Returns the user as it is now, or `None` if there is no such user.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
     /// As [`UserRepository::find_user`].
-    async fn update_user_flags(&self, id: UserId, flags: UserFlags)
-    -> anyhow::Result<Option<User>>;
+    async fn update_user_flags(
+        &self,
+        id: UserId,
+        flags: UserFlags,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<Option<User>>;
 
     /// Deletes a user with their sessions, posts and votes. Returns whether the user existed.
     ///
@@ -117,12 +133,50 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn delete_user(&self, id: UserId) -> anyhow::Result<bool>;
 }
 
+/// Stores the security event log (contract section 11). Events that record a change are stored
+/// by the method that makes the change; this port stores those that change nothing else (a
+/// refused login), reads them, and forgets old ones.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SecurityEventRepository: Send + Sync + 'static {
+    /// Records `events`, all or none.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient), including a user id
+    /// that does not exist; then nothing is stored.
+    async fn record_events(&self, events: &[NewSecurityEvent]) -> anyhow::Result<()>;
+
+    /// Records `events` without waiting: the write happens after the call returns, and its
+    /// failure is logged, not returned. For events whose write would tell an observer
+    /// something by its time: a refused login of an existing account must take as long to
+    /// answer as one of an unknown account, which has no log to write to.
+    fn record_events_detached(&self, events: Vec<NewSecurityEvent>);
+
+    /// The events `query` selects, newest first.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient), or a stored row that
+    /// does not pass the domain's validation.
+    async fn list_events(&self, query: &EventQuery) -> anyhow::Result<Vec<SecurityEvent>>;
+
+    /// Deletes the events from before `cutoff`. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn delete_events_before(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
+}
+
 /// Stores login sessions and their refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
     /// Stores a new session and its first refresh token, both or neither, and returns the
     /// session.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
@@ -131,6 +185,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         &self,
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<Session>;
 
     /// The session with this id, or `None` (also when its user was deleted).
@@ -179,11 +234,18 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> anyhow::Result<Rotation>;
 
     /// Ends a session at `at`, if it is not ended already. Returns whether it ended it.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
     /// A failure of the storage (marked [`Unavailable`] when transient).
-    async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool>;
+    async fn revoke_session(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool>;
 
     /// The sessions of `user` that are active at `now` (neither ended nor expired), newest
     /// first.
@@ -199,6 +261,8 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Ends session `id` at `at` if it is `user`'s and active at `at`. Returns whether it
     /// ended it: `false` for an unknown, ended, expired or someone else's session.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
@@ -208,6 +272,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         user: UserId,
         id: SessionId,
         at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool>;
 
     /// Records that session `id` was used at `at` (its `last_used_at`), unless a later use is
@@ -219,6 +284,8 @@ pub trait SessionRepository: Send + Sync + 'static {
     async fn record_session_use(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<()>;
 
     /// Ends every session of `user` but `except` at `at`. Returns how many it ended.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
     ///
     /// # Errors
     ///
@@ -228,6 +295,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         user: UserId,
         except: Option<SessionId>,
         at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<u64>;
 }
 

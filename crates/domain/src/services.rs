@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod posts;
 pub mod users;
 
@@ -12,6 +13,7 @@ pub use auth::{
     LoginError, LogoutError, PasswordLogin, Principal, RefreshError, RefreshLogin, SessionsError,
     TokenGrant,
 };
+pub use events::{EventPage, EventService, ListEventsError};
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,
 };

@@ -7,10 +7,11 @@ use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    AuthMethods, ClientId, NewRefreshToken, NewSession, RefreshTokenHash, Rotation, Scopes,
-    Session, SessionId, SessionOrigin, User, UserId,
+    AuthMethods, ClientId, NewRefreshToken, NewSecurityEvent, NewSession, RefreshTokenHash,
+    Rotation, Scopes, Session, SessionId, SessionOrigin, User, UserId,
 };
 
+use super::events::log_events;
 use super::users::UserRow;
 use super::{DbResultExt, Pool, Store, stored_time};
 
@@ -116,6 +117,7 @@ impl SessionRepository for Store {
         &self,
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<Session> {
         const SESSION: &str = concat!(
             "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes, client_id, \
@@ -150,12 +152,14 @@ impl SessionRepository for Store {
                     .bind(stored_time(refresh_token.expires_at))
                     .execute(&mut *tx)
                     .await?;
+                insert_events!(tx, events);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(row)
             }
             .await
         })
         .db_context("cannot insert session")?;
+        log_events(events);
         Session::try_from(row)
     }
 
@@ -298,19 +302,21 @@ impl SessionRepository for Store {
         })
     }
 
-    #[tracing::instrument(skip(self), err)]
-    async fn revoke_session(&self, id: SessionId, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    #[tracing::instrument(skip(self, events), err)]
+    async fn revoke_session(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool> {
         const SQL: &str =
             "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let revoked = on_writer!(self, |pool| {
-            sqlx::query(SQL)
-                .bind(id.as_uuid())
-                .bind(stored_time(at))
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .db_context("cannot revoke session")?;
+        let revoked = execute_recording!(
+            self,
+            events,
+            "cannot revoke session",
+            sqlx::query(SQL).bind(id.as_uuid()).bind(stored_time(at))
+        );
         Ok(revoked > 0)
     }
 
@@ -338,26 +344,26 @@ impl SessionRepository for Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self, events), err)]
     async fn revoke_session_of_user(
         &self,
         user: UserId,
         id: SessionId,
         at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
                            WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL \
                              AND expires_at > $3";
-        let revoked = on_writer!(self, |pool| {
+        let revoked = execute_recording!(
+            self,
+            events,
+            "cannot revoke session",
             sqlx::query(SQL)
                 .bind(user.get())
                 .bind(id.as_uuid())
                 .bind(stored_time(at))
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .db_context("cannot revoke session")?;
+        );
         Ok(revoked > 0)
     }
 
@@ -377,26 +383,26 @@ impl SessionRepository for Store {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self, events), err)]
     async fn revoke_sessions_of_user(
         &self,
         user: UserId,
         except: Option<SessionId>,
         at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<u64> {
         const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
                            WHERE user_id = $1 AND revoked_at IS NULL \
                              AND ($2 IS NULL OR id <> $2)";
-        let revoked = on_writer!(self, |pool| {
+        let revoked = execute_recording!(
+            self,
+            events,
+            "cannot revoke sessions",
             sqlx::query(SQL)
                 .bind(user.get())
                 .bind(except.map(SessionId::as_uuid))
                 .bind(stored_time(at))
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .db_context("cannot revoke sessions")?;
+        );
         Ok(revoked)
     }
 }

@@ -3,12 +3,39 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Acquire as _;
 use warden_domain::ports::{SaveUserError, UserRepository};
 use warden_domain::{
-    EmailAddress, NewUser, Page, PasswordHash, User, UserCredentials, UserFlags, UserId,
+    EmailAddress, NewSecurityEvent, NewUser, Page, PasswordHash, User, UserCredentials, UserFlags,
+    UserId,
 };
 
+use super::events::log_events;
 use super::{DbResultExt, Pool, Store, count_to_i64, db_error, now};
+
+/// Runs `$update` (a sqlx query returning at most one user row) with `$events`, in one
+/// transaction: the events are inserted only if it returned a row. Evaluates to the
+/// `Result<Option<UserRow>, sqlx::Error>`; the events are logged once committed.
+macro_rules! update_user_recording {
+    ($store:expr, $events:expr, $update:expr) => {{
+        let updated = on_writer!($store, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let row = $update.fetch_optional(&mut *tx).await?;
+                if row.is_some() {
+                    insert_events!(tx, $events);
+                }
+                tx.commit().await?;
+                Ok::<Option<UserRow>, sqlx::Error>(row)
+            }
+            .await
+        });
+        if matches!(updated, Ok(Some(_))) {
+            log_events($events);
+        }
+        updated
+    }};
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -133,61 +160,65 @@ impl UserRepository for Store {
         rows.into_iter().map(User::try_from).collect()
     }
 
-    #[tracing::instrument(skip(self, email), err)]
+    #[tracing::instrument(skip(self, email, events), err)]
     async fn update_email(
         &self,
         id: UserId,
         email: &EmailAddress,
+        events: &[NewSecurityEvent],
     ) -> Result<Option<User>, SaveUserError> {
         const SQL: &str = "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, created_at";
         let email_key = email.normalized();
-        let updated = on_writer!(self, |pool| {
+        let updated = update_user_recording!(
+            self,
+            events,
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(email.as_str())
                 .bind(&email_key)
-                .fetch_optional(pool)
-                .await
-        });
+        );
         let row = unique_email(updated, email.as_str(), "cannot update email")?;
         Ok(row.map(User::try_from).transpose()?)
     }
 
-    #[tracing::instrument(skip(self, hash), err)]
-    async fn update_password(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<bool> {
+    #[tracing::instrument(skip(self, hash, events), err)]
+    async fn update_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-        let updated = on_writer!(self, |pool| {
-            sqlx::query(SQL)
-                .bind(id.get())
-                .bind(hash.as_str())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .db_context("cannot update password")?;
+        let updated = execute_recording!(
+            self,
+            events,
+            "cannot update password",
+            sqlx::query(SQL).bind(id.get()).bind(hash.as_str())
+        );
         Ok(updated > 0)
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(skip(self, events), err)]
     async fn update_user_flags(
         &self,
         id: UserId,
         flags: UserFlags,
+        events: &[NewSecurityEvent],
     ) -> anyhow::Result<Option<User>> {
         const SQL: &str = "UPDATE users \
                            SET is_active = COALESCE($2, is_active), \
                                is_admin = COALESCE($3, is_admin) \
                            WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, created_at";
-        let row = on_writer!(self, |pool| {
+        let row = update_user_recording!(
+            self,
+            events,
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(flags.is_active)
                 .bind(flags.is_admin)
-                .fetch_optional(pool)
-                .await
-        })
+        )
         .db_context("cannot update user")?;
         row.map(User::try_from).transpose()
     }

@@ -244,7 +244,7 @@ impl AuthApi {
                 "password",
                 password_grant(&state, req, &form, client_id).await,
             ),
-            "refresh_token" => ("refresh_token", refresh_grant(&state, &form).await),
+            "refresh_token" => ("refresh_token", refresh_grant(&state, req, &form).await),
             other => (
                 "other",
                 LoginResponse::error(
@@ -335,18 +335,15 @@ async fn password_grant(
             retry_after_seconds(wait),
         );
     }
+    let request = state.throttle.request_origin(req);
     let login = PasswordLogin {
         username: username.to_owned(),
         password,
         scope: form.optional("scope").map(str::to_owned),
         origin: SessionOrigin {
             client_id,
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-                .and_then(|raw| SessionOrigin::user_agent(&raw)),
-            ip_address: address,
+            user_agent: request.user_agent,
+            ip_address: request.ip_address,
             ..SessionOrigin::default()
         },
     };
@@ -368,7 +365,7 @@ async fn password_grant(
     }
 }
 
-async fn refresh_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
+async fn refresh_grant(state: &AppState, req: &Request, form: &TokenRequest) -> LoginResponse {
     let refresh_token = match form.required("refresh_token") {
         Ok(token) => token,
         Err(missing) => return missing,
@@ -376,6 +373,7 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> LoginResponse {
     let refresh = RefreshLogin {
         refresh_token: refresh_token.to_owned(),
         scope: form.optional("scope").map(str::to_owned),
+        origin: state.throttle.request_origin(req),
     };
     match state.auth.refresh(refresh).await {
         Ok(grant) => {

@@ -12,7 +12,8 @@ use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
 use warden_domain::services::{
-    CreatePostError, DeleteAccountError, ListPostsError, ListUsersError, LogoutError, SessionsError,
+    CreatePostError, DeleteAccountError, ListEventsError, ListPostsError, ListUsersError,
+    LogoutError, SessionsError,
 };
 
 /// An error answer.
@@ -181,6 +182,7 @@ macro_rules! unknown_only {
 unknown_only!(
     CreatePostError,
     DeleteAccountError,
+    ListEventsError,
     ListPostsError,
     ListUsersError,
     LogoutError,

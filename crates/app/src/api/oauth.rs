@@ -203,13 +203,15 @@ impl OAuthApi {
     )]
     async fn revoke(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         form: OAuthForm<RevocationForm>,
     ) -> RevocationResponse {
         let Some(token) = form.optional("token") else {
             return RevocationResponse::BadRequest(OAuthErrorBody::missing("token"));
         };
-        match state.auth.revoke_token(token).await {
+        let origin = state.throttle.request_origin(req);
+        match state.auth.revoke_token(token, &origin).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {
                 let warden_domain::services::LogoutError::Unknown(cause) = err;

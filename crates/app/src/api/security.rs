@@ -79,7 +79,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::from(anyhow::anyhow!("the app state is not installed")))?;
-    let principal = match state.auth.authenticate(&bearer.token).await {
+    let mut principal = match state.auth.authenticate(&bearer.token).await {
         Ok(principal) => principal,
         Err(AuthenticateError::InvalidToken { reason }) => {
             tracing::info!(reason, "refused a bearer token");
@@ -87,6 +87,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         }
         Err(AuthenticateError::Unknown(err)) => return Err(ApiError::from(err).into()),
     };
+    principal.origin = state.throttle.request_origin(req);
     let needed = OPERATION_SCOPES.needed_by(req)?;
     match needed.iter().find(|scope| !principal.has_scope(*scope)) {
         Some(missing) => Err(ApiError::insufficient_scope(missing).into()),

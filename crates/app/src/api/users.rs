@@ -241,7 +241,7 @@ impl UsersApi {
     ) -> Result<UpdateMeResponse, ApiError> {
         let email = EmailAddress::new(&body.0.email)
             .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
-        match state.users.change_email(auth.0.user.id, &email).await {
+        match state.users.change_email(&auth.0, &email).await {
             Ok(user) => Ok(UpdateMeResponse::Ok(Json(user.into()))),
             Err(err) => err.answer(),
         }

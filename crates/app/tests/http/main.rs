@@ -29,6 +29,7 @@ mod account;
 mod cors;
 mod devices;
 mod errors;
+mod events;
 mod hostile;
 mod keys;
 mod metrics;

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use crate::ports::{SessionRepository, UserRepository};
 use crate::services::Principal;
-use crate::{Page, User, UserFlags, UserId};
+use crate::{EventContext, NewSecurityEvent, Page, SecurityEventKind, User, UserFlags, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateUserError {
@@ -75,14 +75,19 @@ impl AdminService {
         if id == actor.user.id && locks_out {
             return Err(UpdateUserError::SelfLockout);
         }
+        let before = self
+            .users
+            .find_user(id)
+            .await?
+            .ok_or(UpdateUserError::NotFound(id))?;
         let user = self
             .users
-            .update_user_flags(id, flags)
+            .update_user_flags(id, flags, &flag_events(&before, flags))
             .await?
             .ok_or(UpdateUserError::NotFound(id))?;
         if flags.is_active == Some(false) {
             self.sessions
-                .revoke_sessions_of_user(id, None, Utc::now())
+                .revoke_sessions_of_user(id, None, Utc::now(), &[])
                 .await?;
         }
         Ok(user)
@@ -94,9 +99,10 @@ impl AdminService {
         if self.users.find_user(id).await?.is_none() {
             return Err(EndSessionsError::NotFound(id));
         }
+        let event = admin_event(id, SecurityEventKind::SessionRevoked);
         Ok(self
             .sessions
-            .revoke_sessions_of_user(id, None, Utc::now())
+            .revoke_sessions_of_user(id, None, event.at, &[event])
             .await?)
     }
 
@@ -107,16 +113,56 @@ impl AdminService {
             is_active: Some(true),
             is_admin: Some(true),
         };
+        let before = self
+            .users
+            .find_user(id)
+            .await?
+            .ok_or(PromoteError::NotFound(id))?;
         self.users
-            .update_user_flags(id, flags)
+            .update_user_flags(id, flags, &flag_events(&before, flags))
             .await?
             .ok_or(PromoteError::NotFound(id))
     }
 }
 
+/// An event an admin causes on account `id`. It records no address, agent or session: those
+/// are the admin's, and the account's owner reads the event (see [`EventContext`]).
+fn admin_event(id: UserId, kind: SecurityEventKind) -> NewSecurityEvent {
+    NewSecurityEvent::now(id, kind, EventContext::default())
+}
+
+/// The events of setting `flags` on `user`: one for each flag that changes.
+fn flag_events(user: &User, flags: UserFlags) -> Vec<NewSecurityEvent> {
+    let active = flags
+        .is_active
+        .filter(|active| *active != user.is_active)
+        .map(|active| {
+            if active {
+                SecurityEventKind::AccountEnabled
+            } else {
+                SecurityEventKind::AccountDisabled
+            }
+        });
+    let admin = flags
+        .is_admin
+        .filter(|admin| *admin != user.is_admin)
+        .map(|admin| {
+            if admin {
+                SecurityEventKind::AdminGranted
+            } else {
+                SecurityEventKind::AdminRevoked
+            }
+        });
+    [active, admin]
+        .into_iter()
+        .flatten()
+        .map(|kind| admin_event(user.id, kind))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use mockall::predicate::{always, eq};
+    use mockall::predicate::eq;
 
     use super::*;
     use crate::ports::{MockSessionRepository, MockUserRepository};
@@ -137,7 +183,18 @@ mod tests {
             user: user(1, true, true),
             session_id: SessionId::random(),
             scopes: Scopes::allowed_for(true),
+            origin: crate::RequestOrigin::default(),
         }
+    }
+
+    /// The kinds of `events`, all of account `id` and with no context (an admin acted).
+    fn admin_kinds(events: &[NewSecurityEvent], id: i64) -> Vec<SecurityEventKind> {
+        assert!(
+            events.iter().all(|event| event.user_id == UserId::new(id)
+                && event.context == EventContext::default()),
+            "{events:?}"
+        );
+        events.iter().map(|event| event.kind).collect()
     }
 
     fn disable() -> UserFlags {
@@ -151,16 +208,25 @@ mod tests {
     async fn disabling_a_user_ends_all_their_sessions() {
         let mut users = MockUserRepository::new();
         users
+            .expect_find_user()
+            .returning(|_| Ok(Some(user(2, true, false))));
+        users
             .expect_update_user_flags()
-            .with(eq(UserId::new(2)), eq(disable()))
+            .withf(|id, flags, events| {
+                *id == UserId::new(2)
+                    && *flags == disable()
+                    && admin_kinds(events, 2) == [SecurityEventKind::AccountDisabled]
+            })
             .times(1)
-            .returning(|_, _| Ok(Some(user(2, false, false))));
+            .returning(|_, _, _| Ok(Some(user(2, false, false))));
         let mut sessions = MockSessionRepository::new();
         sessions
             .expect_revoke_sessions_of_user()
-            .with(eq(UserId::new(2)), eq(None), always())
+            .withf(|id, except, _, events| {
+                *id == UserId::new(2) && except.is_none() && events.is_empty()
+            })
             .times(1)
-            .returning(|_, _, _| Ok(3));
+            .returning(|_, _, _, _| Ok(3));
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
 
         let updated = service
@@ -175,13 +241,18 @@ mod tests {
     async fn promoting_a_user_keeps_their_sessions() {
         let mut users = MockUserRepository::new();
         users
+            .expect_find_user()
+            .returning(|_| Ok(Some(user(2, true, false))));
+        // Only what changes is recorded: the account was active already.
+        users
             .expect_update_user_flags()
-            .returning(|_, _| Ok(Some(user(2, true, true))));
+            .withf(|_, _, events| admin_kinds(events, 2) == [SecurityEventKind::AdminGranted])
+            .returning(|_, _, _| Ok(Some(user(2, true, true))));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
         let flags = UserFlags {
-            is_active: None,
+            is_active: Some(true),
             is_admin: Some(true),
         };
 
@@ -216,7 +287,8 @@ mod tests {
     #[tokio::test]
     async fn updating_a_missing_user_is_not_found() {
         let mut users = MockUserRepository::new();
-        users.expect_update_user_flags().returning(|_, _| Ok(None));
+        users.expect_find_user().returning(|_| Ok(None));
+        users.expect_update_user_flags().never();
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
@@ -242,9 +314,13 @@ mod tests {
         let mut sessions = MockSessionRepository::new();
         sessions
             .expect_revoke_sessions_of_user()
-            .with(eq(UserId::new(2)), eq(None), always())
+            .withf(|id, except, _, events| {
+                *id == UserId::new(2)
+                    && except.is_none()
+                    && admin_kinds(events, 2) == [SecurityEventKind::SessionRevoked]
+            })
             .times(1)
-            .returning(|_, _, _| Ok(2));
+            .returning(|_, _, _, _| Ok(2));
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
 
         assert_eq!(service.end_sessions_of(UserId::new(2)).await.unwrap(), 2);

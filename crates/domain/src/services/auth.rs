@@ -6,12 +6,13 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 
 use crate::ports::{
-    PasswordHasher, RefreshTokenCodec, SessionRepository, TokenIssuer, TokenVerifier,
-    UserRepository,
+    PasswordHasher, RefreshTokenCodec, SecurityEventRepository, SessionRepository, TokenIssuer,
+    TokenVerifier, UserRepository,
 };
 use crate::{
-    AccessClaims, AccessGrant, AuthMethods, EmailAddress, NewRefreshToken, NewSession, Password,
-    Rotation, Scope, Scopes, Session, SessionId, SessionOrigin, UnknownScopeError, User,
+    AccessClaims, AccessGrant, AuthMethods, EmailAddress, EventContext, NewRefreshToken,
+    NewSecurityEvent, NewSession, Password, RequestOrigin, Rotation, Scope, Scopes,
+    SecurityEventKind, Session, SessionId, SessionOrigin, UnknownScopeError, User,
 };
 
 /// A password grant (RFC 6749 section 4.3) as the token endpoint received it.
@@ -45,6 +46,8 @@ pub struct RefreshLogin {
     pub refresh_token: String,
     /// The `scope` field, if the client sent one: at most the scopes of the original login.
     pub scope: Option<String>,
+    /// Where the request comes from, for the event a replayed token records.
+    pub origin: RequestOrigin,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,27 +84,6 @@ pub enum LogoutError {
     Unknown(#[from] anyhow::Error),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum IntrospectError {
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionsError {
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EndSessionError {
-    /// Unknown, ended, expired or another user's: the answer does not tell which.
-    #[error("session not found")]
-    NotFound,
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
-
 /// Refuses `requested` scopes beyond what a login was `granted` (RFC 6749 section 6).
 fn exceeding(requested: Scopes, granted: Scopes) -> Result<(), RefreshError> {
     if requested.intersection(granted) == requested {
@@ -119,11 +101,32 @@ pub struct Principal {
     pub user: User,
     pub session_id: SessionId,
     pub scopes: Scopes,
+    /// Where the request comes from: [`AuthService::authenticate`] leaves it empty, for the
+    /// caller, which sees the request, to fill in.
+    pub origin: RequestOrigin,
 }
 
 impl Principal {
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(scope)
+    }
+
+    /// An event of the caller's own account, from this request and session.
+    pub fn event(&self, kind: SecurityEventKind) -> NewSecurityEvent {
+        self.event_about(kind, Some(self.session_id))
+    }
+
+    /// An event of the caller's own account, from this request, about session `session_id`.
+    pub fn event_about(
+        &self,
+        kind: SecurityEventKind,
+        session_id: Option<SessionId>,
+    ) -> NewSecurityEvent {
+        NewSecurityEvent::now(
+            self.user.id,
+            kind,
+            EventContext::of(&self.origin, session_id),
+        )
     }
 }
 
@@ -154,6 +157,7 @@ pub struct AuthService {
     issuer: Arc<dyn TokenIssuer>,
     verifier: Arc<dyn TokenVerifier>,
     refresh_tokens: Arc<dyn RefreshTokenCodec>,
+    events: Arc<dyn SecurityEventRepository>,
     lifetimes: Lifetimes,
 }
 
@@ -183,6 +187,7 @@ pub struct AuthPorts {
     pub issuer: Arc<dyn TokenIssuer>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub refresh_tokens: Arc<dyn RefreshTokenCodec>,
+    pub events: Arc<dyn SecurityEventRepository>,
 }
 
 impl std::fmt::Debug for AuthPorts {
@@ -200,6 +205,7 @@ impl AuthService {
             issuer,
             verifier,
             refresh_tokens,
+            events,
         } = ports;
         Self {
             users,
@@ -208,6 +214,7 @@ impl AuthService {
             issuer,
             verifier,
             refresh_tokens,
+            events,
             lifetimes,
         }
     }
@@ -217,8 +224,12 @@ impl AuthService {
     pub async fn login(&self, login: PasswordLogin) -> Result<TokenGrant, LoginError> {
         // An unknown scope name is a malformed request, refused before any expensive work.
         let requested = login.scope.as_deref().map(Scopes::parse).transpose()?;
+        let request = RequestOrigin {
+            ip_address: login.origin.ip_address,
+            user_agent: login.origin.user_agent.clone(),
+        };
         let user = self
-            .check_credentials(&login.username, &login.password)
+            .check_credentials(&login.username, &login.password, &request)
             .await?;
 
         let allowed = Scopes::allowed_for(user.is_admin);
@@ -230,11 +241,18 @@ impl AuthService {
             auth_methods: AuthMethods::Password,
             ..login.origin
         };
+        let session_id = SessionId::random();
+        let event = NewSecurityEvent {
+            user_id: user.id,
+            kind: SecurityEventKind::Login,
+            at: now,
+            context: EventContext::of(&request, Some(session_id)),
+        };
         let session = self
             .sessions
             .create_session(
                 &NewSession {
-                    id: SessionId::random(),
+                    id: session_id,
                     user_id: user.id,
                     created_at: now,
                     expires_at: now + self.lifetimes.session,
@@ -245,6 +263,7 @@ impl AuthService {
                     hash: refresh_hash,
                     expires_at: now + self.lifetimes.refresh_token,
                 },
+                &[event],
             )
             .await?;
         Ok(self.grant(&user, &session, scopes, refresh_token).await?)
@@ -284,7 +303,21 @@ impl AuthService {
             Rotation::Replayed(session_id) => {
                 // RFC 9700 section 4.14.2: the server cannot tell the thief from the client, so
                 // it ends the session for both.
-                self.sessions.revoke_session(session_id, now).await?;
+                let events: Vec<_> = self
+                    .sessions
+                    .find_session(session_id)
+                    .await?
+                    .map(|session| NewSecurityEvent {
+                        user_id: session.user_id,
+                        kind: SecurityEventKind::RefreshReuseDetected,
+                        at: now,
+                        context: EventContext::of(&refresh.origin, Some(session_id)),
+                    })
+                    .into_iter()
+                    .collect();
+                self.sessions
+                    .revoke_session(session_id, now, &events)
+                    .await?;
                 return Err(RefreshError::Replayed(session_id));
             }
             Rotation::Invalid => return Err(RefreshError::InvalidGrant),
@@ -312,44 +345,11 @@ impl AuthService {
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
     pub async fn logout(&self, principal: &Principal) -> Result<(), LogoutError> {
+        let event = principal.event(SecurityEventKind::Logout);
         self.sessions
-            .revoke_session(principal.session_id, Utc::now())
+            .revoke_session(principal.session_id, event.at, &[event])
             .await?;
         Ok(())
-    }
-
-    /// The caller's active sessions, newest first.
-    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, SessionsError> {
-        Ok(self
-            .sessions
-            .list_active_sessions(principal.user.id, Utc::now())
-            .await?)
-    }
-
-    /// Ends one of the caller's sessions (the caller's own included): its tokens stop working
-    /// at once.
-    pub async fn end_session(
-        &self,
-        principal: &Principal,
-        id: SessionId,
-    ) -> Result<(), EndSessionError> {
-        let ended = self
-            .sessions
-            .revoke_session_of_user(principal.user.id, id, Utc::now())
-            .await?;
-        if ended {
-            Ok(())
-        } else {
-            Err(EndSessionError::NotFound)
-        }
-    }
-
-    /// Ends every session of the caller's account but the caller's own. Returns how many.
-    pub async fn end_other_sessions(&self, principal: &Principal) -> Result<u64, SessionsError> {
-        Ok(self
-            .sessions
-            .revoke_sessions_of_user(principal.user.id, Some(principal.session_id), Utc::now())
-            .await?)
     }
 
     async fn grant(
@@ -379,11 +379,13 @@ impl AuthService {
     }
 
     /// The account these credentials belong to, if they are right and the account is active.
-    /// Every refusal costs one password verification, so that its timing tells nothing.
+    /// Every refusal costs one password verification, so that its timing tells nothing; the
+    /// refusal of an existing account is recorded as its `login_failed` event.
     async fn check_credentials(
         &self,
         username: &str,
         password: &Password,
+        request: &RequestOrigin,
     ) -> Result<User, LoginError> {
         let credentials = match EmailAddress::new(username) {
             Ok(email) => self.users.find_credentials_by_email(&email).await?,
@@ -400,8 +402,20 @@ impl AuthService {
         if matches && credentials.user.is_active {
             Ok(credentials.user)
         } else {
+            self.login_failed(&credentials.user, request);
             Err(LoginError::InvalidCredentials)
         }
+    }
+
+    /// Records a refused login of an existing account, without waiting for the write (see
+    /// [`SecurityEventRepository::record_events_detached`]).
+    fn login_failed(&self, user: &User, request: &RequestOrigin) {
+        let event = NewSecurityEvent::now(
+            user.id,
+            SecurityEventKind::LoginFailed,
+            EventContext::of(request, None),
+        );
+        self.events.record_events_detached(vec![event]);
     }
 
     /// The caller behind a bearer token: the token must be valid, its session active, and its
@@ -410,39 +424,6 @@ impl AuthService {
         self.authenticate_claims(token)
             .await
             .map(|(principal, _)| principal)
-    }
-
-    /// Introspection (RFC 7662): the bearer and the claims of `token` if it would be accepted
-    /// right now, by the same checks as [`AuthService::authenticate`]; `None` otherwise.
-    pub async fn introspect(
-        &self,
-        token: &str,
-    ) -> Result<Option<(Principal, AccessClaims)>, IntrospectError> {
-        match self.authenticate_claims(token).await {
-            Ok(found) => Ok(Some(found)),
-            Err(AuthenticateError::InvalidToken { .. }) => Ok(None),
-            Err(AuthenticateError::Unknown(err)) => Err(err.into()),
-        }
-    }
-
-    /// Revocation (RFC 7009): ends the session of an access token or of a refresh token
-    /// (spent or not), so that every token of that login stops working at once. A token that is
-    /// neither, or has expired, changes nothing, and that is no error.
-    pub async fn revoke_token(&self, token: &str) -> Result<(), LogoutError> {
-        let now = Utc::now();
-        if let Ok(claims) = self.verifier.verify(token).await {
-            self.sessions.revoke_session(claims.session_id, now).await?;
-            return Ok(());
-        }
-        let presented = self.refresh_tokens.hash(token);
-        if let Some(session) = self
-            .sessions
-            .find_session_by_refresh_token(&presented)
-            .await?
-        {
-            self.sessions.revoke_session(session.id, now).await?;
-        }
-        Ok(())
     }
 
     async fn authenticate_claims(
@@ -484,10 +465,15 @@ impl AuthService {
             user,
             session_id: session.id,
             scopes,
+            origin: RequestOrigin::default(),
         };
         Ok((principal, claims))
     }
 }
+
+mod sessions;
+
+pub use sessions::{EndSessionError, IntrospectError, SessionsError};
 
 #[cfg(test)]
 mod tests;

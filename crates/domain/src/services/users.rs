@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use crate::ports::{PasswordHasher, SaveUserError, SessionRepository, UserRepository};
 use crate::services::Principal;
-use crate::{EmailAddress, NewUser, Password, User, UserId};
+use crate::{EmailAddress, NewUser, Password, SecurityEventKind, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -148,13 +148,16 @@ impl UserService {
             .map(|credentials| credentials.user))
     }
 
+    /// Changes the caller's email, recording an `email_changed` event.
     pub async fn change_email(
         &self,
-        id: UserId,
+        caller: &Principal,
         email: &EmailAddress,
     ) -> Result<User, ChangeEmailError> {
+        let id = caller.user.id;
+        let event = caller.event(SecurityEventKind::EmailChanged);
         self.users
-            .update_email(id, email)
+            .update_email(id, email, &[event])
             .await?
             .ok_or_else(|| anyhow::anyhow!("user {id} vanished while changing their email").into())
     }
@@ -181,9 +184,10 @@ impl UserService {
             return Err(ChangePasswordError::IncorrectPassword);
         }
         let hash = self.hasher.hash(new).await?;
-        self.users.update_password(id, &hash).await?;
+        let event = caller.event(SecurityEventKind::PasswordChanged);
+        self.users.update_password(id, &hash, &[event]).await?;
         self.sessions
-            .revoke_sessions_of_user(id, Some(caller.session_id), Utc::now())
+            .revoke_sessions_of_user(id, Some(caller.session_id), Utc::now(), &[])
             .await?;
         Ok(())
     }

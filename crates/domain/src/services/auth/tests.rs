@@ -4,8 +4,8 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::ports::{
-    MockPasswordHasher, MockRefreshTokenCodec, MockSessionRepository, MockTokenIssuer,
-    MockTokenVerifier, MockUserRepository,
+    MockPasswordHasher, MockRefreshTokenCodec, MockSecurityEventRepository, MockSessionRepository,
+    MockTokenIssuer, MockTokenVerifier, MockUserRepository,
 };
 use crate::{
     AccessClaims, ClientId, InvalidTokenError, IssuedToken, PasswordHash, RefreshTokenHash,
@@ -48,6 +48,7 @@ struct Mocks {
     issuer: MockTokenIssuer,
     verifier: MockTokenVerifier,
     codec: MockRefreshTokenCodec,
+    events: MockSecurityEventRepository,
 }
 
 impl Default for Mocks {
@@ -69,6 +70,7 @@ impl Default for Mocks {
             issuer: MockTokenIssuer::new(),
             verifier: MockTokenVerifier::new(),
             codec,
+            events: MockSecurityEventRepository::new(),
         }
     }
 }
@@ -83,6 +85,7 @@ impl Mocks {
                 issuer: Arc::new(self.issuer),
                 verifier: Arc::new(self.verifier),
                 refresh_tokens: Arc::new(self.codec),
+                events: Arc::new(self.events),
             },
             Lifetimes {
                 session: TimeDelta::days(30),
@@ -93,6 +96,7 @@ impl Mocks {
 
     /// Ann exists with `user`'s flags, and the password check answers `matches`.
     fn with_ann(mut self, user: User, matches: bool) -> Self {
+        let (id, refused) = (user.id, !matches || !user.is_active);
         self.users
             .expect_find_credentials_by_email()
             .withf(|email| *email == EmailAddress::new(EMAIL).unwrap())
@@ -107,6 +111,20 @@ impl Mocks {
             .withf(|_, hash| hash.as_str() == HASH)
             .times(1)
             .returning(move |_, _| Ok(matches));
+        if refused {
+            // A refused login of an existing account is recorded, from where it came.
+            self.events
+                .expect_record_events_detached()
+                .withf(move |events| {
+                    matches!(events.as_slice(), [event] if event.user_id == id
+                        && event.kind == SecurityEventKind::LoginFailed
+                        && event.context.ip_address == Some("192.0.2.7".parse().unwrap())
+                        && event.context.user_agent.as_deref() == Some("test agent")
+                        && event.context.session_id.is_none())
+                })
+                .times(1)
+                .return_const(());
+        }
         self
     }
 
@@ -115,13 +133,19 @@ impl Mocks {
     fn issuing(mut self) -> Self {
         self.sessions
             .expect_create_session()
-            .withf(|new, refresh| {
+            .withf(|new, refresh, events| {
                 refresh.hash.as_str() == "hash-of-next-refresh"
                     && refresh.expires_at > new.created_at + TimeDelta::days(13)
                     && new.expires_at > new.created_at + TimeDelta::days(29)
+                    // The login is recorded with its session, from where it came.
+                    && matches!(events, [event] if event.kind == SecurityEventKind::Login
+                        && event.user_id == new.user_id
+                        && event.context.session_id == Some(new.id)
+                        && event.context.ip_address == new.origin.ip_address
+                        && event.context.user_agent == new.origin.user_agent)
             })
             .times(1)
-            .returning(|new, _| {
+            .returning(|new, _, _| {
                 Ok(Session {
                     id: new.id,
                     user_id: new.user_id,
@@ -222,6 +246,8 @@ async fn login_with_a_wrong_password_is_rejected() {
 #[tokio::test]
 async fn login_with_unknown_email_is_rejected_after_a_dummy_verification() {
     let mut mocks = Mocks::default();
+    // No account, no event.
+    mocks.events.expect_record_events_detached().never();
     mocks
         .users
         .expect_find_credentials_by_email()

@@ -2,6 +2,7 @@ use chrono::Utc;
 use mockall::predicate::{always, eq};
 
 use super::*;
+use crate::SecurityEventKind;
 use crate::ports::{MockPasswordHasher, MockSessionRepository, MockUserRepository};
 use crate::{PasswordHash, Scopes, SessionId, UserCredentials};
 
@@ -172,7 +173,7 @@ async fn getting_a_missing_user_is_not_found() {
 #[tokio::test]
 async fn changing_to_a_taken_email_is_a_duplicate() {
     let mut users = MockUserRepository::new();
-    users.expect_update_email().returning(|_, email| {
+    users.expect_update_email().returning(|_, email, _| {
         Err(SaveUserError::Duplicate {
             email: email.to_string(),
         })
@@ -184,10 +185,7 @@ async fn changing_to_a_taken_email_is_a_duplicate() {
     );
 
     let err = service
-        .change_email(
-            UserId::new(1),
-            &EmailAddress::new("bob@example.com").unwrap(),
-        )
+        .change_email(&caller(), &EmailAddress::new("bob@example.com").unwrap())
         .await
         .unwrap_err();
 
@@ -199,6 +197,7 @@ fn caller() -> Principal {
         user: user(1, "ann@example.com"),
         session_id: SessionId::random(),
         scopes: Scopes::allowed_for(false),
+        origin: crate::RequestOrigin::default(),
     }
 }
 
@@ -218,15 +217,24 @@ async fn changing_the_password_ends_every_other_session() {
     with_credentials(&mut users);
     users
         .expect_update_password()
-        .withf(|id, hash| *id == UserId::new(1) && hash.as_str() == "$new")
+        .withf(|id, hash, events| {
+            *id == UserId::new(1)
+                && hash.as_str() == "$new"
+                && matches!(events, [event] if event.kind == SecurityEventKind::PasswordChanged)
+        })
         .times(1)
-        .returning(|_, _| Ok(true));
+        .returning(|_, _, _| Ok(true));
     let mut sessions = MockSessionRepository::new();
     sessions
         .expect_revoke_sessions_of_user()
-        .with(eq(UserId::new(1)), eq(Some(caller.session_id)), always())
+        .with(
+            eq(UserId::new(1)),
+            eq(Some(caller.session_id)),
+            always(),
+            always(),
+        )
         .times(1)
-        .returning(|_, _, _| Ok(2));
+        .returning(|_, _, _, _| Ok(2));
     let mut hasher = hasher_returning("$new");
     hasher
         .expect_verify()

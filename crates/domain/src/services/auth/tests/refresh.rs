@@ -6,6 +6,7 @@ fn refresh(scope: Option<&str>) -> RefreshLogin {
     RefreshLogin {
         refresh_token: "old-refresh".into(),
         scope: scope.map(Into::into),
+        origin: RequestOrigin::new(Some("198.51.100.4".parse().unwrap()), Some("thief/1.0")),
     }
 }
 
@@ -94,12 +95,25 @@ async fn asking_a_refresh_for_more_scopes_is_refused_without_spending_the_token(
 async fn a_replayed_refresh_token_ends_the_whole_session() {
     let stolen = SessionId::random();
     let mut mocks = rotating(Rotation::Replayed(stolen), Some(ann(true, false)));
+    mocks.sessions.expect_find_session().returning(move |_| {
+        let mut session = session_of(UserId::new(1), false, "profile");
+        session.id = stolen;
+        Ok(Some(session))
+    });
+    // The end is recorded as a reuse, with where the replay came from.
     mocks
         .sessions
         .expect_revoke_session()
-        .with(eq(stolen), mockall::predicate::always())
+        .withf(move |id, _, events| {
+            *id == stolen
+                && matches!(events, [event] if event.kind == SecurityEventKind::RefreshReuseDetected
+                    && event.user_id == UserId::new(1)
+                    && event.context.session_id == Some(stolen)
+                    && event.context.ip_address == Some("198.51.100.4".parse().unwrap())
+                    && event.context.user_agent.as_deref() == Some("thief/1.0"))
+        })
         .times(1)
-        .returning(|_, _| Ok(true));
+        .returning(|_, _, _| Ok(true));
     mocks.issuer.expect_issue().never();
 
     let err = mocks.service().refresh(refresh(None)).await.unwrap_err();
@@ -156,14 +170,21 @@ async fn logging_out_ends_the_callers_session() {
         user: ann(true, false),
         session_id: SessionId::random(),
         scopes: Scopes::empty(),
+        origin: RequestOrigin::new(None, Some("curl/8")),
     };
     let mut mocks = Mocks::default();
+    let session_id = principal.session_id;
     mocks
         .sessions
         .expect_revoke_session()
-        .with(eq(principal.session_id), mockall::predicate::always())
+        .withf(move |id, _, events| {
+            *id == session_id
+                && matches!(events, [event] if event.kind == SecurityEventKind::Logout
+                    && event.context.session_id == Some(session_id)
+                    && event.context.user_agent.as_deref() == Some("curl/8"))
+        })
         .times(1)
-        .returning(|_, _| Ok(true));
+        .returning(|_, _, _| Ok(true));
 
     mocks.service().logout(&principal).await.unwrap();
 }

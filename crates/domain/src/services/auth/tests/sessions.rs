@@ -9,6 +9,7 @@ fn principal(session_id: SessionId) -> Principal {
         user: ann(true, false),
         session_id,
         scopes: Scopes::parse("profile").unwrap(),
+        origin: RequestOrigin::default(),
     }
 }
 
@@ -43,9 +44,14 @@ async fn ending_a_session_of_the_caller_ends_it() {
     mocks
         .sessions
         .expect_revoke_session_of_user()
-        .with(eq(UserId::new(1)), eq(target), always())
+        .withf(move |user, id, _, events| {
+            *user == UserId::new(1)
+                && *id == target
+                && matches!(events, [event] if event.kind == SecurityEventKind::SessionRevoked
+                    && event.context.session_id == Some(target))
+        })
         .times(1)
-        .returning(|_, _, _| Ok(true));
+        .returning(|_, _, _, _| Ok(true));
 
     let ended = mocks
         .service()
@@ -62,7 +68,7 @@ async fn ending_a_session_that_is_not_the_callers_active_one_is_not_found() {
         .sessions
         .expect_revoke_session_of_user()
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _, _| Ok(false));
 
     let ended = mocks
         .service()
@@ -79,9 +85,13 @@ async fn ending_the_other_sessions_spares_the_callers() {
     mocks
         .sessions
         .expect_revoke_sessions_of_user()
-        .with(eq(UserId::new(1)), eq(Some(own)), always())
+        .withf(move |user, except, _, events| {
+            *user == UserId::new(1)
+                && *except == Some(own)
+                && matches!(events, [event] if event.kind == SecurityEventKind::SessionRevoked)
+        })
         .times(1)
-        .returning(|_, _, _| Ok(3));
+        .returning(|_, _, _, _| Ok(3));
 
     let ended = mocks.service().end_other_sessions(&principal(own)).await;
 
