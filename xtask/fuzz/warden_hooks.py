@@ -1,7 +1,8 @@
 """Schemathesis hooks for `cargo xtask fuzz`: how the fuzzer authenticates.
 
 - Operations that end sessions or change how an account logs in (`POST /logout`,
-  `DELETE /users/me`, `PATCH /users/me`, `PUT /users/me/password`, the `sessions` operations)
+  `DELETE /users/me`, `PATCH /users/me`, `PUT /users/me/password`, the `sessions` and the
+  two-factor operations)
   act as a brand-new account each time, so that they cannot spoil the cases after them. (For
   `DELETE /admin/users/{id}/sessions`, which could end the admin's own sessions, that account is
   not an admin: the fuzzer sees its 403s.)
@@ -31,6 +32,10 @@ DESTRUCTIVE = {
     ("DELETE", "/users/me/sessions"),
     ("DELETE", "/users/me/sessions/{id}"),
     ("DELETE", "/admin/users/{id}/sessions"),
+    ("POST", "/users/me/mfa/totp"),
+    ("POST", "/users/me/mfa/totp/confirm"),
+    ("POST", "/users/me/mfa/totp/disable"),
+    ("POST", "/users/me/mfa/recovery-codes"),
 }
 
 

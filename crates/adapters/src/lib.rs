@@ -4,6 +4,7 @@
 //! - [`password`]: argon2id password hashing on blocking threads.
 //! - [`jwt`]: signing and verifying access tokens (jsonwebtoken).
 //! - [`refresh`]: refresh-token secrets and their stored hashes.
+//! - [`totp`]: TOTP codes, sealed TOTP secrets and recovery codes.
 //! - [`throttle`]: brute-force budgets in memory (with PostgreSQL, [`store::SharedThrottle`]).
 
 pub mod jwt;
@@ -13,9 +14,11 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
+pub mod totp;
 
 pub use jwt::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens, PublicKey};
 pub use password::Argon2Hasher;
 pub use refresh::Sha256RefreshTokens;
 pub use store::{Backend, SharedThrottle, Store, StoreOptions, sqlite_file};
 pub use throttle::MemoryThrottle;
+pub use totp::TotpSecrets;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod jwks;
+pub mod mfa;
 pub mod oauth;
 pub mod posts;
 pub mod security;
@@ -39,6 +40,7 @@ pub type Apis = (
     users::UsersApi,
     sessions::SessionsApi,
     events::EventsApi,
+    mfa::MfaApi,
     posts::PostsApi,
     admin::AdminApi,
     health::HealthApi,

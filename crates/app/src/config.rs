@@ -103,17 +103,6 @@ pub struct Config {
     pub accounts: AccountConfig,
 }
 
-/// The account side: the security event log and second factors.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Accounts")]
-pub struct AccountConfig {
-    /// How long security events are kept, in days: older ones are never listed, and are
-    /// deleted within the hour.
-    #[arg(long, env = "EVENT_RETENTION_DAYS", default_value_t = 90,
-          value_parser = clap::value_parser!(u32).range(1..=3650))]
-    pub event_retention_days: u32,
-}
-
 /// The HTTP server.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Server")]
@@ -475,6 +464,10 @@ fn random_secret() -> String {
     rand::fill(&mut bytes);
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
+
+mod accounts;
+
+pub use accounts::{AccountConfig, resolve_mfa_key};
 
 #[cfg(test)]
 mod tests;

@@ -14,16 +14,18 @@ use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
     Argon2Hasher, JwtConfig, JwtTokens, MemoryThrottle, Sha256RefreshTokens, Store, StoreOptions,
+    TotpSecrets,
 };
 use warden_domain::EventRetention;
 use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
-    AdminService, AuthPorts, AuthService, EventService, Lifetimes, PostService, UserService,
+    AdminService, AuthPorts, AuthService, EventService, Lifetimes, MfaPorts, MfaService,
+    PostService, UserService,
 };
 
 use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
-use crate::config::{Config, SecretSource, resolve_jwt_keys};
+use crate::config::{Config, SecretSource, resolve_jwt_keys, resolve_mfa_key};
 use crate::cors::{CorsOrigins, cors};
 use crate::throttle::Throttle;
 
@@ -37,6 +39,7 @@ pub struct AppState {
     pub posts: PostService,
     pub admin: AdminService,
     pub events: EventService,
+    pub mfa: MfaService,
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
@@ -110,6 +113,9 @@ impl AppState {
             config.password_hash_queue(),
         )?);
         let repository = Arc::new(store.clone());
+        let totp = Arc::new(TotpSecrets::new(secrecy::ExposeSecret::expose_secret(
+            &resolve_mfa_key(config)?,
+        ))?);
         let auth = AuthService::new(
             AuthPorts {
                 users: repository.clone(),
@@ -119,6 +125,8 @@ impl AppState {
                 verifier: tokens.clone(),
                 refresh_tokens: Arc::new(Sha256RefreshTokens),
                 events: repository.clone(),
+                mfa: repository.clone(),
+                totp: totp.clone(),
             },
             Lifetimes {
                 session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
@@ -127,7 +135,13 @@ impl AppState {
         );
         Ok(Self {
             auth,
-            users: UserService::new(repository.clone(), repository.clone(), hasher),
+            users: UserService::new(repository.clone(), repository.clone(), hasher.clone()),
+            mfa: MfaService::new(MfaPorts {
+                users: repository.clone(),
+                hasher,
+                mfa: repository.clone(),
+                codec: totp,
+            }),
             posts: PostService::new(repository.clone(), repository.clone()),
             admin: AdminService::new(repository.clone(), repository.clone()),
             events: EventService::new(
@@ -362,6 +376,7 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         }
     });
     let events = state.events.clone();
+    let mfa = state.mfa.clone();
     tokio::spawn(async move {
         // At start, then hourly: listings cut at the retention themselves, so this only
         // bounds the table.
@@ -372,6 +387,12 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
                 Ok(deleted) => tracing::debug!(deleted, "pruned security events"),
                 Err(err) => {
                     tracing::warn!(error = format!("{err:#}"), "cannot prune security events");
+                }
+            }
+            match mfa.prune().await {
+                Ok(deleted) => tracing::debug!(deleted, "pruned expired mfa challenges"),
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), "cannot prune mfa challenges");
                 }
             }
         }

@@ -122,6 +122,21 @@ impl Throttle {
         self.store.blocked_for(&login_keys(username, address)).await
     }
 
+    /// How long a login from `address` must wait, if it ran out of failures (for a login's
+    /// second step, which names no username).
+    ///
+    /// # Errors
+    ///
+    /// As [`Throttle::login_blocked_for`].
+    pub async fn login_address_blocked_for(
+        &self,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.store
+            .blocked_for(&[ThrottleKey::login_address(address)])
+            .await
+    }
+
     /// Counts a failed login.
     ///
     /// # Errors

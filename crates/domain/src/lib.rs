@@ -6,6 +6,7 @@
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
 pub mod event;
+pub mod mfa;
 pub mod ports;
 pub mod post;
 pub mod scope;
@@ -19,6 +20,10 @@ pub mod user;
 pub use event::{
     EventContext, EventId, EventLimit, EventLimitError, EventQuery, EventRetention,
     NewSecurityEvent, RequestOrigin, SecurityEvent, SecurityEventKind, UnknownEventKind,
+};
+pub use mfa::{
+    MfaChallenge, RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, TotpEnrolment, TotpFactor,
+    TotpSecret,
 };
 pub use post::{
     MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,

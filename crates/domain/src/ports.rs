@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AccessClaims, AccessGrant, EmailAddress, EventQuery, InvalidTokenError, IssuedToken,
-    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, Password, PasswordHash, Post,
-    PostDraft, PostId, PostList, PostQuery, RefreshTokenHash, Rotation, SecurityEvent, Session,
-    SessionId, ThrottleKey, User, UserCredentials, UserFlags, UserId,
+    AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
+    NewSecurityEvent, NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId,
+    PostList, PostQuery, RefreshTokenHash, Rotation, Session, SessionId, ThrottleKey, User,
+    UserCredentials, UserFlags, UserId,
 };
 
 /// What is behind a port cannot serve right now: the connection to the storage was refused or
@@ -133,41 +133,9 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn delete_user(&self, id: UserId) -> anyhow::Result<bool>;
 }
 
-/// Stores the security event log (contract section 11). Events that record a change are stored
-/// by the method that makes the change; this port stores those that change nothing else (a
-/// refused login), reads them, and forgets old ones.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait SecurityEventRepository: Send + Sync + 'static {
-    /// Records `events`, all or none.
-    ///
-    /// # Errors
-    ///
-    /// A failure of the storage (marked [`Unavailable`] when transient), including a user id
-    /// that does not exist; then nothing is stored.
-    async fn record_events(&self, events: &[NewSecurityEvent]) -> anyhow::Result<()>;
+mod accounts;
 
-    /// Records `events` without waiting: the write happens after the call returns, and its
-    /// failure is logged, not returned. For events whose write would tell an observer
-    /// something by its time: a refused login of an existing account must take as long to
-    /// answer as one of an unknown account, which has no log to write to.
-    fn record_events_detached(&self, events: Vec<NewSecurityEvent>);
-
-    /// The events `query` selects, newest first.
-    ///
-    /// # Errors
-    ///
-    /// A failure of the storage (marked [`Unavailable`] when transient), or a stored row that
-    /// does not pass the domain's validation.
-    async fn list_events(&self, query: &EventQuery) -> anyhow::Result<Vec<SecurityEvent>>;
-
-    /// Deletes the events from before `cutoff`. Returns how many.
-    ///
-    /// # Errors
-    ///
-    /// A failure of the storage (marked [`Unavailable`] when transient).
-    async fn delete_events_before(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
-}
+pub use accounts::*;
 
 /// Stores login sessions and their refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

@@ -4,16 +4,21 @@
 pub mod admin;
 pub mod auth;
 pub mod events;
+pub mod mfa;
 pub mod posts;
 pub mod users;
 
 pub use admin::{AdminService, EndSessionsError, ListUsersError, PromoteError, UpdateUserError};
 pub use auth::{
     AuthPorts, AuthService, AuthenticateError, EndSessionError, IntrospectError, Lifetimes,
-    LoginError, LogoutError, PasswordLogin, Principal, RefreshError, RefreshLogin, SessionsError,
-    TokenGrant,
+    LoginError, LogoutError, MfaLogin, PasswordLogin, Principal, RefreshError, RefreshLogin,
+    SessionsError, TokenGrant,
 };
 pub use events::{EventPage, EventService, ListEventsError};
+pub use mfa::{
+    ChangeMfaError, ConfirmTotpError, MfaPorts, MfaService, MfaStatusError, ResetMfaError,
+    SecondFactor, StartTotpError,
+};
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,
 };

@@ -12,19 +12,20 @@ use poem::{Endpoint, EndpointExt, Request};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{LoginError, PasswordLogin, RefreshError, RefreshLogin, TokenGrant};
-use warden_domain::text::{self, TextKind};
-use warden_domain::{ClientId, Password, SessionOrigin};
+use secrecy::ExposeSecret;
+use warden_domain::ClientId;
+use warden_domain::services::{LoginError, RefreshError, TokenGrant};
 
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
 use super::security::OAuth2PasswordBearer;
 use crate::AppState;
-use crate::throttle::retry_after_seconds;
 
 pub mod form;
+mod grants;
 
 pub use form::TokenRequest;
+use grants::{MFA_OTP_GRANT, mfa_otp_grant, password_grant, refresh_grant};
 
 /// A successful token response (RFC 6749 section 5.1).
 #[derive(Debug, Object)]
@@ -71,10 +72,14 @@ impl Example for TokenResponse {
 #[oai(example)]
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
-    /// `slow_down`, `server_error` or `temporarily_unavailable`.
+    /// `mfa_required`, `slow_down`, `server_error` or `temporarily_unavailable`.
     pub error: String,
     /// What went wrong, for a person to read.
     pub error_description: String,
+    /// With `mfa_required` only: send it back with a code in the grant
+    /// `urn:warden:params:oauth:grant-type:mfa-otp`. Single use, valid 5 minutes.
+    #[oai(skip_serializing_if_is_none)]
+    pub mfa_token: Option<String>,
 }
 
 impl OAuthErrorBody {
@@ -83,6 +88,7 @@ impl OAuthErrorBody {
         Json(Self {
             error: error.into(),
             error_description: description.into(),
+            mfa_token: None,
         })
     }
 
@@ -112,6 +118,7 @@ impl Example for OAuthErrorBody {
         Self {
             error: "invalid_grant".into(),
             error_description: LoginError::InvalidCredentials.to_string(),
+            mfa_token: None,
         }
     }
 }
@@ -124,7 +131,9 @@ pub enum LoginResponse {
     /// The request is malformed (`invalid_request`); the credentials are wrong, the account is
     /// disabled, or the refresh token is unknown, expired, spent or revoked (`invalid_grant`);
     /// the grant type is not supported (`unsupported_grant_type`); or a scope is unknown or
-    /// more than the login granted (`invalid_scope`).
+    /// more than the login granted (`invalid_scope`). For an account with a second factor, the
+    /// right password without `otp` answers `mfa_required` with an `mfa_token`; a wrong code,
+    /// or an unknown, expired or spent `mfa_token`, is `invalid_grant`.
     #[oai(status = 400)]
     BadRequest(Json<OAuthErrorBody>),
     /// An unexpected failure (`server_error`); the details are in the server's log.
@@ -168,7 +177,14 @@ impl From<LoginError> for LoginResponse {
     /// that the answer does not tell which.
     fn from(err: LoginError) -> Self {
         match err {
-            LoginError::InvalidCredentials => Self::error("invalid_grant", err.to_string()),
+            LoginError::InvalidCredentials
+            | LoginError::InvalidSecondFactor { .. }
+            | LoginError::InvalidMfaToken => Self::error("invalid_grant", err.to_string()),
+            LoginError::MfaRequired { ref mfa_token } => {
+                let mut body = OAuthErrorBody::json("mfa_required", err.to_string());
+                body.0.mfa_token = Some(mfa_token.expose_secret().to_owned());
+                Self::BadRequest(body)
+            }
             LoginError::InvalidScope(_) => Self::error("invalid_scope", err.to_string()),
             LoginError::Unknown(cause) => cause.into(),
         }
@@ -220,8 +236,13 @@ impl AuthApi {
     /// `grant_type=refresh_token` and the last `refresh_token` for new tokens; each refresh
     /// token works once, and presenting a spent one ends the session.
     ///
-    /// `client_id`, `client_secret` and an `Authorization: Basic` header are accepted and
-    /// ignored. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`. Unknown
+    /// An account with a second factor: the right password alone answers 400 `mfa_required`
+    /// with an `mfa_token`; send it with a code as
+    /// `grant_type=urn:warden:params:oauth:grant-type:mfa-otp&mfa_token=...&otp=123456`, or send
+    /// `otp` with the password to log in in one step. A recovery code works in place of a code.
+    ///
+    /// `client_id` is recorded in the session and its tokens; `client_secret` and an
+    /// `Authorization: Basic` header are accepted and ignored. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`. Unknown
     /// email, wrong password and disabled account get the same answer.
     #[oai(
         path = "/login",
@@ -245,6 +266,7 @@ impl AuthApi {
                 password_grant(&state, req, &form, client_id).await,
             ),
             "refresh_token" => ("refresh_token", refresh_grant(&state, req, &form).await),
+            MFA_OTP_GRANT => ("mfa_otp", mfa_otp_grant(&state, req, &form).await),
             other => (
                 "other",
                 LoginResponse::error(
@@ -299,98 +321,6 @@ impl AuthApi {
         state.auth.logout(&auth.0).await?;
         tracing::info!(session_id = %auth.0.session_id, "logged out");
         Ok(LogoutResponse::LoggedOut)
-    }
-}
-
-async fn password_grant(
-    state: &AppState,
-    req: &Request,
-    form: &TokenRequest,
-    client_id: ClientId,
-) -> LoginResponse {
-    let (username, password) = match (form.required("username"), form.required("password")) {
-        (Ok(username), Ok(password)) => (username, password),
-        (Err(missing), _) | (_, Err(missing)) => return missing,
-    };
-    // Checked before anything else: a huge password must never reach the hasher, and a
-    // username the text model refuses (a NUL, say) never reaches the database.
-    let Ok(password) = Password::candidate(password.to_owned()) else {
-        return LoginResponse::invalid_request("the password is longer than 1024 bytes");
-    };
-    if let Err(err) = text::check(username, TextKind::Line) {
-        return LoginResponse::invalid_request(format!("the username {err}"));
-    }
-    // Refused before the password is checked: a throttled guess costs the attacker a request
-    // and us nothing.
-    let address = state.throttle.client_address(req);
-    let blocked = match state.throttle.login_blocked_for(username, address).await {
-        Ok(blocked) => blocked,
-        Err(err) => return err.into(),
-    };
-    if let Some(wait) = blocked {
-        tracing::warn!(?address, "login throttled");
-        metrics::counter!("warden_throttled_total", "kind" => "login").increment(1);
-        return LoginResponse::TooManyRequests(
-            OAuthErrorBody::json("slow_down", "too many failed logins; try again later"),
-            retry_after_seconds(wait),
-        );
-    }
-    let request = state.throttle.request_origin(req);
-    let login = PasswordLogin {
-        username: username.to_owned(),
-        password,
-        scope: form.optional("scope").map(str::to_owned),
-        origin: SessionOrigin {
-            client_id,
-            user_agent: request.user_agent,
-            ip_address: request.ip_address,
-            ..SessionOrigin::default()
-        },
-    };
-    match state.auth.login(login).await {
-        Ok(grant) => {
-            tracing::info!(session_id = %grant.session_id, "login succeeded");
-            LoginResponse::Ok(Json(grant.into()))
-        }
-        Err(err) => {
-            if matches!(err, LoginError::InvalidCredentials) {
-                tracing::info!("login refused");
-                // Uncounted, a failure would be a free guess: better no answer than that one.
-                if let Err(err) = state.throttle.login_failed(username, address).await {
-                    return err.into();
-                }
-            }
-            err.into()
-        }
-    }
-}
-
-async fn refresh_grant(state: &AppState, req: &Request, form: &TokenRequest) -> LoginResponse {
-    let refresh_token = match form.required("refresh_token") {
-        Ok(token) => token,
-        Err(missing) => return missing,
-    };
-    let refresh = RefreshLogin {
-        refresh_token: refresh_token.to_owned(),
-        scope: form.optional("scope").map(str::to_owned),
-        origin: state.throttle.request_origin(req),
-    };
-    match state.auth.refresh(refresh).await {
-        Ok(grant) => {
-            tracing::info!(session_id = %grant.session_id, "tokens refreshed");
-            LoginResponse::Ok(Json(grant.into()))
-        }
-        Err(err) => {
-            match &err {
-                RefreshError::InvalidGrant => tracing::info!("refresh refused"),
-                RefreshError::Replayed(session_id) => {
-                    tracing::warn!(%session_id, "spent refresh token presented again: session ended");
-                    metrics::counter!("warden_refresh_reuse_detected_total").increment(1);
-                }
-                RefreshError::InvalidScope(_) | RefreshError::Unknown(_) => {}
-            }
-            err.into()
-        }
     }
 }
 

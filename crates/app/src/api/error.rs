@@ -13,7 +13,7 @@ use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
 use warden_domain::services::{
     CreatePostError, DeleteAccountError, ListEventsError, ListPostsError, ListUsersError,
-    LogoutError, SessionsError,
+    LogoutError, MfaStatusError, SessionsError,
 };
 
 /// An error answer.
@@ -186,6 +186,7 @@ unknown_only!(
     ListPostsError,
     ListUsersError,
     LogoutError,
+    MfaStatusError,
     SessionsError,
 );
 

@@ -125,18 +125,37 @@ enum RegisterResponse {
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
+/// Your own account, with whether its logins need a second factor.
+#[derive(Debug, Object)]
+pub(crate) struct MyAccount {
+    #[oai(flatten)]
+    user: UserMe,
+    /// Whether logins need a second factor (TOTP), since `POST /users/me/mfa/totp/confirm`.
+    mfa_enabled: bool,
+}
+
+impl MyAccount {
+    async fn of(state: &AppState, user: User) -> Result<Self, ApiError> {
+        let mfa_enabled = state.mfa.is_enabled(user.id).await?;
+        Ok(Self {
+            user: user.into(),
+            mfa_enabled,
+        })
+    }
+}
+
 #[derive(Debug, ApiResponse)]
 enum MeResponse {
     /// Your account.
     #[oai(status = 200)]
-    Ok(Json<UserMe>),
+    Ok(Json<MyAccount>),
 }
 
 #[derive(Debug, ApiResponse)]
 enum UpdateMeResponse {
     /// Your account as it is now.
     #[oai(status = 200)]
-    Ok(Json<UserMe>),
+    Ok(Json<MyAccount>),
     /// Another account has this email.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
@@ -227,8 +246,11 @@ impl UsersApi {
     async fn me(
         &self,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
+        state: Data<&AppState>,
     ) -> Result<MeResponse, ApiError> {
-        Ok(MeResponse::Ok(Json(auth.0.user.into())))
+        Ok(MeResponse::Ok(Json(
+            MyAccount::of(&state, auth.0.user).await?,
+        )))
     }
 
     /// Change your email
@@ -242,7 +264,9 @@ impl UsersApi {
         let email = EmailAddress::new(&body.0.email)
             .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
         match state.users.change_email(&auth.0, &email).await {
-            Ok(user) => Ok(UpdateMeResponse::Ok(Json(user.into()))),
+            Ok(user) => Ok(UpdateMeResponse::Ok(Json(
+                MyAccount::of(&state, user).await?,
+            ))),
             Err(err) => err.answer(),
         }
     }

@@ -134,3 +134,39 @@ fn transaction_pooling_and_the_shutdown_delay_are_off_unless_set() {
     assert!(set.database.transaction_pooling);
     assert_eq!(set.server.shutdown_delay_seconds, 5);
 }
+
+#[test]
+fn the_mfa_key_is_its_own_setting_or_else_the_jwt_secret() {
+    let secret = "a-jwt-secret-of-more-than-thirty-two-bytes";
+    let derived = config(&[
+        "--database-url",
+        "postgres://db/warden",
+        "--jwt-secret",
+        secret,
+    ]);
+    assert_eq!(
+        resolve_mfa_key(&derived).unwrap().expose_secret(),
+        secret.as_bytes()
+    );
+    assert_eq!(derived.accounts.event_retention_days, 90);
+
+    let own = config(&[
+        "--database-url",
+        "postgres://db/warden",
+        "--jwt-secret",
+        secret,
+        "--mfa-encryption-key",
+        "an-mfa-key-of-more-than-thirty-two-bytes",
+    ]);
+    assert_eq!(
+        resolve_mfa_key(&own).unwrap().expose_secret(),
+        b"an-mfa-key-of-more-than-thirty-two-bytes"
+    );
+    assert!(!format!("{own:?}").contains("an-mfa-key"), "never printed");
+
+    // PostgreSQL with EdDSA and no JWT_SECRET: nothing to derive it from.
+    let mut none = config(&["--database-url", "postgres://db/warden"]);
+    none.tokens.jwt_secret = None;
+    let err = resolve_mfa_key(&none).unwrap_err();
+    assert!(format!("{err:#}").contains("MFA_ENCRYPTION_KEY"), "{err:#}");
+}

@@ -33,6 +33,7 @@ mod events;
 mod hostile;
 mod keys;
 mod metrics;
+mod mfa;
 mod oauth;
 mod posts;
 mod scopes;

@@ -5,29 +5,15 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 
+use super::mfa::SecondFactor;
 use crate::ports::{
-    PasswordHasher, RefreshTokenCodec, SecurityEventRepository, SessionRepository, TokenIssuer,
-    TokenVerifier, UserRepository,
+    MfaRepository, PasswordHasher, RefreshTokenCodec, SecurityEventRepository, SessionRepository,
+    TokenIssuer, TokenVerifier, TotpCodec, UserRepository,
 };
 use crate::{
-    AccessClaims, AccessGrant, AuthMethods, EmailAddress, EventContext, NewRefreshToken,
-    NewSecurityEvent, NewSession, Password, RequestOrigin, Rotation, Scope, Scopes,
-    SecurityEventKind, Session, SessionId, SessionOrigin, UnknownScopeError, User,
+    AccessClaims, AccessGrant, EventContext, NewRefreshToken, NewSecurityEvent, RequestOrigin,
+    Rotation, Scope, Scopes, SecurityEventKind, Session, SessionId, User,
 };
-
-/// A password grant (RFC 6749 section 4.3) as the token endpoint received it.
-#[derive(Debug)]
-pub struct PasswordLogin {
-    /// The `username` field, which is the account's email. It is parsed here, not by the caller,
-    /// so that a malformed address is refused exactly like an unknown one.
-    pub username: String,
-    pub password: Password,
-    /// The `scope` field, if the client sent one.
-    pub scope: Option<String>,
-    /// Where the login comes from: its client, user agent and address. Its authentication
-    /// methods are the service's to set.
-    pub origin: SessionOrigin,
-}
 
 /// What a successful login or refresh hands back to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,18 +48,6 @@ pub enum RefreshError {
     /// An unknown scope, or one the original login was not granted.
     #[error("{0}")]
     InvalidScope(String),
-    #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// Unknown email, wrong password or disabled account. Deliberately one variant: the answer
-    /// must not tell an attacker which it was.
-    #[error("incorrect username or password")]
-    InvalidCredentials,
-    #[error(transparent)]
-    InvalidScope(#[from] UnknownScopeError),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -158,6 +132,8 @@ pub struct AuthService {
     verifier: Arc<dyn TokenVerifier>,
     refresh_tokens: Arc<dyn RefreshTokenCodec>,
     events: Arc<dyn SecurityEventRepository>,
+    mfa: Arc<dyn MfaRepository>,
+    second_factor: SecondFactor,
     lifetimes: Lifetimes,
 }
 
@@ -188,6 +164,8 @@ pub struct AuthPorts {
     pub verifier: Arc<dyn TokenVerifier>,
     pub refresh_tokens: Arc<dyn RefreshTokenCodec>,
     pub events: Arc<dyn SecurityEventRepository>,
+    pub mfa: Arc<dyn MfaRepository>,
+    pub totp: Arc<dyn TotpCodec>,
 }
 
 impl std::fmt::Debug for AuthPorts {
@@ -206,6 +184,8 @@ impl AuthService {
             verifier,
             refresh_tokens,
             events,
+            mfa,
+            totp,
         } = ports;
         Self {
             users,
@@ -215,58 +195,10 @@ impl AuthService {
             verifier,
             refresh_tokens,
             events,
+            second_factor: SecondFactor::new(mfa.clone(), totp),
+            mfa,
             lifetimes,
         }
-    }
-
-    /// The password grant: checks the credentials, opens a session and issues an access token
-    /// with the scopes the account may hold (all of them, or those requested).
-    pub async fn login(&self, login: PasswordLogin) -> Result<TokenGrant, LoginError> {
-        // An unknown scope name is a malformed request, refused before any expensive work.
-        let requested = login.scope.as_deref().map(Scopes::parse).transpose()?;
-        let request = RequestOrigin {
-            ip_address: login.origin.ip_address,
-            user_agent: login.origin.user_agent.clone(),
-        };
-        let user = self
-            .check_credentials(&login.username, &login.password, &request)
-            .await?;
-
-        let allowed = Scopes::allowed_for(user.is_admin);
-        let scopes = requested.map_or(allowed, |requested| requested.intersection(allowed));
-
-        let now = Utc::now();
-        let (refresh_token, refresh_hash) = self.refresh_tokens.generate();
-        let origin = SessionOrigin {
-            auth_methods: AuthMethods::Password,
-            ..login.origin
-        };
-        let session_id = SessionId::random();
-        let event = NewSecurityEvent {
-            user_id: user.id,
-            kind: SecurityEventKind::Login,
-            at: now,
-            context: EventContext::of(&request, Some(session_id)),
-        };
-        let session = self
-            .sessions
-            .create_session(
-                &NewSession {
-                    id: session_id,
-                    user_id: user.id,
-                    created_at: now,
-                    expires_at: now + self.lifetimes.session,
-                    scopes,
-                    origin,
-                },
-                &NewRefreshToken {
-                    hash: refresh_hash,
-                    expires_at: now + self.lifetimes.refresh_token,
-                },
-                &[event],
-            )
-            .await?;
-        Ok(self.grant(&user, &session, scopes, refresh_token).await?)
     }
 
     /// The refresh grant: spends the presented refresh token and hands out a new access token
@@ -378,46 +310,6 @@ impl AuthService {
         })
     }
 
-    /// The account these credentials belong to, if they are right and the account is active.
-    /// Every refusal costs one password verification, so that its timing tells nothing; the
-    /// refusal of an existing account is recorded as its `login_failed` event.
-    async fn check_credentials(
-        &self,
-        username: &str,
-        password: &Password,
-        request: &RequestOrigin,
-    ) -> Result<User, LoginError> {
-        let credentials = match EmailAddress::new(username) {
-            Ok(email) => self.users.find_credentials_by_email(&email).await?,
-            Err(_) => None,
-        };
-        let Some(credentials) = credentials else {
-            self.hasher.verify_dummy(password).await?;
-            return Err(LoginError::InvalidCredentials);
-        };
-        let matches = self
-            .hasher
-            .verify(password, &credentials.password_hash)
-            .await?;
-        if matches && credentials.user.is_active {
-            Ok(credentials.user)
-        } else {
-            self.login_failed(&credentials.user, request);
-            Err(LoginError::InvalidCredentials)
-        }
-    }
-
-    /// Records a refused login of an existing account, without waiting for the write (see
-    /// [`SecurityEventRepository::record_events_detached`]).
-    fn login_failed(&self, user: &User, request: &RequestOrigin) {
-        let event = NewSecurityEvent::now(
-            user.id,
-            SecurityEventKind::LoginFailed,
-            EventContext::of(request, None),
-        );
-        self.events.record_events_detached(vec![event]);
-    }
-
     /// The caller behind a bearer token: the token must be valid, its session active, and its
     /// user existing and active.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthenticateError> {
@@ -471,8 +363,10 @@ impl AuthService {
     }
 }
 
+mod login;
 mod sessions;
 
+pub use login::{LoginError, MfaLogin, PasswordLogin};
 pub use sessions::{EndSessionError, IntrospectError, SessionsError};
 
 #[cfg(test)]

@@ -30,7 +30,9 @@ pub trait FormSchema: Type + Send + Sync + 'static {
 #[derive(Debug, Object)]
 #[oai(rename = "TokenRequest")]
 pub struct TokenRequestForm {
-    /// `password` (the default when absent) or `refresh_token`.
+    /// `password` (the default when absent), `refresh_token`, or
+    /// `urn:warden:params:oauth:grant-type:mfa-otp` (the second step of a login with a second
+    /// factor).
     grant_type: Option<String>,
     /// Password grant: the account's email.
     username: Option<String>,
@@ -49,6 +51,12 @@ pub struct TokenRequestForm {
     client_id: Option<String>,
     /// Accepted and ignored.
     client_secret: Option<String>,
+    /// A TOTP code (6 digits) or a recovery code. Password grant: for an account with a second
+    /// factor, logs in in one step (without it the answer is `mfa_required`). `mfa-otp` grant:
+    /// required.
+    otp: Option<String>,
+    /// `mfa-otp` grant: the `mfa_token` of the `mfa_required` answer.
+    mfa_token: Option<String>,
 }
 
 impl FormSchema for TokenRequestForm {
@@ -60,6 +68,8 @@ impl FormSchema for TokenRequestForm {
         "refresh_token",
         "client_id",
         "client_secret",
+        "otp",
+        "mfa_token",
     ];
 }
 

@@ -4,12 +4,12 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::ports::{
-    MockPasswordHasher, MockRefreshTokenCodec, MockSecurityEventRepository, MockSessionRepository,
-    MockTokenIssuer, MockTokenVerifier, MockUserRepository,
+    MockMfaRepository, MockPasswordHasher, MockRefreshTokenCodec, MockSecurityEventRepository,
+    MockSessionRepository, MockTokenIssuer, MockTokenVerifier, MockTotpCodec, MockUserRepository,
 };
 use crate::{
-    AccessClaims, ClientId, InvalidTokenError, IssuedToken, PasswordHash, RefreshTokenHash,
-    UserCredentials, UserId,
+    AccessClaims, AuthMethods, ClientId, EmailAddress, InvalidTokenError, IssuedToken, Password,
+    PasswordHash, RefreshTokenHash, SessionOrigin, UnknownScopeError, UserCredentials, UserId,
 };
 
 const EMAIL: &str = "ann@example.com";
@@ -49,6 +49,8 @@ struct Mocks {
     verifier: MockTokenVerifier,
     codec: MockRefreshTokenCodec,
     events: MockSecurityEventRepository,
+    mfa: MockMfaRepository,
+    totp: MockTotpCodec,
 }
 
 impl Default for Mocks {
@@ -71,6 +73,8 @@ impl Default for Mocks {
             verifier: MockTokenVerifier::new(),
             codec,
             events: MockSecurityEventRepository::new(),
+            mfa: MockMfaRepository::new(),
+            totp: MockTotpCodec::new(),
         }
     }
 }
@@ -86,6 +90,8 @@ impl Mocks {
                 verifier: Arc::new(self.verifier),
                 refresh_tokens: Arc::new(self.codec),
                 events: Arc::new(self.events),
+                mfa: Arc::new(self.mfa),
+                totp: Arc::new(self.totp),
             },
             Lifetimes {
                 session: TimeDelta::days(30),
@@ -125,6 +131,12 @@ impl Mocks {
                 .times(1)
                 .return_const(());
         }
+        self
+    }
+
+    /// Ann has no second factor.
+    fn without_second_factor(mut self) -> Self {
+        self.mfa.expect_find_totp().returning(|_| Ok(None));
         self
     }
 
@@ -188,6 +200,7 @@ fn login(username: &str, scope: Option<&str>) -> PasswordLogin {
         username: username.into(),
         password: Password::candidate("correct horse".into()).unwrap(),
         scope: scope.map(Into::into),
+        otp: None,
         origin: SessionOrigin {
             client_id: ClientId::new("test-client").unwrap(),
             user_agent: Some("test agent".into()),
@@ -201,6 +214,7 @@ fn login(username: &str, scope: Option<&str>) -> PasswordLogin {
 async fn login_with_the_right_password_opens_a_session_and_issues_tokens() {
     let service = Mocks::default()
         .with_ann(ann(true, false), true)
+        .without_second_factor()
         .issuing()
         .service();
 
@@ -220,6 +234,7 @@ async fn login_with_the_right_password_opens_a_session_and_issues_tokens() {
 async fn login_finds_the_account_whatever_the_case_and_spacing_of_the_email() {
     let service = Mocks::default()
         .with_ann(ann(true, false), true)
+        .without_second_factor()
         .issuing()
         .service();
 
@@ -318,6 +333,7 @@ async fn login_with_an_unknown_scope_is_rejected_before_checking_the_password() 
 async fn login_grants_only_the_requested_scopes() {
     let service = Mocks::default()
         .with_ann(ann(true, false), true)
+        .without_second_factor()
         .issuing()
         .service();
 
@@ -333,6 +349,7 @@ async fn login_grants_only_the_requested_scopes() {
 async fn login_drops_scopes_the_account_may_not_hold() {
     let service = Mocks::default()
         .with_ann(ann(true, false), true)
+        .without_second_factor()
         .issuing()
         .service();
 
@@ -348,6 +365,7 @@ async fn login_drops_scopes_the_account_may_not_hold() {
 async fn admins_get_the_admin_scope_by_default() {
     let service = Mocks::default()
         .with_ann(ann(true, true), true)
+        .without_second_factor()
         .issuing()
         .service();
 
@@ -371,5 +389,6 @@ async fn a_storage_failure_during_login_is_unknown_not_a_wrong_password() {
 }
 
 mod authenticate;
+mod mfa;
 mod refresh;
 mod sessions;
