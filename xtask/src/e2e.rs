@@ -1,6 +1,7 @@
 //! `cargo xtask e2e`, in headless Chromium (Debian's), driven by Playwright from the xtask venv:
-//! Swagger UI's Authorize button logs in through `/login` and calls a protected operation with
-//! the token (contract section 1, `xtask/e2e/swagger_ui.py`); and a page on another origin,
+//! the committed OpenAPI document is validated (openapi-spec-validator); Swagger UI's Authorize
+//! button logs in through `/login` and calls a protected operation with the token, and so does
+//! a pasted personal access token (contract sections 1 and 13, `xtask/e2e/swagger_ui.py`); and a page on another origin,
 //! allowed by `CORS_ALLOWED_ORIGINS`, logs in and calls `GET /users/me`, while the same page on
 //! an origin not on the list is blocked (contract section 7, `xtask/e2e/cors.py`). Then Authlib,
 //! a standard OAuth2 client library, discovers the endpoints and logs in, refreshes,
@@ -39,6 +40,11 @@ fn chromium() -> anyhow::Result<PathBuf> {
 pub(crate) fn run() -> anyhow::Result<()> {
     let chromium = chromium()?;
     let venv = python::venv()?;
+    // The committed document (which `openapi --check` holds equal to the code's) against the
+    // OpenAPI 3.0 specification, by an independent validator: both security schemes included.
+    let mut validate = Command::new(venv.join("bin/openapi-spec-validator"));
+    validate.arg(root().join("docs/openapi.json"));
+    exec(validate).context("docs/openapi.json is not a valid OpenAPI document")?;
     let server = Served::start("e2e-run", None)?;
     let mut script = Command::new(venv.join("bin/python"));
     script

@@ -1,7 +1,7 @@
 //! The PostgreSQL and SQLite repositories.
 //!
 //! One [`Store`] implements every repository port for both databases, one module per port
-//! (`users`, `sessions`, `posts`, `votes`, `events`, `mfa`); this module holds the pool plumbing they share. The
+//! (`users`, `sessions`, `posts`, `votes`, `events`, `mfa`, `personal_tokens`); this module holds the pool plumbing they share. The
 //! SQL is written once: it is portable, and uses `$1`-style parameters, which sqlx's SQLite
 //! driver binds by number just as PostgreSQL does. Only the schema differs, in
 //! `migrations/{postgres,sqlite}`. The alternative, one type per database, would repeat every
@@ -171,6 +171,7 @@ macro_rules! on_writer {
 #[macro_use]
 mod events;
 mod mfa;
+mod personal_tokens;
 mod posts;
 mod sessions;
 mod throttle;

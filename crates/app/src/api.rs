@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod posts;
 pub mod security;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 
 use poem_openapi::{LicenseObject, OpenApiService, Tags};
@@ -41,6 +42,7 @@ pub type Apis = (
     sessions::SessionsApi,
     events::EventsApi,
     mfa::MfaApi,
+    tokens::TokensApi,
     posts::PostsApi,
     admin::AdminApi,
     health::HealthApi,

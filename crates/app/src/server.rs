@@ -20,7 +20,7 @@ use warden_domain::EventRetention;
 use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
     AdminService, AuthPorts, AuthService, EventService, Lifetimes, MfaPorts, MfaService,
-    PostService, UserService,
+    PersonalTokenService, PostService, UserService,
 };
 
 use crate::api;
@@ -40,6 +40,7 @@ pub struct AppState {
     pub admin: AdminService,
     pub events: EventService,
     pub mfa: MfaService,
+    pub personal_tokens: PersonalTokenService,
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
@@ -127,6 +128,7 @@ impl AppState {
                 events: repository.clone(),
                 mfa: repository.clone(),
                 totp: totp.clone(),
+                personal_tokens: repository.clone(),
             },
             Lifetimes {
                 session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
@@ -144,6 +146,10 @@ impl AppState {
             }),
             posts: PostService::new(repository.clone(), repository.clone()),
             admin: AdminService::new(repository.clone(), repository.clone()),
+            personal_tokens: PersonalTokenService::new(
+                repository.clone(),
+                Arc::new(Sha256RefreshTokens),
+            ),
             events: EventService::new(
                 repository,
                 EventRetention::days(config.accounts.event_retention_days),

@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod mfa;
+pub mod personal_token;
 pub mod ports;
 pub mod post;
 pub mod scope;
@@ -24,6 +25,10 @@ pub use event::{
 pub use mfa::{
     MfaChallenge, RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, TotpEnrolment, TotpFactor,
     TotpSecret,
+};
+pub use personal_token::{
+    NewPersonalToken, PERSONAL_TOKEN_PREFIX, PersonalToken, PersonalTokenId, PersonalTokenLifetime,
+    PersonalTokenLifetimeError, PersonalTokenName,
 };
 pub use post::{
     MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,

@@ -48,7 +48,7 @@ pub enum TextError {
 /// Checks a post's text: at least one character that is not white space, at most `max`
 /// characters (Unicode scalar values, as the contract counts them, not bytes), and only
 /// characters the text model accepts for `kind`.
-fn check_text(raw: &str, max: usize, kind: TextKind) -> Result<(), TextError> {
+pub(crate) fn check_text(raw: &str, max: usize, kind: TextKind) -> Result<(), TextError> {
     if raw.trim().is_empty() {
         Err(TextError::Empty)
     } else if raw.chars().count() > max {

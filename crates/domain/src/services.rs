@@ -6,6 +6,7 @@ pub mod auth;
 pub mod events;
 pub mod mfa;
 pub mod posts;
+pub mod tokens;
 pub mod users;
 
 pub use admin::{AdminService, EndSessionsError, ListUsersError, PromoteError, UpdateUserError};
@@ -21,6 +22,10 @@ pub use mfa::{
 };
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,
+};
+pub use tokens::{
+    CreateTokenError, CreatedToken, ListTokensError, PersonalTokenService, RevokeTokenError,
+    TokenRequest,
 };
 pub use users::{
     ChangeEmailError, ChangePasswordError, DeleteAccountError, FindUserError, GetUserError,

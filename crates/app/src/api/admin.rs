@@ -11,7 +11,7 @@ use warden_domain::{UserFlags, UserId};
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller};
 use super::users::UserMe;
 use crate::AppState;
 
@@ -63,7 +63,7 @@ impl AdminApi {
     #[oai(path = "/admin/users", method = "get", operation_id = "list_users")]
     async fn list(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] _auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] _auth: Caller,
         state: Data<&AppState>,
         /// How many users to return, 1 to 100.
         #[oai(
@@ -93,13 +93,13 @@ impl AdminApi {
     )]
     async fn update(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] auth: Caller,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,
         body: JsonBody<AdminUserUpdate>,
     ) -> Result<UpdateUserResponse, ApiError> {
-        let admin = &auth.0;
+        let admin = auth.principal();
         let flags = UserFlags {
             is_active: body.0.is_active,
             is_admin: body.0.is_admin,
@@ -128,7 +128,7 @@ impl AdminApi {
     )]
     async fn end_sessions(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] auth: Caller,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,
@@ -136,7 +136,7 @@ impl AdminApi {
         let user_id = UserId::new(id.0);
         match state.admin.end_sessions_of(user_id).await {
             Ok(ended) => {
-                tracing::info!(%user_id, ended, admin_id = %auth.0.user.id, "user's sessions ended");
+                tracing::info!(%user_id, ended, admin_id = %auth.principal().user.id, "user's sessions ended");
                 Ok(EndSessionsResponse::Ended)
             }
             Err(err) => err.answer(),

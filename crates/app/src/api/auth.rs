@@ -8,7 +8,7 @@
 use poem::http::header;
 use poem::middleware::SetHeader;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, Request};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -214,9 +214,17 @@ enum LogoutResponse {
 /// Every answer of the token endpoint, errors included, must not be cached
 /// (RFC 6749 section 5.1).
 pub(crate) fn no_store(endpoint: impl Endpoint) -> impl Endpoint {
-    // Errors become responses first: `SetHeader` only touches successful ones.
+    // Errors become responses first: `SetHeader` only touches successful ones. A missing or
+    // non-Bearer `Authorization` at `/introspect` fails in poem-openapi's extractor, before our
+    // checker: it gets the 401 of every protected operation, not poem's plain text.
     endpoint
-        .catch_all_error(|err| async move { err.into_response() })
+        .catch_all_error(|err| async move {
+            if err.is::<poem_openapi::error::AuthorizationError>() {
+                ApiError::not_authenticated().into_response()
+            } else {
+                err.into_response()
+            }
+        })
         .with(
             SetHeader::new()
                 .overriding(header::CACHE_CONTROL, "no-store")
@@ -319,7 +327,7 @@ impl AuthApi {
         state: Data<&AppState>,
     ) -> Result<LogoutResponse, ApiError> {
         state.auth.logout(&auth.0).await?;
-        tracing::info!(session_id = %auth.0.session_id, "logged out");
+        tracing::info!(session_id = ?auth.0.session_id, "logged out");
         Ok(LogoutResponse::LoggedOut)
     }
 }

@@ -12,8 +12,8 @@ use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
 use warden_domain::services::{
-    CreatePostError, DeleteAccountError, ListEventsError, ListPostsError, ListUsersError,
-    LogoutError, MfaStatusError, SessionsError,
+    CreatePostError, DeleteAccountError, ListEventsError, ListPostsError, ListTokensError,
+    ListUsersError, LogoutError, MfaStatusError, SessionsError,
 };
 
 /// An error answer.
@@ -148,6 +148,12 @@ impl ApiError {
         Self::Forbidden(detail_of(why), None)
     }
 
+    /// A personal access token at an operation on the account's security (contract section
+    /// 13). No `WWW-Authenticate`: the token is fine, just not for this.
+    pub fn needs_password_login() -> Self {
+        Self::Forbidden(detail("this operation needs a password login"), None)
+    }
+
     /// A value that passed the document's schema but not the domain's rules.
     pub fn invalid(detail_text: impl Into<String>) -> Self {
         Self::Invalid(detail(detail_text))
@@ -185,6 +191,7 @@ unknown_only!(
     ListEventsError,
     ListPostsError,
     ListUsersError,
+    ListTokensError,
     LogoutError,
     MfaStatusError,
     SessionsError,

@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use warden_domain::services::EventPage;
 use warden_domain::{EventId, EventLimit, SecurityEvent, SecurityEventKind, UserId};
 
 use super::ApiTags;
 use super::error::ApiError;
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller};
 use crate::AppState;
 
 /// Something that happened to an account. It never holds a password, code or token.
@@ -27,10 +27,13 @@ pub struct EventView {
     kind: String,
     at: DateTime<Utc>,
     /// The client address of the request that caused it; null for an admin's action.
+    #[oai(nullable)]
     ip_address: Option<String>,
     /// The `User-Agent` of that request, cut to 256 characters; null for an admin's action.
+    #[oai(nullable)]
     user_agent: Option<String>,
     /// The session it concerns: the one opened or ended, or the one acted from.
+    #[oai(nullable)]
     session_id: Option<String>,
 }
 
@@ -43,6 +46,55 @@ impl From<&SecurityEvent> for EventView {
             ip_address: event.context.ip_address.map(|ip| ip.to_string()),
             user_agent: event.context.user_agent.clone(),
             session_id: event.context.session_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// A type of event, as the admin listing filters by it.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+enum EventType {
+    Login,
+    LoginFailed,
+    Logout,
+    SessionRevoked,
+    RefreshReuseDetected,
+    PasswordChanged,
+    PasswordReset,
+    EmailChanged,
+    EmailVerified,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodeUsed,
+    AccountDisabled,
+    AccountEnabled,
+    AdminGranted,
+    AdminRevoked,
+    PersonalTokenCreated,
+    PersonalTokenRevoked,
+}
+
+impl From<EventType> for SecurityEventKind {
+    fn from(kind: EventType) -> Self {
+        match kind {
+            EventType::Login => Self::Login,
+            EventType::LoginFailed => Self::LoginFailed,
+            EventType::Logout => Self::Logout,
+            EventType::SessionRevoked => Self::SessionRevoked,
+            EventType::RefreshReuseDetected => Self::RefreshReuseDetected,
+            EventType::PasswordChanged => Self::PasswordChanged,
+            EventType::PasswordReset => Self::PasswordReset,
+            EventType::EmailChanged => Self::EmailChanged,
+            EventType::EmailVerified => Self::EmailVerified,
+            EventType::MfaEnabled => Self::MfaEnabled,
+            EventType::MfaDisabled => Self::MfaDisabled,
+            EventType::RecoveryCodeUsed => Self::RecoveryCodeUsed,
+            EventType::AccountDisabled => Self::AccountDisabled,
+            EventType::AccountEnabled => Self::AccountEnabled,
+            EventType::AdminGranted => Self::AdminGranted,
+            EventType::AdminRevoked => Self::AdminRevoked,
+            EventType::PersonalTokenCreated => Self::PersonalTokenCreated,
+            EventType::PersonalTokenRevoked => Self::PersonalTokenRevoked,
         }
     }
 }
@@ -101,7 +153,7 @@ impl EventsApi {
     )]
     async fn own(
         &self,
-        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: Caller,
         state: Data<&AppState>,
         /// How many events to return, 1 to 200.
         #[oai(
@@ -114,7 +166,7 @@ impl EventsApi {
     ) -> Result<ListEventsResponse, ApiError> {
         let events = state
             .events
-            .own_events(&auth.0, page(limit.0, before.0)?)
+            .own_events(auth.principal(), page(limit.0, before.0)?)
             .await?;
         Ok(ListEventsResponse::Ok(Json(
             events.iter().map(EventView::from).collect(),
@@ -133,13 +185,13 @@ impl EventsApi {
     )]
     async fn all(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] _auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] _auth: Caller,
         state: Data<&AppState>,
         /// Only this account's events.
         user_id: Query<Option<i64>>,
-        /// Only events of this type (`login`, `login_failed`, ...).
+        /// Only events of this type.
         #[oai(name = "type")]
-        kind: Query<Option<String>>,
+        kind: Query<Option<EventType>>,
         /// How many events to return, 1 to 200.
         #[oai(
             default = "default_event_limit",
@@ -149,12 +201,7 @@ impl EventsApi {
         /// Only events older than this one: the `id` of the last event of the previous page.
         before: Query<Option<i64>>,
     ) -> Result<AdminListEventsResponse, ApiError> {
-        let kind = kind
-            .0
-            .as_deref()
-            .map(SecurityEventKind::parse)
-            .transpose()
-            .map_err(|err| ApiError::invalid(format!("type: {err}")))?;
+        let kind = kind.0.map(SecurityEventKind::from);
         let events = state
             .events
             .all_events(user_id.0.map(UserId::new), kind, page(limit.0, before.0)?)
@@ -168,5 +215,20 @@ impl EventsApi {
                 })
                 .collect(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ParseFromParameter;
+
+    use super::*;
+
+    #[test]
+    fn the_filter_names_every_kind_of_event_as_the_domain_does() {
+        for kind in SecurityEventKind::ALL {
+            let parsed = EventType::parse_from_parameter(kind.as_str()).unwrap();
+            assert_eq!(SecurityEventKind::from(parsed), kind);
+        }
     }
 }

@@ -12,7 +12,7 @@ use warden_domain::{Password, TotpEnrolment, UserId};
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
 
 /// The password, again.
@@ -248,7 +248,7 @@ impl MfaApi {
     )]
     async fn reset(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] _auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::ADMIN")] _auth: Caller,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,

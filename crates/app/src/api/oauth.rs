@@ -6,14 +6,14 @@ use poem::http::header;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::Scope;
+use warden_domain::{PERSONAL_TOKEN_PREFIX, Scope};
 
 use super::ApiTags;
 use super::auth::OAuthErrorBody;
 use super::auth::form::{FormSchema, OAuthForm};
 use super::auth::no_store;
 use super::error::{ApiError, ErrorBody, Fault, RETRY_AFTER_SECONDS, detail};
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller};
 use crate::AppState;
 
 /// The server's metadata (RFC 8414).
@@ -240,7 +240,7 @@ impl OAuthApi {
     )]
     async fn introspect(
         &self,
-        #[oai(scope = "ApiScope::TOKENS_INTROSPECT")] _auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::TOKENS_INTROSPECT")] _auth: Caller,
         state: Data<&AppState>,
         form: OAuthForm<IntrospectionForm>,
     ) -> Result<IntrospectionResponse, ApiError> {
@@ -249,6 +249,23 @@ impl OAuthApi {
                 "token",
             )));
         };
+        if token.starts_with(PERSONAL_TOKEN_PREFIX) {
+            let Some((found, user, scopes)) = state.auth.introspect_personal_token(token).await?
+            else {
+                return Ok(IntrospectionResponse::Ok(Json(Box::default())));
+            };
+            // A personal access token is no JWT: it has no audience, issuer, id or session.
+            return Ok(IntrospectionResponse::Ok(Json(Box::new(Introspection {
+                active: true,
+                scope: Some(scopes.to_string()),
+                username: Some(user.email.as_str().to_owned()),
+                token_type: Some("bearer".into()),
+                exp: Some(found.expires_at.timestamp()),
+                iat: Some(found.created_at.timestamp()),
+                sub: Some(user.id.to_string()),
+                ..Introspection::default()
+            }))));
+        }
         let Some((principal, claims)) = state.auth.introspect(token).await.map_err(|err| {
             let warden_domain::services::IntrospectError::Unknown(cause) = err;
             ApiError::from(cause)
@@ -268,7 +285,7 @@ impl OAuthApi {
             aud: Some(state.tokens.audience().to_owned()),
             iss: Some(state.tokens.issuer().to_owned()),
             jti: Some(claims.details.token_id),
-            sid: Some(principal.session_id.to_string()),
+            sid: principal.session_id.map(|id| id.to_string()),
         }))))
     }
 }

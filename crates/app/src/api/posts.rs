@@ -15,7 +15,7 @@ use warden_domain::{
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller};
 use super::users::UserOut;
 use crate::AppState;
 
@@ -185,7 +185,7 @@ impl PostsApi {
     #[oai(path = "/posts", method = "get", operation_id = "list_posts")]
     async fn list(
         &self,
-        #[oai(scope = "ApiScope::POSTS_READ")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] auth: Caller,
         state: Data<&AppState>,
         /// How many posts to return, 1 to 100.
         #[oai(
@@ -208,7 +208,7 @@ impl PostsApi {
         let search = SearchTerm::new(search.0.as_deref().unwrap_or_default())
             .map_err(|err| ApiError::invalid(format!("search: {err}")))?;
         let query = PostQuery {
-            viewer: auth.0.user.id,
+            viewer: auth.principal().user.id,
             search,
             page,
         };
@@ -223,12 +223,16 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "get", operation_id = "get_post")]
     async fn get(
         &self,
-        #[oai(scope = "ApiScope::POSTS_READ")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] auth: Caller,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
     ) -> Result<GetPostResponse, ApiError> {
-        match state.posts.get(auth.0.user.id, PostId::new(id.0)).await {
+        match state
+            .posts
+            .get(auth.principal().user.id, PostId::new(id.0))
+            .await
+        {
             Ok(post) => Ok(GetPostResponse::Ok(Json(post.into()))),
             Err(err) => err.answer(),
         }
@@ -240,12 +244,12 @@ impl PostsApi {
     #[oai(path = "/posts", method = "post", operation_id = "create_post")]
     async fn create(
         &self,
-        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: Caller,
         state: Data<&AppState>,
         body: JsonBody<PostIn>,
     ) -> Result<CreatePostResponse, ApiError> {
         let draft = body.0.into_draft()?;
-        let post = state.posts.create(auth.0.user.id, &draft).await?;
+        let post = state.posts.create(auth.principal().user.id, &draft).await?;
         tracing::info!(post_id = %post.id, "post created");
         Ok(CreatePostResponse::Created(Json(post.into())))
     }
@@ -256,7 +260,7 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "put", operation_id = "replace_post")]
     async fn replace(
         &self,
-        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: Caller,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
@@ -265,7 +269,7 @@ impl PostsApi {
         let draft = body.0.into_draft()?;
         match state
             .posts
-            .replace(auth.0.user.id, PostId::new(id.0), &draft)
+            .replace(auth.principal().user.id, PostId::new(id.0), &draft)
             .await
         {
             Ok(post) => Ok(ReplacePostResponse::Ok(Json(post.into()))),
@@ -279,12 +283,16 @@ impl PostsApi {
     #[oai(path = "/posts/:id", method = "delete", operation_id = "delete_post")]
     async fn delete(
         &self,
-        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: Caller,
         state: Data<&AppState>,
         /// The post's id.
         id: Path<i64>,
     ) -> Result<DeletePostResponse, ApiError> {
-        match state.posts.delete(auth.0.user.id, PostId::new(id.0)).await {
+        match state
+            .posts
+            .delete(auth.principal().user.id, PostId::new(id.0))
+            .await
+        {
             Ok(()) => Ok(DeletePostResponse::Deleted),
             Err(err) => err.answer(),
         }
@@ -296,7 +304,7 @@ impl PostsApi {
     #[oai(path = "/vote", method = "post", operation_id = "vote")]
     async fn vote(
         &self,
-        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_WRITE")] auth: Caller,
         state: Data<&AppState>,
         body: JsonBody<VoteIn>,
     ) -> Result<VoteResponse, ApiError> {
@@ -308,7 +316,7 @@ impl PostsApi {
         };
         match state
             .posts
-            .vote(auth.0.user.id, PostId::new(post_id), direction)
+            .vote(auth.principal().user.id, PostId::new(post_id), direction)
             .await
         {
             Ok(()) => Ok(VoteResponse::Done(Json(VoteOut {

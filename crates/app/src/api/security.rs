@@ -22,7 +22,7 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::registry::MetaOAuthScope;
 use poem_openapi::{OAuthScopes, SecurityScheme};
 use warden_domain::services::{AuthenticateError, Principal};
-use warden_domain::{Scope, Scopes};
+use warden_domain::{PERSONAL_TOKEN_PREFIX, Scope, Scopes};
 
 use super::error::ApiError;
 use super::path_shape as template;
@@ -30,6 +30,8 @@ use crate::AppState;
 
 /// The name of the scheme in the OpenAPI document.
 pub const SCHEME: &str = "OAuth2PasswordBearer";
+/// The name of the personal access tokens' scheme in the OpenAPI document.
+pub const PAT_SCHEME: &str = "PersonalAccessToken";
 
 /// A scope as the OpenAPI document declares it. The list of scopes is the domain's
 /// [`Scope::ALL`]; this only gives it the shape poem-openapi's attributes take.
@@ -75,10 +77,56 @@ impl OAuthScopes for ApiScope {
 )]
 pub struct OAuth2PasswordBearer(pub Principal);
 
+// A personal access token (contract section 13). Operations that accept one declare `Caller`,
+// which is either scheme; the account's security operations declare `OAuth2PasswordBearer`
+// alone, and answer a personal access token with 403.
+/// A personal access token (`wdn_pat_...`, made with `POST /users/me/tokens`), sent as
+/// `Authorization: Bearer wdn_pat_...`. Accepted by the operations its scopes allow, except
+/// those on the account's security (password, email, second factors, sessions, tokens).
+#[derive(Debug, SecurityScheme)]
+#[oai(
+    rename = "PersonalAccessToken",
+    ty = "bearer",
+    bearer_format = "wdn_pat_",
+    checker = "authenticate_personal"
+)]
+pub struct PersonalAccessToken(pub Principal);
+
+/// The caller of an operation that accepts a password login's token or a personal access
+/// token: the document lists both schemes, with the operation's scopes.
+#[derive(Debug, SecurityScheme)]
+pub enum Caller {
+    // Tried first: it turns away anything but a personal access token without any work, so
+    // that the error of a failed JWT is the password scheme's (poem-openapi answers the last
+    // variant's error).
+    Token(PersonalAccessToken),
+    Password(OAuth2PasswordBearer),
+}
+
+impl Caller {
+    pub fn principal(&self) -> &Principal {
+        match self {
+            Self::Token(PersonalAccessToken(principal))
+            | Self::Password(OAuth2PasswordBearer(principal)) => principal,
+        }
+    }
+}
+
+async fn authenticate_personal(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    if bearer.token.starts_with(PERSONAL_TOKEN_PREFIX) {
+        authenticate(req, bearer).await
+    } else {
+        Err(ApiError::invalid_token().into())
+    }
+}
+
+/// Both schemes' check: the token (a JWT, or a personal access token where the operation
+/// accepts one), then the operation's scopes.
 async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::from(anyhow::anyhow!("the app state is not installed")))?;
+    let needed = OPERATION_SCOPES.needed_by(req)?;
     let mut principal = match state.auth.authenticate(&bearer.token).await {
         Ok(principal) => principal,
         Err(AuthenticateError::InvalidToken { reason }) => {
@@ -87,9 +135,15 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         }
         Err(AuthenticateError::Unknown(err)) => return Err(ApiError::from(err).into()),
     };
+    if principal.session_id.is_none() && !needed.personal_tokens {
+        return Err(ApiError::needs_password_login().into());
+    }
     principal.origin = state.throttle.request_origin(req);
-    let needed = OPERATION_SCOPES.needed_by(req)?;
-    match needed.iter().find(|scope| !principal.has_scope(*scope)) {
+    match needed
+        .scopes
+        .iter()
+        .find(|scope| !principal.has_scope(*scope))
+    {
         Some(missing) => Err(ApiError::insufficient_scope(missing).into()),
         None => Ok(principal),
     }
@@ -99,9 +153,17 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 static OPERATION_SCOPES: LazyLock<OperationScopes> =
     LazyLock::new(|| OperationScopes::from_openapi(&super::openapi_json()));
 
-/// The scopes each operation that uses the scheme needs, keyed by method and path template.
+/// What an operation that uses the schemes needs: its scopes, and whether a personal access
+/// token may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    scopes: Scopes,
+    personal_tokens: bool,
+}
+
+/// What each operation that uses the scheme needs, keyed by method and path template.
 #[derive(Debug, Default)]
-pub struct OperationScopes(HashMap<(Method, String), Scopes>);
+pub struct OperationScopes(HashMap<(Method, String), Needs>);
 
 impl OperationScopes {
     /// The table of `document` (an OpenAPI document): every operation whose `security` names
@@ -120,6 +182,11 @@ impl OperationScopes {
             let operations = operations.as_object().into_iter().flatten();
             for (method, operation) in operations {
                 let requirements = operation["security"].as_array().into_iter().flatten();
+                let personal_tokens = operation["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|requirement| requirement.get(PAT_SCHEME).is_some());
                 for requirement in requirements {
                     let Some(names) = requirement[SCHEME].as_array() else {
                         continue;
@@ -134,7 +201,11 @@ impl OperationScopes {
                         .collect();
                     let method = Method::from_bytes(method.to_uppercase().as_bytes())
                         .expect("the document's methods are HTTP methods");
-                    table.insert((method, template(path)), scopes);
+                    let needs = Needs {
+                        scopes,
+                        personal_tokens,
+                    };
+                    table.insert((method, template(path)), needs);
                 }
             }
         }
@@ -143,7 +214,7 @@ impl OperationScopes {
 
     /// The scopes the operation `req` was routed to needs. An operation missing from the table
     /// is refused: it uses the scheme but its document does not say so, which is a bug.
-    fn needed_by(&self, req: &Request) -> Result<Scopes, ApiError> {
+    fn needed_by(&self, req: &Request) -> Result<Needs, ApiError> {
         let pattern = req
             .data::<PathPattern>()
             .map(|pattern| template(&pattern.0));
@@ -176,7 +247,12 @@ mod tests {
                 "/users": {"post": {}}
             }}"#,
         );
-        let scopes = |method: Method, path: &str| table.0.get(&(method, template(path))).copied();
+        let scopes = |method: Method, path: &str| {
+            table
+                .0
+                .get(&(method, template(path)))
+                .map(|needs| needs.scopes)
+        };
         assert_eq!(
             scopes(Method::GET, "/posts/:id"),
             Some(Scopes::parse("posts:read").unwrap())

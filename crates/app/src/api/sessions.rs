@@ -27,15 +27,17 @@ pub struct SessionView {
     /// The OAuth2 client of the login (`warden` when it named none).
     client_id: String,
     /// The login's `User-Agent`, cut to 256 characters.
+    #[oai(nullable)]
     user_agent: Option<String>,
     /// The login's client address.
+    #[oai(nullable)]
     ip_address: Option<String>,
     /// Whether this is the session of the token making this request.
     current: bool,
 }
 
 impl SessionView {
-    fn of(session: Session, current: SessionId) -> Self {
+    fn of(session: Session, current: Option<SessionId>) -> Self {
         Self {
             id: session.id.to_string(),
             created_at: session.created_at,
@@ -44,7 +46,7 @@ impl SessionView {
             client_id: session.origin.client_id.as_str().to_owned(),
             user_agent: session.origin.user_agent,
             ip_address: session.origin.ip_address.map(|ip| ip.to_string()),
-            current: session.id == current,
+            current: Some(session.id) == current,
         }
     }
 }

@@ -14,7 +14,7 @@ use warden_domain::{EmailAddress, Password, User, UserId};
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
-use super::security::{ApiScope, OAuth2PasswordBearer};
+use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
 
@@ -245,11 +245,11 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "get", operation_id = "get_me")]
     async fn me(
         &self,
-        #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::PROFILE")] auth: Caller,
         state: Data<&AppState>,
     ) -> Result<MeResponse, ApiError> {
         Ok(MeResponse::Ok(Json(
-            MyAccount::of(&state, auth.0.user).await?,
+            MyAccount::of(&state, auth.principal().user.clone()).await?,
         )))
     }
 
@@ -325,7 +325,7 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "get_user")]
     async fn get(
         &self,
-        #[oai(scope = "ApiScope::POSTS_READ")] _auth: OAuth2PasswordBearer,
+        #[oai(scope = "ApiScope::POSTS_READ")] _auth: Caller,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,

@@ -41,4 +41,5 @@ mod sessions;
 mod support;
 mod throttling;
 mod token;
+mod tokens;
 mod users;

@@ -261,8 +261,20 @@ async fn introspection_reports_every_unacceptable_token_as_inactive(app: TestApp
 async fn introspection_is_for_callers_holding_tokens_introspect(app: TestApp) {
     let ann = app.user("ann@example.com").await;
     let body = format!("token={}", urlencode(&ann.access_token));
-    let unauthenticated = form(&app, "/introspect", &body, None).await;
-    unauthenticated.assert_status(StatusCode::UNAUTHORIZED);
+    // Without a bearer token (or with another scheme), the 401 of every protected operation.
+    for authorization in [None, Some("Basic Og==")] {
+        let unauthenticated = form(&app, "/introspect", &body, authorization).await;
+        assert_eq!(
+            header(&unauthenticated, "www-authenticate").as_deref(),
+            Some("Bearer")
+        );
+        assert_detail(
+            unauthenticated,
+            StatusCode::UNAUTHORIZED,
+            "Not authenticated",
+        )
+        .await;
+    }
     let by_user = form(&app, "/introspect", &body, Some(&ann.bearer)).await;
     by_user.assert_status(StatusCode::FORBIDDEN);
     assert_eq!(

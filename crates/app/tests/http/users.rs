@@ -460,13 +460,22 @@ async fn the_openapi_document_and_swagger_ui_are_served(app: TestApp) {
             "tokens:introspect"
         ]
     );
+    // A second scheme for personal access tokens (contract section 13), a bearer one Swagger
+    // UI can paste a token into; the account's security operations do not list it.
+    let tokens = &doc["components"]["securitySchemes"]["PersonalAccessToken"];
+    assert_eq!(tokens["type"], "http");
+    assert_eq!(tokens["scheme"], "bearer");
     assert_eq!(
         doc["paths"]["/users/me"]["get"]["security"],
-        json!([{"OAuth2PasswordBearer": ["profile"]}])
+        json!([{"PersonalAccessToken": ["profile"]}, {"OAuth2PasswordBearer": ["profile"]}])
     );
     assert_eq!(
         doc["paths"]["/users/{id}"]["get"]["security"],
-        json!([{"OAuth2PasswordBearer": ["posts:read"]}])
+        json!([{"PersonalAccessToken": ["posts:read"]}, {"OAuth2PasswordBearer": ["posts:read"]}])
+    );
+    assert_eq!(
+        doc["paths"]["/users/me/password"]["put"]["security"],
+        json!([{"OAuth2PasswordBearer": ["profile"]}])
     );
     assert!(doc["paths"]["/users"]["post"]["security"].is_null());
     assert!(doc["paths"]["/login"]["post"]["security"].is_null());

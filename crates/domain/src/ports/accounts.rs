@@ -1,12 +1,13 @@
-//! The ports of the account side: the security event log (contract section 11) and second
-//! factors (section 10).
+//! The ports of the account side: the security event log (contract section 11), second
+//! factors (section 10) and personal access tokens (section 13).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    EventQuery, MfaChallenge, NewSecurityEvent, RecoveryCodeHash, RecoveryCodes, RefreshTokenHash,
-    SealedTotpSecret, SecurityEvent, TotpEnrolment, TotpFactor, TotpSecret, UserId,
+    EventQuery, MfaChallenge, NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId,
+    RecoveryCodeHash, RecoveryCodes, RefreshTokenHash, SealedTotpSecret, SecurityEvent,
+    TotpEnrolment, TotpFactor, TotpSecret, User, UserId,
 };
 
 /// Stores the security event log (contract section 11). Events that record a change are stored
@@ -217,4 +218,70 @@ pub trait TotpCodec: Send + Sync + 'static {
 
     /// The hash of a recovery code as a user types it (case, spaces and dashes do not matter).
     fn hash_recovery_code(&self, code: &str) -> RecoveryCodeHash;
+}
+
+/// Stores personal access tokens (contract section 13).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PersonalTokenRepository: Send + Sync + 'static {
+    /// Stores a new token and returns it with its id.
+    /// `events` are recorded with it, in the same transaction.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage, including a user that does not exist; then nothing is stored.
+    async fn create_personal_token(
+        &self,
+        token: &NewPersonalToken,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<PersonalToken>;
+
+    /// The user's tokens that are active at `now` (neither revoked nor expired), newest first.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage, or a stored row that does not pass the domain's validation.
+    async fn list_personal_tokens(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<PersonalToken>>;
+
+    /// The token hashed as `hash` with its user, read together (one indexed lookup), active or
+    /// not, or `None` (also when its user was deleted).
+    ///
+    /// # Errors
+    ///
+    /// As [`PersonalTokenRepository::list_personal_tokens`].
+    async fn find_personal_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> anyhow::Result<Option<(PersonalToken, User)>>;
+
+    /// Revokes token `id` at `at` if it is `user`'s and not revoked already. Returns whether it
+    /// revoked it.
+    /// `events` are recorded with the change, in the same transaction, and only if it
+    /// happened.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
+    async fn revoke_personal_token(
+        &self,
+        user: UserId,
+        id: PersonalTokenId,
+        at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool>;
+
+    /// Records that token `id` was used at `at`, unless a later use is recorded already.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
+    async fn record_personal_token_use(
+        &self,
+        id: PersonalTokenId,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 }

@@ -181,7 +181,7 @@ mod tests {
     fn admin() -> Principal {
         Principal {
             user: user(1, true, true),
-            session_id: SessionId::random(),
+            session_id: Some(SessionId::random()),
             scopes: Scopes::allowed_for(true),
             origin: crate::RequestOrigin::default(),
         }

@@ -7,12 +7,14 @@ use chrono::{TimeDelta, Utc};
 
 use super::mfa::SecondFactor;
 use crate::ports::{
-    MfaRepository, PasswordHasher, RefreshTokenCodec, SecurityEventRepository, SessionRepository,
-    TokenIssuer, TokenVerifier, TotpCodec, UserRepository,
+    MfaRepository, PasswordHasher, PersonalTokenRepository, RefreshTokenCodec,
+    SecurityEventRepository, SessionRepository, TokenIssuer, TokenVerifier, TotpCodec,
+    UserRepository,
 };
 use crate::{
-    AccessClaims, AccessGrant, EventContext, NewRefreshToken, NewSecurityEvent, RequestOrigin,
-    Rotation, Scope, Scopes, SecurityEventKind, Session, SessionId, User,
+    AccessClaims, AccessGrant, EventContext, NewRefreshToken, NewSecurityEvent,
+    PERSONAL_TOKEN_PREFIX, RequestOrigin, Rotation, Scope, Scopes, SecurityEventKind, Session,
+    SessionId, User,
 };
 
 /// What a successful login or refresh hands back to the client.
@@ -73,7 +75,9 @@ fn exceeding(requested: Scopes, granted: Scopes) -> Result<(), RefreshError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user: User,
-    pub session_id: SessionId,
+    /// The session of the login the token belongs to; `None` for a personal access token,
+    /// which belongs to no login (and may not be used for operations on sessions).
+    pub session_id: Option<SessionId>,
     pub scopes: Scopes,
     /// Where the request comes from: [`AuthService::authenticate`] leaves it empty, for the
     /// caller, which sees the request, to fill in.
@@ -85,9 +89,22 @@ impl Principal {
         self.scopes.contains(scope)
     }
 
+    /// The caller's session. Only operations that a personal access token may not call ask for
+    /// it: the security scheme refuses those tokens before (see `api/security.rs`).
+    ///
+    /// # Errors
+    ///
+    /// The caller authenticated with a personal access token: a bug, for the caller to answer
+    /// as one.
+    pub fn session(&self) -> anyhow::Result<SessionId> {
+        self.session_id.ok_or_else(|| {
+            anyhow::anyhow!("a personal access token reached an operation on sessions")
+        })
+    }
+
     /// An event of the caller's own account, from this request and session.
     pub fn event(&self, kind: SecurityEventKind) -> NewSecurityEvent {
-        self.event_about(kind, Some(self.session_id))
+        self.event_about(kind, self.session_id)
     }
 
     /// An event of the caller's own account, from this request, about session `session_id`.
@@ -133,6 +150,7 @@ pub struct AuthService {
     refresh_tokens: Arc<dyn RefreshTokenCodec>,
     events: Arc<dyn SecurityEventRepository>,
     mfa: Arc<dyn MfaRepository>,
+    personal_tokens: Arc<dyn PersonalTokenRepository>,
     second_factor: SecondFactor,
     lifetimes: Lifetimes,
 }
@@ -166,6 +184,7 @@ pub struct AuthPorts {
     pub events: Arc<dyn SecurityEventRepository>,
     pub mfa: Arc<dyn MfaRepository>,
     pub totp: Arc<dyn TotpCodec>,
+    pub personal_tokens: Arc<dyn PersonalTokenRepository>,
 }
 
 impl std::fmt::Debug for AuthPorts {
@@ -186,6 +205,7 @@ impl AuthService {
             events,
             mfa,
             totp,
+            personal_tokens,
         } = ports;
         Self {
             users,
@@ -197,6 +217,7 @@ impl AuthService {
             events,
             second_factor: SecondFactor::new(mfa.clone(), totp),
             mfa,
+            personal_tokens,
             lifetimes,
         }
     }
@@ -279,7 +300,7 @@ impl AuthService {
     pub async fn logout(&self, principal: &Principal) -> Result<(), LogoutError> {
         let event = principal.event(SecurityEventKind::Logout);
         self.sessions
-            .revoke_session(principal.session_id, event.at, &[event])
+            .revoke_session(principal.session()?, event.at, &[event])
             .await?;
         Ok(())
     }
@@ -311,8 +332,12 @@ impl AuthService {
     }
 
     /// The caller behind a bearer token: the token must be valid, its session active, and its
+    /// user existing and active. A personal access token (`wdn_pat_...`) must be live and its
     /// user existing and active.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthenticateError> {
+        if token.starts_with(PERSONAL_TOKEN_PREFIX) {
+            return self.authenticate_personal_token(token).await;
+        }
         self.authenticate_claims(token)
             .await
             .map(|(principal, _)| principal)
@@ -355,7 +380,7 @@ impl AuthService {
             .intersection(Scopes::allowed_for(user.is_admin));
         let principal = Principal {
             user,
-            session_id: session.id,
+            session_id: Some(session.id),
             scopes,
             origin: RequestOrigin::default(),
         };
@@ -364,6 +389,7 @@ impl AuthService {
 }
 
 mod login;
+mod personal;
 mod sessions;
 
 pub use login::{LoginError, MfaLogin, PasswordLogin};

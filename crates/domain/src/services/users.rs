@@ -171,6 +171,7 @@ impl UserService {
         new: &Password,
     ) -> Result<(), ChangePasswordError> {
         let id = caller.user.id;
+        let own_session = caller.session()?;
         let credentials = self
             .users
             .find_credentials_by_id(id)
@@ -187,7 +188,7 @@ impl UserService {
         let event = caller.event(SecurityEventKind::PasswordChanged);
         self.users.update_password(id, &hash, &[event]).await?;
         self.sessions
-            .revoke_sessions_of_user(id, Some(caller.session_id), Utc::now(), &[])
+            .revoke_sessions_of_user(id, Some(own_session), Utc::now(), &[])
             .await?;
         Ok(())
     }

@@ -5,8 +5,8 @@ use chrono::Utc;
 
 use super::{AuthService, AuthenticateError, LogoutError, Principal};
 use crate::{
-    AccessClaims, EventContext, NewSecurityEvent, RequestOrigin, SecurityEventKind, Session,
-    SessionId,
+    AccessClaims, EventContext, NewSecurityEvent, PERSONAL_TOKEN_PREFIX, RequestOrigin,
+    SecurityEventKind, Session, SessionId,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ impl AuthService {
             .sessions
             .revoke_sessions_of_user(
                 principal.user.id,
-                Some(principal.session_id),
+                Some(principal.session()?),
                 event.at,
                 &[event],
             )
@@ -94,6 +94,10 @@ impl AuthService {
         token: &str,
         origin: &RequestOrigin,
     ) -> Result<(), LogoutError> {
+        if token.starts_with(PERSONAL_TOKEN_PREFIX) {
+            self.revoke_personal_token_by_value(token, origin).await?;
+            return Ok(());
+        }
         let now = Utc::now();
         let event = |user_id, session_id| NewSecurityEvent {
             user_id,

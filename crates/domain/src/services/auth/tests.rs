@@ -4,8 +4,9 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::ports::{
-    MockMfaRepository, MockPasswordHasher, MockRefreshTokenCodec, MockSecurityEventRepository,
-    MockSessionRepository, MockTokenIssuer, MockTokenVerifier, MockTotpCodec, MockUserRepository,
+    MockMfaRepository, MockPasswordHasher, MockPersonalTokenRepository, MockRefreshTokenCodec,
+    MockSecurityEventRepository, MockSessionRepository, MockTokenIssuer, MockTokenVerifier,
+    MockTotpCodec, MockUserRepository,
 };
 use crate::{
     AccessClaims, AuthMethods, ClientId, EmailAddress, InvalidTokenError, IssuedToken, Password,
@@ -51,6 +52,7 @@ struct Mocks {
     events: MockSecurityEventRepository,
     mfa: MockMfaRepository,
     totp: MockTotpCodec,
+    personal_tokens: MockPersonalTokenRepository,
 }
 
 impl Default for Mocks {
@@ -75,6 +77,7 @@ impl Default for Mocks {
             events: MockSecurityEventRepository::new(),
             mfa: MockMfaRepository::new(),
             totp: MockTotpCodec::new(),
+            personal_tokens: MockPersonalTokenRepository::new(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl Mocks {
                 events: Arc::new(self.events),
                 mfa: Arc::new(self.mfa),
                 totp: Arc::new(self.totp),
+                personal_tokens: Arc::new(self.personal_tokens),
             },
             Lifetimes {
                 session: TimeDelta::days(30),
@@ -390,5 +394,6 @@ async fn a_storage_failure_during_login_is_unknown_not_a_wrong_password() {
 
 mod authenticate;
 mod mfa;
+mod personal;
 mod refresh;
 mod sessions;

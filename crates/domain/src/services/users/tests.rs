@@ -195,7 +195,7 @@ async fn changing_to_a_taken_email_is_a_duplicate() {
 fn caller() -> Principal {
     Principal {
         user: user(1, "ann@example.com"),
-        session_id: SessionId::random(),
+        session_id: Some(SessionId::random()),
         scopes: Scopes::allowed_for(false),
         origin: crate::RequestOrigin::default(),
     }
@@ -229,7 +229,7 @@ async fn changing_the_password_ends_every_other_session() {
         .expect_revoke_sessions_of_user()
         .with(
             eq(UserId::new(1)),
-            eq(Some(caller.session_id)),
+            eq(caller.session_id),
             always(),
             always(),
         )

@@ -38,7 +38,7 @@ async fn a_valid_token_of_an_active_session_identifies_its_user() {
     let principal = service.authenticate("the-token").await.unwrap();
 
     assert_eq!(principal.user.email.as_str(), EMAIL);
-    assert_eq!(principal.session_id, session_id);
+    assert_eq!(principal.session_id, Some(session_id));
     assert!(principal.has_scope(Scope::Profile));
     assert!(!principal.has_scope(Scope::PostsRead));
 }

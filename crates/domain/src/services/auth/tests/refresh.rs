@@ -168,12 +168,12 @@ async fn a_demoted_admin_refreshes_without_the_admin_scope() {
 async fn logging_out_ends_the_callers_session() {
     let principal = Principal {
         user: ann(true, false),
-        session_id: SessionId::random(),
+        session_id: Some(SessionId::random()),
         scopes: Scopes::empty(),
         origin: RequestOrigin::new(None, Some("curl/8")),
     };
     let mut mocks = Mocks::default();
-    let session_id = principal.session_id;
+    let session_id = principal.session_id.unwrap();
     mocks
         .sessions
         .expect_revoke_session()

@@ -7,7 +7,7 @@ use super::*;
 fn principal(session_id: SessionId) -> Principal {
     Principal {
         user: ann(true, false),
-        session_id,
+        session_id: Some(session_id),
         scopes: Scopes::parse("profile").unwrap(),
         origin: RequestOrigin::default(),
     }

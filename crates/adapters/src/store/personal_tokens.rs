@@ -1,0 +1,190 @@
+//! [`PersonalTokenRepository`]: personal access tokens, found by the hash of the token.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Acquire as _;
+use warden_domain::ports::PersonalTokenRepository;
+use warden_domain::{
+    NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId, PersonalTokenName,
+    RefreshTokenHash, Scopes, User, UserId,
+};
+
+use super::events::log_events;
+use super::users::UserRow;
+use super::{DbResultExt, Pool, Store, stored_time};
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    user_id: i64,
+    name: String,
+    scopes: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TokenRow> for PersonalToken {
+    type Error = anyhow::Error;
+
+    fn try_from(row: TokenRow) -> anyhow::Result<Self> {
+        let invalid =
+            |what: &str| format!("personal token {} has an invalid stored {what}", row.id);
+        Ok(PersonalToken {
+            name: PersonalTokenName::new(row.name).with_context(|| invalid("name"))?,
+            scopes: Scopes::parse(&row.scopes).with_context(|| invalid("scopes"))?,
+            id: PersonalTokenId::new(row.id),
+            user_id: UserId::new(row.user_id),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// A token with its user, from one join.
+#[derive(sqlx::FromRow)]
+struct TokenUserRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    user_email: String,
+    user_is_active: bool,
+    user_is_admin: bool,
+    user_created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl PersonalTokenRepository for Store {
+    #[tracing::instrument(skip_all, fields(user_id = %token.user_id), err)]
+    async fn create_personal_token(
+        &self,
+        token: &NewPersonalToken,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<PersonalToken> {
+        const SQL: &str = "INSERT INTO personal_tokens \
+                           (user_id, name, scopes, token_hash, created_at, expires_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6) \
+                           RETURNING id, user_id, name, scopes, created_at, expires_at, \
+                                     last_used_at, revoked_at";
+        let row = on_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query_as::<_, TokenRow>(SQL)
+                    .bind(token.user_id.get())
+                    .bind(token.name.as_str())
+                    .bind(token.scopes.to_string())
+                    .bind(token.hash.as_str())
+                    .bind(stored_time(token.created_at))
+                    .bind(stored_time(token.expires_at))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                insert_events!(tx, events);
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            }
+            .await
+        })
+        .db_context("cannot insert a personal token")?;
+        log_events(events);
+        PersonalToken::try_from(row)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn list_personal_tokens(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<PersonalToken>> {
+        // Times compare as text on SQLite in time order (see `stored_time`).
+        const SQL: &str = "SELECT id, user_id, name, scopes, created_at, expires_at, \
+                                  last_used_at, revoked_at \
+                           FROM personal_tokens \
+                           WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                           ORDER BY id DESC";
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, TokenRow>(SQL)
+                .bind(user.get())
+                .bind(stored_time(now))
+                .fetch_all(pool)
+                .await
+        })
+        .db_context("cannot list personal tokens")?;
+        rows.into_iter().map(PersonalToken::try_from).collect()
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn find_personal_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> anyhow::Result<Option<(PersonalToken, User)>> {
+        const SQL: &str = "SELECT t.id, t.user_id, t.name, t.scopes, t.created_at, \
+                                  t.expires_at, t.last_used_at, t.revoked_at, \
+                                  u.email AS user_email, u.is_active AS user_is_active, \
+                                  u.is_admin AS user_is_admin, u.created_at AS user_created_at \
+                           FROM personal_tokens t JOIN users u ON u.id = t.user_id \
+                           WHERE t.token_hash = $1";
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, TokenUserRow>(SQL)
+                .bind(hash.as_str())
+                .fetch_optional(pool)
+                .await
+        })
+        .db_context("cannot read a personal token")?;
+        row.map(|row| {
+            let user = User::try_from(UserRow {
+                id: row.token.user_id,
+                email: row.user_email,
+                is_active: row.user_is_active,
+                is_admin: row.user_is_admin,
+                created_at: row.user_created_at,
+            })?;
+            Ok((PersonalToken::try_from(row.token)?, user))
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self, events), err)]
+    async fn revoke_personal_token(
+        &self,
+        user: UserId,
+        id: PersonalTokenId,
+        at: DateTime<Utc>,
+        events: &[NewSecurityEvent],
+    ) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE personal_tokens SET revoked_at = $3 \
+                           WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL";
+        let revoked = execute_recording!(
+            self,
+            events,
+            "cannot revoke a personal token",
+            sqlx::query(SQL)
+                .bind(user.get())
+                .bind(id.get())
+                .bind(stored_time(at))
+        );
+        Ok(revoked > 0)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn record_personal_token_use(
+        &self,
+        id: PersonalTokenId,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        const SQL: &str = "UPDATE personal_tokens SET last_used_at = $2 \
+                           WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+        on_writer!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id.get())
+                .bind(stored_time(at))
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .db_context("cannot record a personal token's use")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Personal access tokens (contract section 13): create, list and revoke one's own.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::ports::{PersonalTokenRepository, RefreshTokenCodec};
+use crate::services::Principal;
+use crate::{
+    NewPersonalToken, PERSONAL_TOKEN_PREFIX, PersonalToken, PersonalTokenId, PersonalTokenLifetime,
+    PersonalTokenName, Scopes, SecurityEventKind,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTokenError {
+    /// No scope, or one the account may not hold.
+    #[error("scopes: {0}")]
+    InvalidScope(String),
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeTokenError {
+    /// Unknown, revoked or another user's: the answer does not tell which.
+    #[error("personal access token not found")]
+    NotFound,
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListTokensError {
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// A token just made: as stored, and the secret, which is shown only now.
+#[derive(Debug)]
+pub struct CreatedToken {
+    pub token: PersonalToken,
+    pub secret: secrecy::SecretString,
+}
+
+/// What a new token is to be.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub name: PersonalTokenName,
+    /// The `scopes` field as sent, space-separated names.
+    pub scopes: String,
+    pub lifetime: PersonalTokenLifetime,
+}
+
+#[derive(Clone)]
+pub struct PersonalTokenService {
+    tokens: Arc<dyn PersonalTokenRepository>,
+    codec: Arc<dyn RefreshTokenCodec>,
+}
+
+impl std::fmt::Debug for PersonalTokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonalTokenService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersonalTokenService {
+    pub fn new(
+        tokens: Arc<dyn PersonalTokenRepository>,
+        codec: Arc<dyn RefreshTokenCodec>,
+    ) -> Self {
+        Self { tokens, codec }
+    }
+
+    /// A new token of the caller's, with a non-empty subset of the scopes the account may
+    /// hold. The secret is `wdn_pat_` and 256 random bits; only its hash is stored.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        request: TokenRequest,
+    ) -> Result<CreatedToken, CreateTokenError> {
+        let scopes = Scopes::parse(&request.scopes)
+            .map_err(|err| CreateTokenError::InvalidScope(err.to_string()))?;
+        if scopes.is_empty() {
+            return Err(CreateTokenError::InvalidScope(
+                "at least one is needed".into(),
+            ));
+        }
+        let allowed = Scopes::allowed_for(caller.user.is_admin);
+        if scopes.intersection(allowed) != scopes {
+            return Err(CreateTokenError::InvalidScope(format!(
+                "{scopes} is more than this account may hold ({allowed})"
+            )));
+        }
+        let (random, _) = self.codec.generate();
+        let secret = format!("{PERSONAL_TOKEN_PREFIX}{random}");
+        let now = Utc::now();
+        let event = caller.event(SecurityEventKind::PersonalTokenCreated);
+        let token = self
+            .tokens
+            .create_personal_token(
+                &NewPersonalToken {
+                    user_id: caller.user.id,
+                    name: request.name,
+                    scopes,
+                    hash: self.codec.hash(&secret),
+                    created_at: now,
+                    expires_at: now + request.lifetime.as_delta(),
+                },
+                &[event],
+            )
+            .await?;
+        Ok(CreatedToken {
+            token,
+            secret: secret.into(),
+        })
+    }
+
+    /// The caller's live tokens, newest first.
+    pub async fn list(&self, caller: &Principal) -> Result<Vec<PersonalToken>, ListTokensError> {
+        Ok(self
+            .tokens
+            .list_personal_tokens(caller.user.id, Utc::now())
+            .await?)
+    }
+
+    /// Revokes one of the caller's tokens: it fails at once.
+    pub async fn revoke(
+        &self,
+        caller: &Principal,
+        id: PersonalTokenId,
+    ) -> Result<(), RevokeTokenError> {
+        let event = caller.event(SecurityEventKind::PersonalTokenRevoked);
+        if self
+            .tokens
+            .revoke_personal_token(caller.user.id, id, event.at, &[event])
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RevokeTokenError::NotFound)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::ports::{MockPersonalTokenRepository, MockRefreshTokenCodec};
+    use crate::{EmailAddress, RefreshTokenHash, RequestOrigin, SessionId, User, UserId};
+
+    fn caller(is_admin: bool) -> Principal {
+        Principal {
+            user: User {
+                id: UserId::new(1),
+                email: EmailAddress::new("ann@example.com").unwrap(),
+                created_at: Utc::now(),
+                is_active: true,
+                is_admin,
+            },
+            session_id: Some(SessionId::random()),
+            scopes: Scopes::allowed_for(is_admin),
+            origin: RequestOrigin::default(),
+        }
+    }
+
+    fn codec() -> MockRefreshTokenCodec {
+        let mut codec = MockRefreshTokenCodec::new();
+        codec
+            .expect_generate()
+            .returning(|| ("random".into(), RefreshTokenHash::new("unused".into())));
+        codec
+            .expect_hash()
+            .returning(|secret| RefreshTokenHash::new(format!("hash-of-{secret}")));
+        codec
+    }
+
+    fn request(scopes: &str) -> TokenRequest {
+        TokenRequest {
+            name: PersonalTokenName::new("ci".into()).unwrap(),
+            scopes: scopes.into(),
+            lifetime: PersonalTokenLifetime::days(30).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_stored_as_the_hash_of_its_prefixed_secret_and_recorded() {
+        let mut tokens = MockPersonalTokenRepository::new();
+        tokens
+            .expect_create_personal_token()
+            .withf(|new, events| {
+                new.hash.as_str() == "hash-of-wdn_pat_random"
+                    && new.scopes == Scopes::parse("posts:read").unwrap()
+                    && new.expires_at - new.created_at == chrono::TimeDelta::days(30)
+                    && matches!(events, [event]
+                        if event.kind == SecurityEventKind::PersonalTokenCreated)
+            })
+            .times(1)
+            .returning(|new, _| {
+                Ok(PersonalToken {
+                    id: PersonalTokenId::new(7),
+                    user_id: new.user_id,
+                    name: new.name.clone(),
+                    scopes: new.scopes,
+                    created_at: new.created_at,
+                    expires_at: new.expires_at,
+                    last_used_at: None,
+                    revoked_at: None,
+                })
+            });
+        let service = PersonalTokenService::new(Arc::new(tokens), Arc::new(codec()));
+
+        let created = service
+            .create(&caller(false), request("posts:read"))
+            .await
+            .unwrap();
+
+        assert_eq!(created.secret.expose_secret(), "wdn_pat_random");
+        assert_eq!(created.token.id, PersonalTokenId::new(7));
+    }
+
+    #[tokio::test]
+    async fn scopes_must_be_a_non_empty_subset_of_what_the_account_may_hold() {
+        let mut tokens = MockPersonalTokenRepository::new();
+        tokens.expect_create_personal_token().never();
+        let service = PersonalTokenService::new(Arc::new(tokens), Arc::new(codec()));
+        for scopes in ["", "admin", "profile tokens:introspect", "sudo"] {
+            let err = service
+                .create(&caller(false), request(scopes))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, CreateTokenError::InvalidScope(_)),
+                "{scopes}: {err:?}"
+            );
+        }
+    }
+}
