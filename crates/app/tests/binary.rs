@@ -203,6 +203,14 @@ fn with_no_configuration_warden_serves_from_a_sqlite_file() {
     assert!(log.contains("generated a JWT signing secret"), "{log}");
     assert!(!log.contains(&secret), "the secret reached the log");
     assert!(!log.contains("correct horse"), "a password reached the log");
+    // Each security event is one log line too (contract section 11): the walk's login.
+    let event = log
+        .lines()
+        .find(|line| line.contains("security event"))
+        .unwrap_or_else(|| panic!("no security event in the log:\n{log}"));
+    assert!(event.contains("event=\"login\""), "{event}");
+    assert!(event.contains("user_id=1"), "{event}");
+    assert!(event.contains("session_id="), "{event}");
     // Written to a pipe, the log is plain text, and it names a URL a person can open.
     assert!(
         !log.contains('\u{1b}'),

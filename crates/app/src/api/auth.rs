@@ -22,7 +22,7 @@ use super::security::OAuth2PasswordBearer;
 use crate::AppState;
 
 pub mod form;
-mod grants;
+pub(crate) mod grants;
 
 pub use form::TokenRequest;
 use grants::{MFA_OTP_GRANT, mfa_otp_grant, password_grant, refresh_grant};

@@ -11,6 +11,7 @@ use warden_domain::{PERSONAL_TOKEN_PREFIX, Scope};
 use super::ApiTags;
 use super::auth::OAuthErrorBody;
 use super::auth::form::{FormSchema, OAuthForm};
+use super::auth::grants::MFA_OTP_GRANT;
 use super::auth::no_store;
 use super::error::{ApiError, ErrorBody, Fault, RETRY_AFTER_SECONDS, detail};
 use super::security::{ApiScope, Caller};
@@ -179,7 +180,7 @@ impl OAuthApi {
             revocation_endpoint: format!("{base}/revoke"),
             introspection_endpoint: format!("{base}/introspect"),
             jwks_uri: has_public_keys.then(|| format!("{base}/.well-known/jwks.json")),
-            grant_types_supported: strings(&["password", "refresh_token"]),
+            grant_types_supported: strings(&["password", "refresh_token", MFA_OTP_GRANT]),
             scopes_supported: Scope::ALL
                 .iter()
                 .map(|scope| scope.as_str().to_owned())

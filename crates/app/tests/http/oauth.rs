@@ -50,7 +50,11 @@ async fn the_metadata_describes_the_endpoints_with_absolute_urls(app: TestApp) {
             "token_endpoint": "http://api.example.test:8443/login",
             "revocation_endpoint": "http://api.example.test:8443/revoke",
             "introspection_endpoint": "http://api.example.test:8443/introspect",
-            "grant_types_supported": ["password", "refresh_token"],
+            "grant_types_supported": [
+                "password",
+                "refresh_token",
+                "urn:warden:params:oauth:grant-type:mfa-otp"
+            ],
             "scopes_supported": ["profile", "posts:read", "posts:write", "admin", "tokens:introspect"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["none"],

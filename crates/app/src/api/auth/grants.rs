@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::throttle::retry_after_seconds;
 
 /// The grant type of the second step of a login with a second factor.
-pub(super) const MFA_OTP_GRANT: &str = "urn:warden:params:oauth:grant-type:mfa-otp";
+pub(crate) const MFA_OTP_GRANT: &str = "urn:warden:params:oauth:grant-type:mfa-otp";
 
 pub(super) async fn password_grant(
     state: &AppState,
