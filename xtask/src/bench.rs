@@ -367,6 +367,25 @@ fn account(server: &Server, email: &str) -> anyhow::Result<(i64, String)> {
     Ok((id, token))
 }
 
+/// A personal access token of the account `token` logged in.
+fn personal_token(server: &Server, token: &str) -> anyhow::Result<String> {
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let body = json!({"name": "bench", "scopes": "profile", "expires_in_days": 1}).to_string();
+    let (status, answer) = http(&server.addr, "POST", "/users/me/tokens", &headers, &body)?;
+    ensure!(
+        status == 201,
+        "making a personal token answered {status}: {answer}"
+    );
+    Ok(serde_json::from_str::<Value>(&answer)?["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned())
+}
+
 fn login_form(email: &str) -> String {
     format!(
         "username={}&password={}",
@@ -737,6 +756,7 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
     account(&server, "bob@example.com")?;
     seed_small(database, ann_id)?;
     let bearer = format!("Authorization=Bearer {token}");
+    let personal = personal_token(&server, &token)?;
     let post_id = database
         .execute("SELECT MAX(id) FROM posts;")?
         .trim()
@@ -788,6 +808,16 @@ fn scenarios(database: &Database, dir: &Path, options: &Options) -> anyhow::Resu
             database,
             &server,
             &[get("/users/me", 200, true)],
+        )?,
+        // What a personal access token's one lookup costs, beside the JWT's session check.
+        measure(
+            "GET /users/me with a personal access token",
+            database,
+            &server,
+            &[Load {
+                headers: vec![format!("Authorization=Bearer {personal}")],
+                ..get("/users/me", 200, false)
+            }],
         )?,
         measure(
             "GET /users/me without a token (401)",

@@ -1625,6 +1625,22 @@ fn sealed(name: &str) -> warden_domain::SealedTotpSecret {
     warden_domain::SealedTotpSecret::new(format!("v1.{name}"))
 }
 
+/// How many of 8 concurrent runs of `attempt` report success.
+async fn winners<F, Fut>(store: &Store, attempt: F) -> usize
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let racers: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(attempt(store.clone())))
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    won
+}
+
 /// Ann, with a TOTP factor confirmed at step 100 and recovery codes `one` and `two`.
 async fn with_confirmed_factor(store: &Store) -> UserId {
     let ann = user(store, "ann@example.com").await;
@@ -1711,16 +1727,10 @@ async fn each_code_step_is_accepted_once_and_never_an_older_one(store: Store) {
     assert!(!store.use_totp_step(ann, 101).await.unwrap());
     assert!(!store.use_totp_step(ann, 100).await.unwrap());
     // Racing uses of one step: exactly one wins.
-    let racers: Vec<_> = (0..8)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.use_totp_step(ann, 102).await.unwrap() })
-        })
-        .collect();
-    let mut won = 0;
-    for racer in racers {
-        won += usize::from(racer.await.unwrap());
-    }
+    let won = winners(&store, |store| async move {
+        store.use_totp_step(ann, 102).await.unwrap()
+    })
+    .await;
     assert_eq!(won, 1);
     // No factor, no step.
     let bob = user(&store, "bob@example.com").await;
@@ -1756,21 +1766,16 @@ async fn recovery_codes_are_single_use_and_replaced_as_a_set(store: Store) {
     );
     // Racing uses of one code: exactly one wins.
     let two = codes(&["two"])[0].clone();
-    let racers: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, two) = (store.clone(), two.clone());
-            tokio::spawn(async move {
-                store
-                    .use_recovery_code(ann, &two, Utc::now(), &[])
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut won = 0;
-    for racer in racers {
-        won += usize::from(racer.await.unwrap());
-    }
+    let won = winners(&store, |store| {
+        let two = two.clone();
+        async move {
+            store
+                .use_recovery_code(ann, &two, Utc::now(), &[])
+                .await
+                .unwrap()
+        }
+    })
+    .await;
     assert_eq!(won, 1);
     // A new set replaces the old one whole.
     assert!(

@@ -64,9 +64,25 @@ impl TryFrom<ChallengeRow> for MfaChallenge {
     }
 }
 
-const INSERT_RECOVERY_CODE: &str =
-    "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)";
 const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+
+/// Replaces `$user`'s recovery codes with `$recovery` through `$tx`, in the caller's async block
+/// (whose error type is `sqlx::Error`).
+macro_rules! replace_recovery_codes {
+    ($tx:ident, $user:expr, $recovery:expr) => {
+        sqlx::query(DELETE_RECOVERY_CODES)
+            .bind($user.get())
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $recovery {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind($user.get())
+                .bind(hash.as_str())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
 
 #[async_trait]
 impl MfaRepository for Store {
@@ -135,17 +151,7 @@ impl MfaRepository for Store {
                     .rows_affected()
                     > 0;
                 if confirmed {
-                    sqlx::query(DELETE_RECOVERY_CODES)
-                        .bind(user.get())
-                        .execute(&mut *tx)
-                        .await?;
-                    for hash in recovery {
-                        sqlx::query(INSERT_RECOVERY_CODE)
-                            .bind(user.get())
-                            .bind(hash.as_str())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    replace_recovery_codes!(tx, user, recovery);
                     insert_events!(tx, events);
                 }
                 tx.commit().await?;
@@ -217,17 +223,7 @@ impl MfaRepository for Store {
                 if confirmed == 0 {
                     return Ok(false);
                 }
-                sqlx::query(DELETE_RECOVERY_CODES)
-                    .bind(user.get())
-                    .execute(&mut *tx)
-                    .await?;
-                for hash in recovery {
-                    sqlx::query(INSERT_RECOVERY_CODE)
-                        .bind(user.get())
-                        .bind(hash.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                replace_recovery_codes!(tx, user, recovery);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(true)
             }
