@@ -28,6 +28,9 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     let postgres = postgres::find_or_start(force_throwaway_postgres)?;
     eprintln!("\n==> PostgreSQL for the tests: {}", postgres.describe());
 
+    // The email tests run a real SMTP server, aiosmtpd, from the pinned Python tools.
+    let python = crate::python::venv()?.join("bin/python");
+
     let mut tests = cargo();
     if has_nextest() {
         tests.args([
@@ -40,7 +43,9 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     } else {
         tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
     }
-    tests.env("DATABASE_URL", postgres.url());
+    tests
+        .env("DATABASE_URL", postgres.url())
+        .env("WARDEN_TEST_PYTHON", &python);
     exec(tests)?;
 
     // The PostgreSQL half again, through PgBouncer in transaction-pooling mode, as
@@ -71,7 +76,8 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
     }
     pooled
         .env("DATABASE_URL", postgres.url())
-        .env("WARDEN_TEST_POOLER_URL", &bouncer.url);
+        .env("WARDEN_TEST_POOLER_URL", &bouncer.url)
+        .env("WARDEN_TEST_PYTHON", &python);
     exec(pooled)?;
     drop(bouncer);
     drop(postgres);

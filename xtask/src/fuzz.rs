@@ -31,8 +31,38 @@ pub(crate) fn run() -> anyhow::Result<()> {
 
 /// One schemathesis run against a fresh `warden` (in `target/<name>`).
 fn fuzz(venv: &std::path::Path, name: &str, database_url: Option<&str>) -> anyhow::Result<()> {
+    // Email on, through a real SMTP server that accepts and discards every mail, so that the
+    // email operations do their work rather than answer 501. Mail requests unthrottled: the
+    // fuzzer asks for many.
+    let smtp_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut smtp = Command::new(venv.join("bin/python"))
+        .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l"])
+        .arg(format!("127.0.0.1:{smtp_port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start aiosmtpd")?;
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
     // No earlier run's accounts: a fresh database for every run.
-    let server = Served::start(name, database_url)?;
+    let server = Served::start_with(
+        name,
+        database_url,
+        &[
+            ("SMTP_URL", &smtp_url),
+            ("MAIL_FROM", "warden@example.com"),
+            ("MAIL_REQUESTS_PER_ADDRESS", "0"),
+            ("MAIL_REQUESTS_PER_EMAIL", "0"),
+        ],
+    );
+    let result = server.and_then(|server| fuzz_served(venv, &server, name));
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+    result
+}
+
+/// Schemathesis against `server`.
+fn fuzz_served(venv: &std::path::Path, server: &Served, name: &str) -> anyhow::Result<()> {
     // Before anything else registers: the admin must be account 1 on every run, for the run
     // to be the same every time.
     server.create_admin(ADMIN_EMAIL)?;

@@ -3,11 +3,13 @@
 //! - [`store`]: the PostgreSQL and SQLite repositories (sqlx).
 //! - [`password`]: argon2id password hashing on blocking threads.
 //! - [`jwt`]: signing and verifying access tokens (jsonwebtoken).
+//! - [`mail`]: sending mail over SMTP (lettre), rendered from templates (minijinja).
 //! - [`refresh`]: refresh-token secrets and their stored hashes.
 //! - [`totp`]: TOTP codes, sealed TOTP secrets and recovery codes.
 //! - [`throttle`]: brute-force budgets in memory (with PostgreSQL, [`store::SharedThrottle`]).
 
 pub mod jwt;
+pub mod mail;
 pub mod password;
 pub mod refresh;
 pub mod store;
@@ -17,6 +19,7 @@ pub mod throttle;
 pub mod totp;
 
 pub use jwt::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens, PublicKey};
+pub use mail::{SmtpConfig, SmtpMailer};
 pub use password::Argon2Hasher;
 pub use refresh::Sha256RefreshTokens;
 pub use store::{Backend, SharedThrottle, Store, StoreOptions, sqlite_file};

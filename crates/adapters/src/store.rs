@@ -1,7 +1,8 @@
 //! The PostgreSQL and SQLite repositories.
 //!
 //! One [`Store`] implements every repository port for both databases, one module per port
-//! (`users`, `sessions`, `posts`, `votes`, `events`, `mfa`, `personal_tokens`); this module holds the pool plumbing they share. The
+//! (`users`, `sessions`, `posts`, `votes`, `events`, `mfa`, `personal_tokens`,
+//! `mail`); this module holds the pool plumbing they share. The
 //! SQL is written once: it is portable, and uses `$1`-style parameters, which sqlx's SQLite
 //! driver binds by number just as PostgreSQL does. Only the schema differs, in
 //! `migrations/{postgres,sqlite}`. The alternative, one type per database, would repeat every
@@ -170,6 +171,7 @@ macro_rules! on_writer {
 // First: its `insert_events!` is used by the modules after it.
 #[macro_use]
 mod events;
+mod mail;
 mod mfa;
 mod personal_tokens;
 mod posts;
@@ -184,6 +186,9 @@ pub use throttle::SharedThrottle;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Woken when this store queues mail, so that the outbox's worker sends it at once rather
+    /// than at its next poll.
+    mail_queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -221,9 +226,7 @@ impl Store {
                     .connect_with(connect)
                     .await
                     .context("cannot open the SQLite database")?;
-                Self {
-                    pool: Pool::Sqlite { readers, writer },
-                }
+                Self::on(Pool::Sqlite { readers, writer })
             }
             Backend::Postgres => {
                 let connect = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
@@ -240,12 +243,10 @@ impl Store {
                     .connect_with(connect)
                     .await
                     .context("cannot connect to PostgreSQL")?;
-                Self {
-                    pool: Pool::Postgres {
-                        pool,
-                        transaction_pooling: options.transaction_pooling,
-                    },
-                }
+                Self::on(Pool::Postgres {
+                    pool,
+                    transaction_pooling: options.transaction_pooling,
+                })
             }
         };
         Ok(store)
@@ -253,12 +254,23 @@ impl Store {
 
     /// A store on `pool`, which connects to PostgreSQL directly.
     pub fn from_postgres(pool: PgPool) -> Self {
+        Self::on(Pool::Postgres {
+            pool,
+            transaction_pooling: false,
+        })
+    }
+
+    fn on(pool: Pool) -> Self {
         Self {
-            pool: Pool::Postgres {
-                pool,
-                transaction_pooling: false,
-            },
+            pool,
+            mail_queued: std::sync::Arc::default(),
         }
+    }
+
+    /// Notified whenever this store queues mail (one waiter at a time; a notification while
+    /// nobody waits is kept for the next).
+    pub fn mail_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        std::sync::Arc::clone(&self.mail_queued)
     }
 
     pub fn backend(&self) -> Backend {

@@ -97,6 +97,7 @@ fn new_user(email: &str) -> NewUser {
         email: EmailAddress::new(email).unwrap(),
         password_hash: PasswordHash::new(format!("$argon2id$hash-of-{email}")),
         is_admin: false,
+        email_verified: false,
     }
 }
 

@@ -91,6 +91,7 @@ fn posts_round_trip(backend: Backend) {
             email: EmailAddress::new("owner@example.com").unwrap(),
             password_hash: PasswordHash::new("$argon2id$not-a-real-hash".into()),
             is_admin: false,
+            email_verified: false,
         }))
         .unwrap()
         .id;
@@ -162,6 +163,7 @@ fn emails_round_trip(backend: Backend) {
                 email: email.clone(),
                 password_hash: PasswordHash::new("$argon2id$not-a-real-hash".into()),
                 is_admin: false,
+                email_verified: false,
             };
             match rt.block_on(store.create_user(&new_user)) {
                 Ok(_) => {}

@@ -17,6 +17,8 @@ fn rates(max: u32, window: Duration) -> Rates {
         login_username: rate,
         login_address: rate,
         registration: rate,
+        mail_address: rate,
+        mail_email: rate,
     }
 }
 
@@ -87,7 +89,7 @@ async fn the_longest_wait_of_the_keys_is_the_answer(throttle: impl Fn(Rates) -> 
     let throttle = throttle(Rates {
         login_username: Rate::new(1, MINUTE),
         login_address: Rate::new(1, 10 * MINUTE),
-        registration: None,
+        ..Rates::default()
     });
     let username = ThrottleKey::login_username("ann@example.com");
     let address = ThrottleKey::login_address(Some("192.0.2.1".parse().unwrap()));
@@ -180,7 +182,7 @@ async fn pruning_forgets_only_keys_whose_budget_is_whole(throttle: impl Fn(Rates
     let throttle = throttle(Rates {
         login_username: Rate::new(1, Duration::from_secs(1)),
         login_address: Rate::new(1, 10 * MINUTE),
-        registration: None,
+        ..Rates::default()
     });
     let (brief, long) = (
         ThrottleKey::login_username("ann"),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod jwks;
+pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod posts;
@@ -39,6 +40,7 @@ pub type Apis = (
     jwks::JwksApi,
     oauth::OAuthApi,
     users::UsersApi,
+    mail::MailApi,
     sessions::SessionsApi,
     events::EventsApi,
     mfa::MfaApi,

@@ -49,6 +49,12 @@ pub async fn check_config(config: &Config) -> anyhow::Result<String> {
     let url = config.database_url();
     let backend = Backend::of_url(url)?;
     CorsOrigins::new(&config.server.cors_allowed_origins)?;
+    report.push(match crate::config::mailer(config)? {
+        Some(_) => {
+            "email: on (SMTP_URL); the mail server is first reached when a mail is sent".to_owned()
+        }
+        None => "email: off (no SMTP_URL)".to_owned(),
+    });
 
     // The signing keys, unless `serve` would generate the secret (SQLite without one yet).
     let secret_file = match backend {

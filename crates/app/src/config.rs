@@ -101,6 +101,8 @@ pub struct Config {
     pub passwords: PasswordConfig,
     #[command(flatten)]
     pub accounts: AccountConfig,
+    #[command(flatten)]
+    pub mail: MailConfig,
 }
 
 /// The HTTP server.
@@ -340,6 +342,14 @@ impl Config {
                 max: settings.registrations_per_address,
                 window: Duration::from_secs(settings.registration_window_seconds),
             },
+            mail_requests_per_address: Limit {
+                max: self.mail.mail_requests_per_address,
+                window: Duration::from_secs(self.mail.mail_request_window_seconds),
+            },
+            mail_requests_per_email: Limit {
+                max: self.mail.mail_requests_per_email,
+                window: Duration::from_secs(self.mail.mail_request_window_seconds),
+            },
             trusted_proxy_hops: settings.trusted_proxy_hops,
         }
     }
@@ -466,8 +476,10 @@ fn random_secret() -> String {
 }
 
 mod accounts;
+mod mail;
 
 pub use accounts::{AccountConfig, resolve_mfa_key};
+pub use mail::{MailConfig, mailer};
 
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,7 @@ fn describe() {
     );
     describe_counter!(
         "warden_throttled_total",
-        "Requests refused with 429, by kind (login, registration)."
+        "Requests refused with 429, by kind (login, registration, mail_request)."
     );
     describe_histogram!(
         "warden_password_hash_wait_seconds",
@@ -73,6 +73,18 @@ fn describe() {
     describe_gauge!(
         "warden_db_pool_connections",
         "Database connections in the pool, by state (idle, in_use)."
+    );
+    describe_counter!(
+        "warden_mail_sent_total",
+        "Mails the outbox handed to the mail server, by kind."
+    );
+    describe_counter!(
+        "warden_mail_retries_total",
+        "Failed attempts to send a mail that will be tried again, by kind."
+    );
+    describe_counter!(
+        "warden_mail_failed_total",
+        "Mails given up after MAIL_MAX_ATTEMPTS failed attempts, by kind."
     );
     describe_counter!(
         "warden_connection_limit_reached_total",

@@ -19,16 +19,17 @@ use warden_adapters::{
 use warden_domain::EventRetention;
 use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
-    AdminService, AuthPorts, AuthService, EventService, Lifetimes, MfaPorts, MfaService,
-    PersonalTokenService, PostService, UserService,
+    AdminService, AuthPorts, AuthService, EmailPorts, EmailService, EventService, Lifetimes,
+    MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, UserService,
 };
 
 use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
-use crate::config::{Config, SecretSource, resolve_jwt_keys, resolve_mfa_key};
+use crate::config::{Config, SecretSource, mailer, resolve_jwt_keys, resolve_mfa_key};
 use crate::cors::{CorsOrigins, cors};
 use crate::throttle::Throttle;
 
+pub mod background;
 pub mod connections;
 
 /// Everything a request handler may need.
@@ -53,6 +54,16 @@ pub struct AppState {
     pub draining: Arc<Draining>,
     /// `PUBLIC_URL`: the base of the metadata's endpoint URLs.
     pub public_url: Option<String>,
+    /// Email: the account flows that go through a mailbox, and the outbox's delivery. `None`
+    /// when mail is off (no `SMTP_URL`).
+    pub email: Option<Email>,
+}
+
+/// What email needs, when it is on.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub flows: EmailService,
+    pub delivery: MailDelivery,
 }
 
 /// Whether the server is shutting down. From the moment it is, readiness fails, so that load
@@ -134,7 +145,20 @@ impl AppState {
                 session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
                 refresh_token: TimeDelta::days(config.tokens.refresh_token_expire_days.into()),
             },
-        );
+        )
+        .requiring_verified_email(config.mail.require_verified_email);
+        let email = mailer(config)?.map(|mailer| Email {
+            flows: EmailService::new(
+                EmailPorts {
+                    users: repository.clone(),
+                    mail: repository.clone(),
+                    hasher: hasher.clone(),
+                    tokens: Arc::new(Sha256RefreshTokens),
+                },
+                config.mail.lifetimes(),
+            ),
+            delivery: MailDelivery::new(repository.clone(), Arc::new(mailer), config.mail.retry()),
+        });
         Ok(Self {
             auth,
             users: UserService::new(repository.clone(), repository.clone(), hasher.clone()),
@@ -161,6 +185,7 @@ impl AppState {
             cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
             draining: Arc::default(),
             public_url: config.server.public_url.clone(),
+            email,
         })
     }
 }
@@ -373,36 +398,7 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     }
     tracing::info!(backend = ?store.backend(), "database ready");
     let state = AppState::new(store.clone(), &config)?;
-    let throttle = Arc::clone(&state.throttle);
-    tokio::spawn(async move {
-        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            every_minute.tick().await;
-            throttle.prune().await;
-        }
-    });
-    let events = state.events.clone();
-    let mfa = state.mfa.clone();
-    tokio::spawn(async move {
-        // At start, then hourly: listings cut at the retention themselves, so this only
-        // bounds the table.
-        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            every_hour.tick().await;
-            match events.prune().await {
-                Ok(deleted) => tracing::debug!(deleted, "pruned security events"),
-                Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), "cannot prune security events");
-                }
-            }
-            match mfa.prune().await {
-                Ok(deleted) => tracing::debug!(deleted, "pruned expired mfa challenges"),
-                Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), "cannot prune mfa challenges");
-                }
-            }
-        }
-    });
+    background::spawn(&state);
 
     let server = &config.server;
     let listener = tokio::net::TcpListener::bind(server.addr)

@@ -15,10 +15,23 @@ use warden_adapters::testing::TestDb;
 use warden_adapters::{Backend, Store};
 
 use crate::config::{Cli, Config};
+
+mod mail;
+
 use crate::{AppState, app};
+pub use mail::{Mail, MailCatcher};
 
 /// The signing secret of test apps.
 pub const SECRET: &str = "an-http-test-secret-of-more-than-32-bytes";
+/// Arguments that turn email on with a mail server nobody listens at (the discard port): for
+/// tests of the API that do not read the mail. The outbox's worker retries in the background.
+pub const UNREACHABLE_MAIL: [&str; 4] = [
+    "--smtp-url",
+    "smtp://127.0.0.1:9",
+    "--mail-from",
+    "warden@example.com",
+];
+
 /// The password of every [`TestUser`] a test does not give one.
 pub const PASSWORD: &str = "correct horse";
 
@@ -28,6 +41,16 @@ pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
     pub db: Arc<TestDb>,
     pub config: Config,
+    /// With email on, the outbox's worker, as `serve` runs it; stopped with the app.
+    mail_worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(worker) = &self.mail_worker {
+            worker.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for TestApp {
@@ -74,12 +97,31 @@ impl TestApp {
     ///
     /// If the configuration cannot make an app.
     pub fn with_store(db: Arc<TestDb>, store: Store, config: Config) -> Self {
+        let mail_queued = store.mail_queued();
         let state = AppState::new(store, &config).expect("a valid test configuration");
+        let mail_worker = state.email.as_ref().map(|email| {
+            crate::server::background::spawn_mail_worker(email.delivery.clone(), mail_queued)
+        });
         Self {
             client: TestClient::new(app(state).boxed()),
             db,
             config,
+            mail_worker,
         }
+    }
+
+    /// An app on a fresh database with email on, sending through `catcher`, configured with
+    /// `args` besides.
+    pub async fn with_mail(backend: Backend, catcher: &MailCatcher, args: &[&str]) -> Self {
+        let url = catcher.url();
+        let mut all = vec![
+            "--smtp-url",
+            &url,
+            "--mail-from",
+            "Warden <warden@example.com>",
+        ];
+        all.extend(args);
+        Self::on(Arc::new(TestDb::new(backend).await), &all)
     }
 
     /// `POST /users`.

@@ -36,6 +36,8 @@ pub struct ThrottleConfig {
     pub login_failures_per_username: Limit,
     pub login_failures_per_address: Limit,
     pub registrations_per_address: Limit,
+    pub mail_requests_per_address: Limit,
+    pub mail_requests_per_email: Limit,
     /// How many proxies in front of Warden append to `X-Forwarded-For`; 0 believes none of it.
     pub trusted_proxy_hops: usize,
 }
@@ -47,6 +49,8 @@ impl ThrottleConfig {
             login_username: self.login_failures_per_username.rate(),
             login_address: self.login_failures_per_address.rate(),
             registration: self.registrations_per_address.rate(),
+            mail_address: self.mail_requests_per_address.rate(),
+            mail_email: self.mail_requests_per_email.rate(),
         }
     }
 }
@@ -161,6 +165,30 @@ impl Throttle {
             .await
     }
 
+    /// Counts a mail request (password reset, verification) for `email` from `address`,
+    /// unless either must wait; then how long. The address is counted first, so that one
+    /// client cannot spend the budgets of many addresses.
+    ///
+    /// # Errors
+    ///
+    /// As [`Throttle::login_blocked_for`].
+    pub async fn mail_request(
+        &self,
+        email: &str,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<Option<Duration>> {
+        if let Some(wait) = self
+            .store
+            .count_unless_blocked(&ThrottleKey::mail_address(address))
+            .await?
+        {
+            return Ok(Some(wait));
+        }
+        self.store
+            .count_unless_blocked(&ThrottleKey::mail_email(email))
+            .await
+    }
+
     /// Forgets what no longer matters; call it now and then.
     pub async fn prune(&self) {
         match self.store.prune().await {
@@ -195,6 +223,8 @@ mod tests {
             login_failures_per_username: limit,
             login_failures_per_address: limit,
             registrations_per_address: limit,
+            mail_requests_per_address: limit,
+            mail_requests_per_email: limit,
             trusted_proxy_hops: hops,
         };
         Throttle::new(

@@ -814,3 +814,37 @@ fn help_shows_examples() {
         assert!(stdout.contains(example), "{stdout}");
     }
 }
+
+#[test]
+fn email_settings_that_cannot_work_refuse_to_start_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = [("WARDEN_ADDR", "127.0.0.1:0")];
+    let require = [serve[0], ("REQUIRE_VERIFIED_EMAIL", "true")];
+    let (ok, _, stderr) = run(dir.path(), &require, &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL"),
+        "{stderr}"
+    );
+
+    let no_sender = [
+        serve[0],
+        (
+            "SMTP_URL",
+            "smtps://warden:hunter22-secret@mail.example.com",
+        ),
+    ];
+    let (ok, _, stderr) = run(dir.path(), &no_sender, &[]);
+    assert!(!ok);
+    assert!(stderr.contains("MAIL_FROM"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter22"),
+        "the SMTP password reached the log"
+    );
+
+    let complete = [no_sender[1], ("MAIL_FROM", "Warden <no-reply@example.com>")];
+    let (ok, stdout, stderr) = run(dir.path(), &complete, &["check-config"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("email: on"), "{stdout}");
+    assert!(!stdout.contains("hunter22") && !stderr.contains("hunter22"));
+}

@@ -6,6 +6,7 @@
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
 pub mod event;
+pub mod mail;
 pub mod mfa;
 pub mod personal_token;
 pub mod ports;
@@ -21,6 +22,10 @@ pub mod user;
 pub use event::{
     EventContext, EventId, EventLimit, EventLimitError, EventQuery, EventRetention,
     NewSecurityEvent, RequestOrigin, SecurityEvent, SecurityEventKind, UnknownEventKind,
+};
+pub use mail::{
+    EmailToken, EmailTokenLifetimes, EmailTokenPurpose, MailId, MailKind, MailRetry, MailToken,
+    NewEmailToken, OutgoingMail, QueuedMail,
 };
 pub use mfa::{
     MfaChallenge, RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, TotpEnrolment, TotpFactor,

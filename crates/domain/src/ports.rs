@@ -134,8 +134,10 @@ pub trait UserRepository: Send + Sync + 'static {
 }
 
 mod accounts;
+mod mail;
 
 pub use accounts::*;
+pub use mail::*;
 
 /// Stores login sessions and their refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

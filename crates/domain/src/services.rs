@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod events;
+pub mod mail;
 pub mod mfa;
 pub mod posts;
 pub mod tokens;
@@ -16,6 +17,10 @@ pub use auth::{
     SessionsError, TokenGrant,
 };
 pub use events::{EventPage, EventService, ListEventsError};
+pub use mail::{
+    ConfirmTokenError, Delivery, DeliveryOutcome, EmailPorts, EmailService, MailDelivery,
+    ResendVerificationError, ResetRequestError,
+};
 pub use mfa::{
     ChangeMfaError, ConfirmTotpError, MfaPorts, MfaService, MfaStatusError, ResetMfaError,
     SecondFactor, StartTotpError,

@@ -63,10 +63,20 @@ pub enum ThrottleKind {
     LoginAddress,
     /// Registrations per client address.
     Registration,
+    /// Password reset and verification mail requests per client address.
+    MailAddress,
+    /// Password reset and verification mail requests per email address.
+    MailEmail,
 }
 
 impl ThrottleKind {
-    pub const ALL: [Self; 3] = [Self::LoginUsername, Self::LoginAddress, Self::Registration];
+    pub const ALL: [Self; 5] = [
+        Self::LoginUsername,
+        Self::LoginAddress,
+        Self::Registration,
+        Self::MailAddress,
+        Self::MailEmail,
+    ];
 
     /// The kind's name, as in the `warden_throttled_total` metric and in stored keys.
     pub fn as_str(self) -> &'static str {
@@ -74,6 +84,8 @@ impl ThrottleKind {
             Self::LoginUsername => "login_username",
             Self::LoginAddress => "login_address",
             Self::Registration => "registration",
+            Self::MailAddress => "mail_address",
+            Self::MailEmail => "mail_email",
         }
     }
 }
@@ -84,6 +96,8 @@ pub struct Rates {
     pub login_username: Option<Rate>,
     pub login_address: Option<Rate>,
     pub registration: Option<Rate>,
+    pub mail_address: Option<Rate>,
+    pub mail_email: Option<Rate>,
 }
 
 impl Rates {
@@ -92,6 +106,8 @@ impl Rates {
             ThrottleKind::LoginUsername => self.login_username,
             ThrottleKind::LoginAddress => self.login_address,
             ThrottleKind::Registration => self.registration,
+            ThrottleKind::MailAddress => self.mail_address,
+            ThrottleKind::MailEmail => self.mail_email,
         }
     }
 }
@@ -127,6 +143,24 @@ impl ThrottleKey {
         Self {
             kind: ThrottleKind::Registration,
             subject: address_subject(address),
+        }
+    }
+}
+
+impl ThrottleKey {
+    /// Mail requests (password reset, verification) from `address`.
+    pub fn mail_address(address: Option<IpAddr>) -> Self {
+        Self {
+            kind: ThrottleKind::MailAddress,
+            subject: address_subject(address),
+        }
+    }
+
+    /// Mail requests for `email`, trimmed and lower-cased (whether or not an account has it).
+    pub fn mail_email(email: &str) -> Self {
+        Self {
+            kind: ThrottleKind::MailEmail,
+            subject: email.trim().to_lowercase(),
         }
     }
 }

@@ -178,6 +178,9 @@ pub struct User {
     pub is_active: bool,
     /// Admins may be granted the `admin` scope.
     pub is_admin: bool,
+    /// Whether the account's address was shown to receive mail (contract section 12). An
+    /// unconfirmed change of address clears it.
+    pub email_verified: bool,
 }
 
 /// What it takes to store a new account.
@@ -186,6 +189,9 @@ pub struct NewUser {
     pub email: EmailAddress,
     pub password_hash: PasswordHash,
     pub is_admin: bool,
+    /// Whether the address counts as verified from the start: only for an admin an operator
+    /// creates from the command line, who vouches for it.
+    pub email_verified: bool,
 }
 
 /// Changes to an account's status; `None` leaves a flag as it is.

@@ -53,6 +53,7 @@ struct TokenUserRow {
     user_email: String,
     user_is_active: bool,
     user_is_admin: bool,
+    user_email_verified: bool,
     user_created_at: DateTime<Utc>,
 }
 
@@ -123,7 +124,7 @@ impl PersonalTokenRepository for Store {
         const SQL: &str = "SELECT t.id, t.user_id, t.name, t.scopes, t.created_at, \
                                   t.expires_at, t.last_used_at, t.revoked_at, \
                                   u.email AS user_email, u.is_active AS user_is_active, \
-                                  u.is_admin AS user_is_admin, u.created_at AS user_created_at \
+                                  u.is_admin AS user_is_admin, u.email_verified AS user_email_verified, u.created_at AS user_created_at \
                            FROM personal_tokens t JOIN users u ON u.id = t.user_id \
                            WHERE t.token_hash = $1";
         let row = on_pool!(self, |pool| {
@@ -139,6 +140,7 @@ impl PersonalTokenRepository for Store {
                 email: row.user_email,
                 is_active: row.user_is_active,
                 is_admin: row.user_is_admin,
+                email_verified: row.user_email_verified,
                 created_at: row.user_created_at,
             })?;
             Ok((PersonalToken::try_from(row.token)?, user))

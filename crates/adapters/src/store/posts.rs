@@ -17,7 +17,7 @@ macro_rules! post_columns {
     () => {
         "SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, \
                 u.id AS owner_id, u.email AS owner_email, u.is_active AS owner_is_active, \
-                u.is_admin AS owner_is_admin, u.created_at AS owner_created_at, p.votes "
+                u.is_admin AS owner_is_admin, u.email_verified AS owner_email_verified, u.created_at AS owner_created_at, p.votes "
     };
 }
 
@@ -99,6 +99,7 @@ struct PostRow {
     owner_email: String,
     owner_is_active: bool,
     owner_is_admin: bool,
+    owner_email_verified: bool,
     owner_created_at: DateTime<Utc>,
     votes: i64,
 }
@@ -120,6 +121,7 @@ impl TryFrom<PostRow> for Post {
                 email: row.owner_email,
                 is_active: row.owner_is_active,
                 is_admin: row.owner_is_admin,
+                email_verified: row.owner_email_verified,
                 created_at: row.owner_created_at,
             })?,
             votes: u64::try_from(row.votes).context("negative vote count")?,

@@ -67,6 +67,7 @@ struct SessionUserRow {
     user_email: String,
     user_is_active: bool,
     user_is_admin: bool,
+    user_email_verified: bool,
     user_created_at: DateTime<Utc>,
 }
 
@@ -184,7 +185,7 @@ impl SessionRepository for Store {
             "SELECT ",
             session_columns!("s"),
             ", u.email AS user_email, u.is_active AS user_is_active, \
-             u.is_admin AS user_is_admin, u.created_at AS user_created_at \
+             u.is_admin AS user_is_admin, u.email_verified AS user_email_verified, u.created_at AS user_created_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
         );
         let row = on_pool!(self, |pool| {
@@ -200,6 +201,7 @@ impl SessionRepository for Store {
                 email: row.user_email,
                 is_active: row.user_is_active,
                 is_admin: row.user_is_admin,
+                email_verified: row.user_email_verified,
                 created_at: row.user_created_at,
             })?;
             Ok((Session::try_from(row.session)?, user))

@@ -37,12 +37,20 @@ macro_rules! update_user_recording {
     }};
 }
 
+/// Stores a new user (`$1` email, `$2` its key, `$3` password hash, `$4` is_admin, `$5`
+/// email_verified, `$6` created_at) and returns its row.
+pub(super) const INSERT_USER: &str = "INSERT INTO users \
+     (email, email_key, password_hash, is_admin, email_verified, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     RETURNING id, email, is_active, is_admin, email_verified, created_at";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
     pub(super) id: i64,
     pub(super) email: String,
     pub(super) is_active: bool,
     pub(super) is_admin: bool,
+    pub(super) email_verified: bool,
     pub(super) created_at: DateTime<Utc>,
 }
 
@@ -59,6 +67,7 @@ impl TryFrom<UserRow> for User {
             created_at: row.created_at,
             is_active: row.is_active,
             is_admin: row.is_admin,
+            email_verified: row.email_verified,
         })
     }
 }
@@ -74,9 +83,7 @@ struct CredentialsRow {
 impl UserRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn create_user(&self, new_user: &NewUser) -> Result<User, SaveUserError> {
-        const SQL: &str = "INSERT INTO users (email, email_key, password_hash, is_admin, created_at) \
-                           VALUES ($1, $2, $3, $4, $5) \
-                           RETURNING id, email, is_active, is_admin, created_at";
+        const SQL: &str = INSERT_USER;
         let email = new_user.email.as_str();
         let email_key = new_user.email.normalized();
         let hash = new_user.password_hash.as_str();
@@ -87,6 +94,7 @@ impl UserRepository for Store {
                 .bind(&email_key)
                 .bind(hash)
                 .bind(new_user.is_admin)
+                .bind(new_user.email_verified)
                 .bind(created_at)
                 .fetch_one(pool)
                 .await
@@ -100,7 +108,7 @@ impl UserRepository for Store {
 
     #[tracing::instrument(skip(self), err)]
     async fn find_user(&self, id: UserId) -> anyhow::Result<Option<User>> {
-        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at \
+        const SQL: &str = "SELECT id, email, is_active, is_admin, email_verified, created_at \
                            FROM users WHERE id = $1";
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, UserRow>(SQL)
@@ -117,7 +125,7 @@ impl UserRepository for Store {
         &self,
         email: &EmailAddress,
     ) -> anyhow::Result<Option<UserCredentials>> {
-        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at, password_hash \
+        const SQL: &str = "SELECT id, email, is_active, is_admin, email_verified, created_at, password_hash \
                            FROM users WHERE email_key = $1";
         let email_key = email.normalized();
         let row = on_pool!(self, |pool| {
@@ -132,7 +140,7 @@ impl UserRepository for Store {
 
     #[tracing::instrument(skip(self), err)]
     async fn find_credentials_by_id(&self, id: UserId) -> anyhow::Result<Option<UserCredentials>> {
-        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at, password_hash \
+        const SQL: &str = "SELECT id, email, is_active, is_admin, email_verified, created_at, password_hash \
                            FROM users WHERE id = $1";
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, CredentialsRow>(SQL)
@@ -146,7 +154,7 @@ impl UserRepository for Store {
 
     #[tracing::instrument(skip(self), err)]
     async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>> {
-        const SQL: &str = "SELECT id, email, is_active, is_admin, created_at \
+        const SQL: &str = "SELECT id, email, is_active, is_admin, email_verified, created_at \
                            FROM users ORDER BY id LIMIT $1 OFFSET $2";
         let skip = count_to_i64(page.skip())?;
         let rows = on_pool!(self, |pool| {
@@ -167,8 +175,12 @@ impl UserRepository for Store {
         email: &EmailAddress,
         events: &[NewSecurityEvent],
     ) -> Result<Option<User>, SaveUserError> {
-        const SQL: &str = "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
-                           RETURNING id, email, is_active, is_admin, created_at";
+        // A change of address unconfirmed by mail leaves it unverified, unless only its case
+        // changed (the same mailbox).
+        const SQL: &str = "UPDATE users SET email = $2, \
+                               email_verified = (email_verified AND email_key = $3), \
+                               email_key = $3 WHERE id = $1 \
+                           RETURNING id, email, is_active, is_admin, email_verified, created_at";
         let email_key = email.normalized();
         let updated = update_user_recording!(
             self,
@@ -210,7 +222,7 @@ impl UserRepository for Store {
                            SET is_active = COALESCE($2, is_active), \
                                is_admin = COALESCE($3, is_admin) \
                            WHERE id = $1 \
-                           RETURNING id, email, is_active, is_admin, created_at";
+                           RETURNING id, email, is_active, is_admin, email_verified, created_at";
         let row = update_user_recording!(
             self,
             events,
@@ -240,7 +252,7 @@ impl UserRepository for Store {
 }
 
 /// Turns a unique violation on a write of `email` into [`SaveUserError::Duplicate`].
-fn unique_email<T>(
+pub(super) fn unique_email<T>(
     result: Result<T, sqlx::Error>,
     email: &str,
     context: &'static str,

@@ -179,7 +179,8 @@ impl From<LoginError> for LoginResponse {
         match err {
             LoginError::InvalidCredentials
             | LoginError::InvalidSecondFactor { .. }
-            | LoginError::InvalidMfaToken => Self::error("invalid_grant", err.to_string()),
+            | LoginError::InvalidMfaToken
+            | LoginError::EmailNotVerified => Self::error("invalid_grant", err.to_string()),
             LoginError::MfaRequired { ref mfa_token } => {
                 let mut body = OAuthErrorBody::json("mfa_required", err.to_string());
                 body.0.mfa_token = Some(mfa_token.expose_secret().to_owned());

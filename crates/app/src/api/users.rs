@@ -14,6 +14,7 @@ use warden_domain::{EmailAddress, Password, User, UserId};
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
+use super::mail::{Notice, notice};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
@@ -125,11 +126,15 @@ enum RegisterResponse {
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
-/// Your own account, with whether its logins need a second factor.
+/// Your own account, with whether its address is verified and whether its logins need a second
+/// factor.
 #[derive(Debug, Object)]
 pub(crate) struct MyAccount {
     #[oai(flatten)]
     user: UserMe,
+    /// Whether the address was shown to receive mail (`POST /email-verification/confirm`, a
+    /// password reset, or a confirmed change of address). A change made without mail clears it.
+    email_verified: bool,
     /// Whether logins need a second factor (TOTP), since `POST /users/me/mfa/totp/confirm`.
     mfa_enabled: bool,
 }
@@ -138,6 +143,7 @@ impl MyAccount {
     async fn of(state: &AppState, user: User) -> Result<Self, ApiError> {
         let mfa_enabled = state.mfa.is_enabled(user.id).await?;
         Ok(Self {
+            email_verified: user.email_verified,
             user: user.into(),
             mfa_enabled,
         })
@@ -153,9 +159,14 @@ enum MeResponse {
 
 #[derive(Debug, ApiResponse)]
 enum UpdateMeResponse {
-    /// Your account as it is now.
+    /// Your account as it is now (email off: the change is made at once, and the new address
+    /// is unverified).
     #[oai(status = 200)]
     Ok(Json<MyAccount>),
+    /// Email on: nothing changed yet. A confirmation mail is on its way to the new address and
+    /// a notice to the old one; the change happens at `POST /email-change/confirm`.
+    #[oai(status = 202)]
+    Accepted(Json<Notice>),
     /// Another account has this email.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
@@ -195,7 +206,8 @@ pub struct UsersApi;
 impl UsersApi {
     /// Register
     ///
-    /// Creates an active account. Log in with it at `/login`.
+    /// Creates an active account. Log in with it at `/login`. With email on, a verification
+    /// mail goes to the address.
     #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create(
         &self,
@@ -230,7 +242,11 @@ impl UsersApi {
                 ))));
             }
         };
-        match state.users.register(email, password).await {
+        let registered = match &state.email {
+            Some(mail) => mail.flows.register(email, password).await,
+            None => state.users.register(email, password).await,
+        };
+        match registered {
             Ok(user) => {
                 tracing::info!(user_id = %user.id, "user registered");
                 Ok(RegisterResponse::Created(Json(user.into())))
@@ -254,6 +270,9 @@ impl UsersApi {
     }
 
     /// Change your email
+    ///
+    /// With email on, the change waits for the token mailed to the new address
+    /// (`POST /email-change/confirm`); without, it is made at once.
     #[oai(path = "/users/me", method = "patch", operation_id = "update_me")]
     async fn update_me(
         &self,
@@ -263,6 +282,14 @@ impl UsersApi {
     ) -> Result<UpdateMeResponse, ApiError> {
         let email = EmailAddress::new(&body.0.email)
             .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
+        if let Some(mail) = &state.email {
+            return match mail.flows.request_email_change(&auth.0, &email).await {
+                Ok(()) => Ok(UpdateMeResponse::Accepted(notice(
+                    "a confirmation message is on its way to the new address",
+                ))),
+                Err(err) => err.answer(),
+            };
+        }
         match state.users.change_email(&auth.0, &email).await {
             Ok(user) => Ok(UpdateMeResponse::Ok(Json(
                 MyAccount::of(&state, user).await?,

@@ -185,18 +185,22 @@ impl Sweep<'_> {
 }
 
 async fn no_input_of_any_operation_breaks_the_server_or_half_stores(plain: TestApp) {
-    // Throttling off: the sweep registers and fails logins many times from one address.
-    let app = TestApp::on(
-        std::sync::Arc::clone(&plain.db),
-        &[
-            "--registrations-per-address",
-            "0",
-            "--login-max-failures-per-username",
-            "0",
-            "--login-max-failures-per-address",
-            "0",
-        ],
-    );
+    // Throttling off: the sweep registers, fails logins and asks for mail many times from one
+    // address. Email on, so that its operations do their work rather than answer 501.
+    let mut args = vec![
+        "--registrations-per-address",
+        "0",
+        "--login-max-failures-per-username",
+        "0",
+        "--login-max-failures-per-address",
+        "0",
+        "--mail-requests-per-address",
+        "0",
+        "--mail-requests-per-email",
+        "0",
+    ];
+    args.extend(warden_app::testing::UNREACHABLE_MAIL);
+    let app = TestApp::on(std::sync::Arc::clone(&plain.db), &args);
     drop(plain);
     let admin = app.admin("root@example.com").await;
     let bob = app.user("bob@example.com").await;

@@ -32,6 +32,7 @@ mod errors;
 mod events;
 mod hostile;
 mod keys;
+mod mail;
 mod metrics;
 mod mfa;
 mod oauth;

@@ -47,7 +47,13 @@ fn concrete(path: &str) -> String {
         .join("/")
 }
 
-async fn every_declared_scope_is_enforced_before_the_body(app: TestApp) {
+async fn every_declared_scope_is_enforced_before_the_body(plain: TestApp) {
+    // Email on, so that its operations do their work rather than answer 501.
+    let app = TestApp::on(
+        std::sync::Arc::clone(&plain.db),
+        &warden_app::testing::UNREACHABLE_MAIL,
+    );
+    drop(plain);
     let operations = scoped_operations();
     assert!(operations.len() >= 12, "the walk found only {operations:?}");
     let every_scope: Vec<&str> = Scope::ALL.into_iter().map(Scope::as_str).collect();

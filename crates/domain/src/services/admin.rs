@@ -175,6 +175,7 @@ mod tests {
             created_at: Utc::now(),
             is_active,
             is_admin,
+            email_verified: false,
         }
     }
 

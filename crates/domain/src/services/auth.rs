@@ -153,6 +153,9 @@ pub struct AuthService {
     personal_tokens: Arc<dyn PersonalTokenRepository>,
     second_factor: SecondFactor,
     lifetimes: Lifetimes,
+    /// `REQUIRE_VERIFIED_EMAIL`: a password login of an account whose address is not verified
+    /// is refused.
+    require_verified_email: bool,
 }
 
 /// How long logins last.
@@ -219,7 +222,16 @@ impl AuthService {
             mfa,
             personal_tokens,
             lifetimes,
+            require_verified_email: false,
         }
+    }
+
+    /// Refuses password logins of accounts whose address is not verified, when `require` is
+    /// set (contract section 12).
+    #[must_use]
+    pub fn requiring_verified_email(mut self, require: bool) -> Self {
+        self.require_verified_email = require;
+        self
     }
 
     /// The refresh grant: spends the presented refresh token and hands out a new access token

@@ -184,6 +184,7 @@ mod tests {
             created_at: Utc::now(),
             is_active: true,
             is_admin: false,
+            email_verified: false,
         }
     }
 

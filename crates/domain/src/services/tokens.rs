@@ -159,6 +159,7 @@ mod tests {
                 created_at: Utc::now(),
                 is_active: true,
                 is_admin,
+                email_verified: false,
             },
             session_id: Some(SessionId::random()),
             scopes: Scopes::allowed_for(is_admin),

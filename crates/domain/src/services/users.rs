@@ -128,6 +128,8 @@ impl UserService {
             email,
             password_hash,
             is_admin,
+            // An operator creating an admin vouches for the address; registration does not.
+            email_verified: is_admin,
         };
         Ok(self.users.create_user(&new_user).await?)
     }

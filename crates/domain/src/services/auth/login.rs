@@ -61,6 +61,10 @@ pub enum LoginError {
     /// The `mfa_token` is unknown, expired, spent, or spent by five wrong codes.
     #[error("the mfa_token is invalid, expired or spent")]
     InvalidMfaToken,
+    /// The password was right, but the account's address is not verified and
+    /// `REQUIRE_VERIFIED_EMAIL` is set.
+    #[error("email address not verified")]
+    EmailNotVerified,
     #[error(transparent)]
     InvalidScope(#[from] UnknownScopeError),
     #[error(transparent)]
@@ -81,6 +85,9 @@ impl AuthService {
         let user = self
             .check_credentials(&login.username, &login.password, &request)
             .await?;
+        if self.require_verified_email && !user.email_verified {
+            return Err(LoginError::EmailNotVerified);
+        }
 
         let allowed = Scopes::allowed_for(user.is_admin);
         let scopes = requested.map_or(allowed, |requested| requested.intersection(allowed));

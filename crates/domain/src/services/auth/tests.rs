@@ -23,6 +23,7 @@ fn ann(is_active: bool, is_admin: bool) -> User {
         created_at: Utc::now(),
         is_active,
         is_admin,
+        email_verified: false,
     }
 }
 

@@ -17,6 +17,7 @@ fn ann() -> User {
         created_at: Utc::now(),
         is_active: true,
         is_admin: false,
+        email_verified: false,
     }
 }
 

@@ -13,6 +13,7 @@ fn user(id: i64, email: &str) -> User {
         created_at: Utc::now(),
         is_active: true,
         is_admin: false,
+        email_verified: false,
     }
 }
 
@@ -45,6 +46,7 @@ async fn registering_stores_the_hash_not_the_password() {
             new_user.password_hash.as_str() == "$hash"
                 && new_user.email.as_str() == "ann@example.com"
                 && !new_user.is_admin
+                && !new_user.email_verified
         })
         .times(1)
         .returning(|_| Ok(user(7, "ann@example.com")));
@@ -70,7 +72,8 @@ async fn admins_are_created_as_admins() {
     let mut users = MockUserRepository::new();
     users
         .expect_create_user()
-        .withf(|new_user| new_user.is_admin)
+        // The operator who makes an admin vouches for the address.
+        .withf(|new_user| new_user.is_admin && new_user.email_verified)
         .times(1)
         .returning(|_| Ok(user(1, "root@example.com")));
     let service = service(

@@ -1,0 +1,276 @@
+//! [`MailSender`] over SMTP (lettre), with messages rendered from the templates in
+//! `templates/mail` (minijinja): a text part and an HTML part, each with the token and, when
+//! `PUBLIC_URL` is set, a link carrying it.
+//!
+//! The link puts the token in the URL's fragment (`#token=...`), which browsers never send to a
+//! server: it stays out of access logs and `Referer` headers. The front end at `PUBLIC_URL`
+//! serves the pages (`/reset-password`, `/verify-email`, `/confirm-email-change`) and posts the
+//! token to the API.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::{Environment, context};
+use secrecy::{ExposeSecret, SecretString};
+use warden_domain::ports::MailSender;
+use warden_domain::{EmailTokenLifetimes, MailKind, MailToken, OutgoingMail};
+
+/// Where and how mail is sent.
+#[derive(Debug)]
+pub struct SmtpConfig {
+    /// `smtps://` (TLS), `smtp://...?tls=required` (STARTTLS), `smtp://...?tls=opportunistic`,
+    /// or plain `smtp://` for a local catcher; with `user:password@` when the server wants a
+    /// login.
+    pub url: SecretString,
+    /// `MAIL_FROM`: `Warden <no-reply@example.com>` or a bare address.
+    pub from: String,
+    /// `PUBLIC_URL`, for links.
+    pub public_url: Option<String>,
+    /// How long each exchange with the server may take.
+    pub timeout: Duration,
+    /// For telling the reader how long a token lasts.
+    pub lifetimes: EmailTokenLifetimes,
+}
+
+/// Sends mail through one SMTP server.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    public_url: Option<String>,
+    lifetimes: EmailTokenLifetimes,
+    templates: Environment<'static>,
+}
+
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpMailer")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The templates, `<kind>.txt` and `<kind>.html`; HTML is escaped by minijinja.
+const TEMPLATES: [(&str, &str); 8] = [
+    (
+        "password_reset.txt",
+        include_str!("../templates/mail/password_reset.txt"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../templates/mail/password_reset.html"),
+    ),
+    (
+        "email_verification.txt",
+        include_str!("../templates/mail/email_verification.txt"),
+    ),
+    (
+        "email_verification.html",
+        include_str!("../templates/mail/email_verification.html"),
+    ),
+    (
+        "email_change.txt",
+        include_str!("../templates/mail/email_change.txt"),
+    ),
+    (
+        "email_change.html",
+        include_str!("../templates/mail/email_change.html"),
+    ),
+    (
+        "email_change_notice.txt",
+        include_str!("../templates/mail/email_change_notice.txt"),
+    ),
+    (
+        "email_change_notice.html",
+        include_str!("../templates/mail/email_change_notice.html"),
+    ),
+];
+
+impl SmtpMailer {
+    /// A mailer for `config`. Connects to nothing yet: each send opens its own connection.
+    ///
+    /// # Errors
+    ///
+    /// The URL or the sender's address is malformed (the error never shows the URL, which may
+    /// hold a password).
+    pub fn new(config: SmtpConfig) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose_secret())
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "SMTP_URL is not a valid smtp:// or smtps:// URL ({})",
+                    err.to_string().replace(config.url.expose_secret(), "...")
+                )
+            })?
+            .timeout(Some(config.timeout))
+            .build();
+        let from = config
+            .from
+            .parse::<Mailbox>()
+            .with_context(|| format!("MAIL_FROM {:?} is not an email address", config.from))?;
+        let mut templates = Environment::new();
+        for (name, source) in TEMPLATES {
+            templates
+                .add_template(name, source)
+                .with_context(|| format!("mail template {name} is invalid"))?;
+        }
+        Ok(Self {
+            transport,
+            from,
+            public_url: config.public_url,
+            lifetimes: config.lifetimes,
+            templates,
+        })
+    }
+
+    /// `mail` as a message: subject, text and HTML.
+    ///
+    /// # Errors
+    ///
+    /// A template failed to render, or the recipient is not a valid mailbox for lettre.
+    pub fn message(&self, mail: &OutgoingMail) -> anyhow::Result<Message> {
+        let (subject, page) = match mail.kind {
+            MailKind::PasswordReset => ("Reset your Warden password", "reset-password"),
+            MailKind::EmailVerification => ("Verify your email address", "verify-email"),
+            MailKind::EmailChange => ("Confirm your new email address", "confirm-email-change"),
+            MailKind::EmailChangeNotice => ("Your email address is being changed", ""),
+        };
+        let token = mail.token.as_ref().map(MailToken::expose);
+        let link = match (&self.public_url, token) {
+            (Some(base), Some(token)) => Some(format!("{base}/{page}#token={token}")),
+            _ => None,
+        };
+        let values = context! {
+            to => mail.to.as_str(),
+            token => token,
+            link => link,
+            minutes => self.lifetimes.password_reset.num_minutes(),
+            hours => self.lifetimes.verification.num_hours(),
+        };
+        let render = |extension: &str| {
+            let name = format!("{}.{extension}", mail.kind.as_str());
+            self.templates
+                .get_template(&name)
+                .and_then(|template| template.render(&values))
+                .with_context(|| format!("cannot render mail template {name}"))
+        };
+        let to = mail
+            .to
+            .as_str()
+            .parse::<Mailbox>()
+            .context("the recipient is not an address lettre accepts")?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .multipart(MultiPart::alternative_plain_html(
+                render("txt")?,
+                render("html")?,
+            ))
+            .context("cannot build a mail")
+    }
+}
+
+#[async_trait]
+impl MailSender for SmtpMailer {
+    async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
+        let message = self.message(mail)?;
+        // lettre's errors name the server's answer or the connection's failure, never the body.
+        self.transport
+            .send(message)
+            .await
+            .context("the mail server did not take the mail")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_domain::EmailAddress;
+
+    use super::*;
+
+    fn mailer(public_url: Option<&str>) -> SmtpMailer {
+        SmtpMailer::new(SmtpConfig {
+            url: SecretString::from("smtp://127.0.0.1:2525"),
+            from: "Warden <no-reply@example.com>".to_owned(),
+            public_url: public_url.map(str::to_owned),
+            timeout: Duration::from_secs(5),
+            lifetimes: EmailTokenLifetimes::default(),
+        })
+        .unwrap()
+    }
+
+    /// The decoded text and HTML parts of the message for `mail`.
+    fn parts(mailer: &SmtpMailer, kind: MailKind, token: Option<&str>) -> (String, String) {
+        let mail = OutgoingMail {
+            kind,
+            to: EmailAddress::new("ann@example.com").unwrap(),
+            token: token.map(|token| MailToken::new(token.to_owned())),
+        };
+        let raw = mailer.message(&mail).unwrap().formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        let part = |mime: &str| {
+            parsed
+                .subparts
+                .iter()
+                .find(|part| part.ctype.mimetype == mime)
+                .unwrap_or_else(|| panic!("{kind:?} has no {mime} part"))
+                .get_body()
+                .unwrap()
+        };
+        // minijinja escapes `/` in HTML, as `&#x2f;`, which browsers read back as `/`.
+        (part("text/plain"), part("text/html").replace("&#x2f;", "/"))
+    }
+
+    #[test]
+    fn every_kind_renders_with_its_token_in_both_parts() {
+        let mailer = mailer(Some("https://app.example.com"));
+        let token = "tok-123_ABC-a-token-long-enough-to-wrap-lines-xyz";
+        for kind in MailKind::ALL {
+            let with_token = (kind != MailKind::EmailChangeNotice).then_some(token);
+            let (text, html) = parts(&mailer, kind, with_token);
+            for part in [&text, &html] {
+                assert!(part.contains("ann@example.com"), "{kind:?}: {part}");
+                if with_token.is_some() {
+                    // The token, and the link that carries it.
+                    assert_eq!(part.matches(token).count(), 2, "{kind:?}: {part}");
+                    assert!(
+                        part.contains("https://app.example.com/"),
+                        "{kind:?}: {part}"
+                    );
+                    assert!(
+                        part.contains(&format!("#token={token}")),
+                        "{kind:?}: {part}"
+                    );
+                } else {
+                    assert!(!part.contains("token"), "{kind:?}: {part}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_public_url_there_is_no_link() {
+        let (text, html) = parts(&mailer(None), MailKind::PasswordReset, Some("tok-123_ABC"));
+        for part in [text, html] {
+            assert_eq!(part.matches("tok-123_ABC").count(), 1, "{part}");
+            assert!(!part.contains("href"), "{part}");
+            assert!(part.contains("30 minutes"), "{part}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_without_showing_it() {
+        let err = SmtpMailer::new(SmtpConfig {
+            url: SecretString::from("ftp://user:hunter22@mail.example.com"),
+            from: "no-reply@example.com".to_owned(),
+            public_url: None,
+            timeout: Duration::from_secs(5),
+            lifetimes: EmailTokenLifetimes::default(),
+        })
+        .unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter22"), "{err:#}");
+    }
+}

@@ -1,0 +1,733 @@
+//! The repository contract of email (contract section 12): emailed tokens and the outbox, run
+//! against both SQLite and PostgreSQL through the same test bodies, and the outbox shared by two
+//! instances on one PostgreSQL database.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use warden_adapters::testing::TestDb;
+use warden_adapters::{Store, StoreOptions};
+use warden_domain::ports::{
+    MailRepository, SaveUserError, SecurityEventRepository, SessionRepository, UserRepository,
+};
+use warden_domain::{
+    AuthMethods, ClientId, EmailAddress, EmailTokenPurpose, EventContext, EventLimit, EventQuery,
+    MailKind, MailToken, NewEmailToken, NewRefreshToken, NewSecurityEvent, NewSession, NewUser,
+    OutgoingMail, PasswordHash, RefreshTokenHash, Scopes, SecurityEventKind, SessionId,
+    SessionOrigin, User, UserId,
+};
+
+/// Runs each listed test body once per database.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = warden_adapters::testing::TestDb::sqlite().await;
+                    super::$test(db.store()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = warden_adapters::testing::TestDb::postgres().await;
+                    super::$test(db.store()).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_new_account_and_its_verification_mail_are_stored_together,
+    a_reset_spends_its_token_once_and_changes_everything_it_must,
+    a_reset_token_is_refused_when_expired_spent_or_someone_elses,
+    racing_resets_with_one_token_let_exactly_one_through,
+    a_verification_counts_only_for_the_address_it_was_sent_to,
+    a_confirmed_change_waits_while_the_address_is_taken,
+    an_unconfirmed_change_of_address_clears_its_verification,
+    the_outbox_hands_out_each_due_mail_once_per_lease,
+    racing_workers_take_each_mail_once,
+    expired_tokens_are_pruned,
+);
+
+fn email(raw: &str) -> EmailAddress {
+    EmailAddress::new(raw).unwrap()
+}
+
+async fn user(store: &Store, address: &str) -> User {
+    store
+        .create_user(&NewUser {
+            email: email(address),
+            password_hash: PasswordHash::new("$argon2id$old".into()),
+            is_admin: false,
+            email_verified: false,
+        })
+        .await
+        .unwrap()
+}
+
+fn token(
+    purpose: EmailTokenPurpose,
+    hash: &str,
+    address: &str,
+    expires_in: TimeDelta,
+) -> NewEmailToken {
+    let now = Utc::now();
+    NewEmailToken {
+        purpose,
+        hash: RefreshTokenHash::new(hash.into()),
+        email: email(address),
+        created_at: now,
+        expires_at: now + expires_in,
+    }
+}
+
+fn mail(kind: MailKind, to: &str, token: Option<&str>) -> OutgoingMail {
+    OutgoingMail {
+        kind,
+        to: email(to),
+        token: token.map(|token| MailToken::new(token.into())),
+    }
+}
+
+fn hash(raw: &str) -> RefreshTokenHash {
+    RefreshTokenHash::new(raw.into())
+}
+
+fn event(user: UserId, kind: SecurityEventKind) -> NewSecurityEvent {
+    NewSecurityEvent::now(user, kind, EventContext::default())
+}
+
+async fn issue(store: &Store, user: UserId, purpose: EmailTokenPurpose, name: &str, to: &str) {
+    store
+        .issue_email_token(
+            user,
+            &token(purpose, name, to, TimeDelta::minutes(30)),
+            &[mail(MailKind::PasswordReset, to, Some(name))],
+        )
+        .await
+        .unwrap();
+}
+
+/// Every mail due at `at`, taken under a five-minute lease.
+async fn drain(store: &Store, at: DateTime<Utc>) -> Vec<OutgoingMail> {
+    let mut mails = Vec::new();
+    while let Some(queued) = store
+        .claim_mail(at, at + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+    {
+        mails.push(queued.mail);
+    }
+    mails
+}
+
+async fn kinds_of_events(store: &Store, user: UserId) -> Vec<SecurityEventKind> {
+    let query = EventQuery {
+        user_id: Some(user),
+        kind: None,
+        before: None,
+        since: Utc::now() - TimeDelta::hours(1),
+        limit: EventLimit::new(100).unwrap(),
+    };
+    let events = store.list_events(&query).await.unwrap();
+    events.into_iter().map(|event| event.kind).collect()
+}
+
+async fn session(store: &Store, user: UserId, name: &str) -> SessionId {
+    let now = Utc::now();
+    let new = NewSession {
+        id: SessionId::random(),
+        user_id: user,
+        scopes: Scopes::allowed_for(false),
+        created_at: now,
+        expires_at: now + TimeDelta::days(30),
+        origin: SessionOrigin {
+            client_id: ClientId::new("tests").unwrap(),
+            user_agent: None,
+            ip_address: None,
+            auth_methods: AuthMethods::Password,
+        },
+    };
+    let refresh = NewRefreshToken {
+        hash: hash(name),
+        expires_at: now + TimeDelta::days(7),
+    };
+    store.create_session(&new, &refresh, &[]).await.unwrap().id
+}
+
+async fn a_new_account_and_its_verification_mail_are_stored_together(store: Store) {
+    let verification = token(
+        EmailTokenPurpose::EmailVerification,
+        "#v",
+        "Ann@example.com",
+        TimeDelta::hours(24),
+    );
+    let welcome = mail(MailKind::EmailVerification, "Ann@example.com", Some("v"));
+    let ann = NewUser {
+        email: email("Ann@example.com"),
+        password_hash: PasswordHash::new("$argon2id$x".into()),
+        is_admin: false,
+        email_verified: false,
+    };
+    let created = store
+        .create_user_with_mail(&ann, &verification, &welcome)
+        .await
+        .unwrap();
+    assert!(!created.email_verified);
+    let stored = store.find_email_token(&hash("#v")).await.unwrap().unwrap();
+    assert_eq!(stored.user_id, created.id);
+    assert_eq!(stored.purpose, EmailTokenPurpose::EmailVerification);
+    assert_eq!(stored.email.as_str(), "Ann@example.com");
+    assert!(!stored.used);
+
+    // A second account with the address stores neither its token nor its mail.
+    let again = store
+        .create_user_with_mail(
+            &NewUser {
+                email: email("ann@EXAMPLE.com"),
+                ..ann
+            },
+            &token(
+                EmailTokenPurpose::EmailVerification,
+                "#w",
+                "ann@EXAMPLE.com",
+                TimeDelta::hours(24),
+            ),
+            &mail(MailKind::EmailVerification, "ann@EXAMPLE.com", Some("w")),
+        )
+        .await;
+    assert!(matches!(again, Err(SaveUserError::Duplicate { .. })));
+    assert_eq!(store.find_email_token(&hash("#w")).await.unwrap(), None);
+    assert_eq!(drain(&store, Utc::now()).await, vec![welcome]);
+}
+
+async fn a_reset_spends_its_token_once_and_changes_everything_it_must(store: Store) {
+    let ann = user(&store, "Ann@example.com").await;
+    let first = session(&store, ann.id, "s1").await;
+    let second = session(&store, ann.id, "s2").await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#r1",
+        "Ann@example.com",
+    )
+    .await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#r2",
+        "Ann@example.com",
+    )
+    .await;
+    let new_hash = PasswordHash::new("$argon2id$new".into());
+
+    let reset = store
+        .reset_password(
+            &hash("#r1"),
+            ann.id,
+            &new_hash,
+            Utc::now(),
+            &[event(ann.id, SecurityEventKind::PasswordReset)],
+        )
+        .await
+        .unwrap();
+
+    assert!(reset);
+    let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash, new_hash);
+    assert!(
+        credentials.user.email_verified,
+        "a reset proves the mailbox"
+    );
+    for id in [first, second] {
+        let ended = store.find_session(id).await.unwrap().unwrap();
+        assert!(ended.revoked_at.is_some(), "a reset ends every session");
+    }
+    for name in ["#r1", "#r2"] {
+        let spent = store.find_email_token(&hash(name)).await.unwrap().unwrap();
+        assert!(spent.used, "{name} still live after a reset");
+    }
+    assert_eq!(
+        kinds_of_events(&store, ann.id).await,
+        [SecurityEventKind::PasswordReset]
+    );
+    let again = store
+        .reset_password(
+            &hash("#r1"),
+            ann.id,
+            &new_hash,
+            Utc::now(),
+            &[event(ann.id, SecurityEventKind::PasswordReset)],
+        )
+        .await
+        .unwrap();
+    assert!(!again);
+    assert_eq!(
+        kinds_of_events(&store, ann.id).await.len(),
+        1,
+        "a refused reset recorded an event"
+    );
+}
+
+async fn a_reset_token_is_refused_when_expired_spent_or_someone_elses(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let now = Utc::now();
+    store
+        .issue_email_token(
+            ann.id,
+            &token(
+                EmailTokenPurpose::PasswordReset,
+                "#old",
+                "ann@example.com",
+                TimeDelta::minutes(-1),
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailVerification,
+        "#verify",
+        "ann@example.com",
+    )
+    .await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#live",
+        "ann@example.com",
+    )
+    .await;
+    let new_hash = PasswordHash::new("$argon2id$new".into());
+
+    for (name, owner) in [
+        ("#old", ann.id),
+        ("#verify", ann.id),
+        ("#live", bob.id),
+        ("#none", ann.id),
+    ] {
+        let reset = store
+            .reset_password(&hash(name), owner, &new_hash, now, &[])
+            .await
+            .unwrap();
+        assert!(!reset, "{name} reset the password");
+    }
+    let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash.as_str(), "$argon2id$old");
+}
+
+async fn racing_resets_with_one_token_let_exactly_one_through(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#r",
+        "ann@example.com",
+    )
+    .await;
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let hash_i = PasswordHash::new(format!("$argon2id${i}"));
+                store
+                    .reset_password(&hash("#r"), ann.id, &hash_i, Utc::now(), &[])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailVerification,
+        "#v",
+        "ann@example.com",
+    )
+    .await;
+    store
+        .update_email(ann.id, &email("ann@elsewhere.example"), &[])
+        .await
+        .unwrap();
+
+    let moved = store
+        .verify_email(
+            &hash("#v"),
+            ann.id,
+            &email("ann@example.com"),
+            Utc::now(),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!moved);
+    assert!(
+        !store
+            .find_user(ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailVerification,
+        "#w",
+        "ann@elsewhere.example",
+    )
+    .await;
+    let events = [event(ann.id, SecurityEventKind::EmailVerified)];
+    let verified = store
+        .verify_email(
+            &hash("#w"),
+            ann.id,
+            &email("Ann@Elsewhere.example"),
+            Utc::now(),
+            &events,
+        )
+        .await
+        .unwrap();
+    assert!(verified);
+    assert!(
+        store
+            .find_user(ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+    assert!(
+        store
+            .find_email_token(&hash("#w"))
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
+    assert_eq!(
+        kinds_of_events(&store, ann.id).await,
+        [SecurityEventKind::EmailVerified]
+    );
+    let twice = store
+        .verify_email(
+            &hash("#w"),
+            ann.id,
+            &email("ann@elsewhere.example"),
+            Utc::now(),
+            &events,
+        )
+        .await
+        .unwrap();
+    assert!(!twice);
+}
+
+async fn a_confirmed_change_waits_while_the_address_is_taken(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailChange,
+        "#c",
+        "New@example.com",
+    )
+    .await;
+    let squatter = user(&store, "new@example.com").await;
+    let events = [event(ann.id, SecurityEventKind::EmailChanged)];
+
+    let taken = store
+        .change_email_confirmed(
+            &hash("#c"),
+            ann.id,
+            &email("New@example.com"),
+            Utc::now(),
+            &events,
+        )
+        .await;
+    assert!(
+        matches!(taken, Err(SaveUserError::Duplicate { .. })),
+        "{taken:?}"
+    );
+    assert!(
+        !store
+            .find_email_token(&hash("#c"))
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
+    assert!(kinds_of_events(&store, ann.id).await.is_empty());
+
+    store.delete_user(squatter.id).await.unwrap();
+    let changed = store
+        .change_email_confirmed(
+            &hash("#c"),
+            ann.id,
+            &email("New@example.com"),
+            Utc::now(),
+            &events,
+        )
+        .await
+        .unwrap();
+    assert!(changed);
+    let now = store.find_user(ann.id).await.unwrap().unwrap();
+    assert_eq!(now.email.as_str(), "New@example.com");
+    assert!(now.email_verified);
+    assert_eq!(
+        kinds_of_events(&store, ann.id).await,
+        [SecurityEventKind::EmailChanged]
+    );
+    let again = store
+        .change_email_confirmed(
+            &hash("#c"),
+            ann.id,
+            &email("New@example.com"),
+            Utc::now(),
+            &events,
+        )
+        .await
+        .unwrap();
+    assert!(!again, "a change token worked twice");
+}
+
+async fn an_unconfirmed_change_of_address_clears_its_verification(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailVerification,
+        "#v",
+        "ann@example.com",
+    )
+    .await;
+    assert!(
+        store
+            .verify_email(
+                &hash("#v"),
+                ann.id,
+                &email("ann@example.com"),
+                Utc::now(),
+                &[]
+            )
+            .await
+            .unwrap()
+    );
+    // Only the case: the same mailbox.
+    let recased = store
+        .update_email(ann.id, &email("ANN@example.com"), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(recased.email_verified);
+    let moved = store
+        .update_email(ann.id, &email("ann@elsewhere.example"), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!moved.email_verified);
+}
+
+async fn the_outbox_hands_out_each_due_mail_once_per_lease(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    let change = token(
+        EmailTokenPurpose::EmailChange,
+        "#c",
+        "new@example.com",
+        TimeDelta::hours(1),
+    );
+    let sent = [
+        mail(MailKind::EmailChange, "new@example.com", Some("c")),
+        mail(MailKind::EmailChangeNotice, "ann@example.com", None),
+    ];
+    store
+        .issue_email_token(ann.id, &change, &sent)
+        .await
+        .unwrap();
+    let now = Utc::now() + TimeDelta::seconds(1);
+
+    let first = store
+        .claim_mail(now, now + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store
+        .claim_mail(now, now + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        [first.mail.clone(), second.mail.clone()],
+        sent,
+        "oldest first, as queued"
+    );
+    assert_eq!((first.attempts, second.attempts), (1, 1));
+    assert_eq!(
+        store
+            .claim_mail(now, now + TimeDelta::minutes(5))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Sent: gone. Failed: due again when the backoff ends, not before.
+    store.remove_mail(first.id).await.unwrap();
+    store
+        .retry_mail(second.id, now + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let early = now + TimeDelta::seconds(59);
+    assert_eq!(
+        store
+            .claim_mail(early, early + TimeDelta::minutes(5))
+            .await
+            .unwrap(),
+        None
+    );
+    let due = now + TimeDelta::minutes(1);
+    let retried = store
+        .claim_mail(due, due + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((retried.id, retried.attempts), (second.id, 2));
+
+    // A worker that took it and died: it is due again when the lease ends.
+    let after_lease = due + TimeDelta::minutes(5);
+    let orphan = store
+        .claim_mail(after_lease, after_lease + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((orphan.id, orphan.attempts), (second.id, 3));
+    assert_eq!(orphan.mail.token, None);
+}
+
+async fn racing_workers_take_each_mail_once(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    for i in 0..20 {
+        issue(
+            &store,
+            ann.id,
+            EmailTokenPurpose::PasswordReset,
+            &format!("#{i}"),
+            "ann@example.com",
+        )
+        .await;
+    }
+    let at = Utc::now() + TimeDelta::seconds(1);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { drain(&store, at).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for worker in workers {
+        for mail in worker.await.unwrap() {
+            tokens.push(mail.token.unwrap().expose().to_owned());
+        }
+    }
+    assert_eq!(tokens.len(), 20, "{tokens:?}");
+    assert_eq!(
+        tokens.iter().collect::<HashSet<_>>().len(),
+        20,
+        "{tokens:?}"
+    );
+}
+
+async fn expired_tokens_are_pruned(store: Store) {
+    let ann = user(&store, "ann@example.com").await;
+    store
+        .issue_email_token(
+            ann.id,
+            &token(
+                EmailTokenPurpose::PasswordReset,
+                "#old",
+                "ann@example.com",
+                TimeDelta::minutes(-1),
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    issue(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#live",
+        "ann@example.com",
+    )
+    .await;
+
+    assert_eq!(
+        store.delete_expired_email_tokens(Utc::now()).await.unwrap(),
+        1
+    );
+    assert_eq!(store.find_email_token(&hash("#old")).await.unwrap(), None);
+    assert!(
+        store
+            .find_email_token(&hash("#live"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Two instances on one PostgreSQL database, each with its own pool, drain one outbox: every
+/// mail goes out exactly once.
+#[tokio::test]
+async fn two_instances_send_each_mail_once() {
+    let db = TestDb::postgres().await;
+    let one = db.store();
+    let two = Store::open(db.url(), &StoreOptions::default())
+        .await
+        .unwrap();
+    let ann = user(&one, "ann@example.com").await;
+    for i in 0..40 {
+        issue(
+            &one,
+            ann.id,
+            EmailTokenPurpose::PasswordReset,
+            &format!("#{i}"),
+            "ann@example.com",
+        )
+        .await;
+    }
+    let at = Utc::now() + TimeDelta::seconds(1);
+    let workers: Vec<_> = [one, two]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .map(|store| tokio::spawn(async move { drain(&store, at).await }))
+        .collect();
+    let mut tokens = Vec::new();
+    for worker in workers {
+        for mail in worker.await.unwrap() {
+            tokens.push(mail.token.unwrap().expose().to_owned());
+        }
+    }
+    assert_eq!(tokens.len(), 40);
+    assert_eq!(tokens.iter().collect::<HashSet<_>>().len(), 40);
+}
