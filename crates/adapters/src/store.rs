@@ -5,7 +5,9 @@
 //! `mail`); this module holds the pool plumbing they share. The
 //! SQL is written once: it is portable, and uses `$1`-style parameters, which sqlx's SQLite
 //! driver binds by number just as PostgreSQL does. Only the schema differs, in
-//! `migrations/{postgres,sqlite}`. The alternative, one type per database, would repeat every
+//! `migrations/{postgres,sqlite}`, and two statements, each in two forms: the title search
+//! (pg_trgm or FTS5) and the outbox's claim (PostgreSQL's `FOR UPDATE SKIP LOCKED`, which
+//! SQLite's single writer needs no more than it has). The alternative, one type per database, would repeat every
 //! query and every row conversion.
 
 use std::str::FromStr;
