@@ -185,3 +185,29 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Runs each listed test body (an `async fn(Store)` of the calling module) once per database,
+/// each on a fresh one: the repository contracts.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = $crate::testing::TestDb::sqlite().await;
+                    super::$test(db.store()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = $crate::testing::TestDb::postgres().await;
+                    super::$test(db.store()).await;
+                }
+            )*
+        }
+    };
+}

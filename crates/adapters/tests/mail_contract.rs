@@ -17,31 +17,7 @@ use warden_domain::{
     SessionOrigin, User, UserId,
 };
 
-/// Runs each listed test body once per database.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = warden_adapters::testing::TestDb::sqlite().await;
-                    super::$test(db.store()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = warden_adapters::testing::TestDb::postgres().await;
-                    super::$test(db.store()).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+warden_adapters::on_both_stores!(
     a_new_account_and_its_verification_mail_are_stored_together,
     a_reset_spends_its_token_once_and_changes_everything_it_must,
     a_reset_token_is_refused_when_expired_spent_or_someone_elses,

@@ -14,31 +14,7 @@ use warden_domain::{
     SecurityEventKind, SessionId, SessionOrigin, User, UserFlags, UserId,
 };
 
-/// Runs each listed test body once per database.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = warden_adapters::testing::TestDb::sqlite().await;
-                    super::$test(db.store()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = warden_adapters::testing::TestDb::postgres().await;
-                    super::$test(db.store()).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+warden_adapters::on_both_stores!(
     a_created_user_can_be_found_by_id_and_email,
     created_users_are_active_non_admins_with_increasing_ids,
     emails_are_unique_case_insensitively,

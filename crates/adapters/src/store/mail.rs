@@ -34,6 +34,21 @@ const SPEND_TOKEN: &str = "UPDATE email_tokens SET used_at = $4 \
        AND used_at IS NULL AND expires_at > $4 \
      RETURNING email";
 
+/// Spends `$user`'s live token hashed as `$token` for `$purpose` at `$now` through `$tx`, in the
+/// caller's async block (whose error type is `sqlx::Error`). Evaluates to the address the token
+/// was sent to, if it was live.
+macro_rules! spend_token {
+    ($tx:ident, $token:expr, $user:expr, $purpose:expr, $now:expr) => {
+        sqlx::query_scalar::<_, String>(SPEND_TOKEN)
+            .bind($token.as_str())
+            .bind($user.get())
+            .bind($purpose.as_str())
+            .bind($now)
+            .fetch_optional(&mut *$tx)
+            .await?
+    };
+}
+
 /// Inserts `$token` for `$user` and each of `$mails` through `$tx`, in the caller's async block
 /// (whose error type is `sqlx::Error`).
 macro_rules! insert_token_and_mails {
@@ -219,18 +234,11 @@ impl MailRepository for Store {
         const END_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
                                     WHERE user_id = $1 AND revoked_at IS NULL";
         let now = stored_time(now);
-        let purpose = EmailTokenPurpose::PasswordReset.as_str();
+        let purpose = EmailTokenPurpose::PasswordReset;
         let reset = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let spent: Option<String> = sqlx::query_scalar(SPEND_TOKEN)
-                    .bind(token.as_str())
-                    .bind(user.get())
-                    .bind(purpose)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(email) = spent else {
+                let Some(email) = spend_token!(tx, token, user, purpose, now) else {
                     return Ok::<_, sqlx::Error>(false);
                 };
                 sqlx::query(SET_PASSWORD)
@@ -241,7 +249,7 @@ impl MailRepository for Store {
                     .await?;
                 sqlx::query(SPEND_OTHERS)
                     .bind(user.get())
-                    .bind(purpose)
+                    .bind(purpose.as_str())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -286,13 +294,7 @@ impl MailRepository for Store {
                     .rows_affected();
                 // The token is spent only if the address it was sent to is still the account's.
                 let spent = changed > 0
-                    && sqlx::query(SPEND_TOKEN)
-                        .bind(token.as_str())
-                        .bind(user.get())
-                        .bind(EmailTokenPurpose::EmailVerification.as_str())
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?
+                    && spend_token!(tx, token, user, EmailTokenPurpose::EmailVerification, now)
                         .is_some();
                 if !spent {
                     // Rolls back the verification as well.
@@ -326,15 +328,8 @@ impl MailRepository for Store {
         let changed = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let spent = sqlx::query(SPEND_TOKEN)
-                    .bind(token.as_str())
-                    .bind(user.get())
-                    .bind(EmailTokenPurpose::EmailChange.as_str())
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if !spent {
+                let spent = spend_token!(tx, token, user, EmailTokenPurpose::EmailChange, now);
+                if spent.is_none() {
                     return Ok::<_, sqlx::Error>(false);
                 }
                 // A unique violation here rolls back the spending too: the token stays live.

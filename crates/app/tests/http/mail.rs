@@ -10,29 +10,7 @@ use warden_app::testing::{Mail, MailCatcher};
 
 use crate::support::*;
 
-/// Runs each listed test body (an `async fn(Backend)`) once per database.
-macro_rules! with_mail_on_both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(warden_adapters::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(warden_adapters::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-with_mail_on_both_databases!(
+on_both_backends!(
     registration_mails_a_token_that_verifies_the_address_once,
     a_reset_mail_arrives_and_its_token_works_once,
     reset_requests_answer_alike_whether_or_not_the_account_exists,

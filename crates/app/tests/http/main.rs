@@ -25,6 +25,29 @@ macro_rules! on_both_databases {
     };
 }
 
+/// Runs each listed test body (an `async fn(Backend)` of the calling module, which makes the app
+/// it needs) once per database.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(warden_adapters::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(warden_adapters::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 mod account;
 mod cors;
 mod devices;

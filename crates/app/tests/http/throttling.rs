@@ -11,30 +11,8 @@ use warden_adapters::testing::TestDb;
 
 use crate::support::*;
 
-/// Runs each listed test on SQLite, whose instance counts in memory, and on PostgreSQL, where
-/// the counts live in the database.
-macro_rules! on_both_throttles {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(warden_adapters::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(warden_adapters::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_throttles!(
+// SQLite's instance counts in memory; on PostgreSQL the counts live in the database.
+on_both_backends!(
     failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones,
     failed_logins_are_throttled_per_client_address,
     without_trusted_proxies_a_forged_forwarded_address_dodges_nothing,
