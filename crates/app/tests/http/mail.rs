@@ -21,6 +21,7 @@ on_both_backends!(
     with_verified_email_required_an_unverified_account_cannot_log_in,
     a_mail_server_outage_never_holds_a_request_and_the_mail_arrives_later,
     without_mail_the_calls_answer_501_and_changes_are_immediate,
+    a_mail_that_fails_every_try_is_given_up_and_counted,
 );
 
 const RESET_ANSWER: &str = "if the account exists, a message is on its way";
@@ -511,4 +512,30 @@ async fn without_mail_the_calls_answer_501_and_changes_are_immediate(backend: Ba
     let changed = json_of(changed).await;
     assert_eq!(changed["email"], json!("new@example.com"));
     assert_eq!(changed["email_verified"], json!(false));
+}
+
+async fn a_mail_that_fails_every_try_is_given_up_and_counted(backend: Backend) {
+    let mut args = vec!["--mail-max-attempts", "2", "--mail-retry-seconds", "1"];
+    args.extend(warden_app::testing::UNREACHABLE_MAIL);
+    let app = TestApp::on(
+        std::sync::Arc::new(warden_adapters::testing::TestDb::new(backend).await),
+        &args,
+    );
+    // Registration queues a verification mail, which the discard port refuses twice.
+    app.user("ann@example.com").await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = app.client.get("/metrics").send().await;
+        let metrics = metrics.0.into_body().into_string().await.unwrap();
+        if metrics.contains("warden_mail_failed_total{kind=\"email_verification\"}") {
+            assert!(
+                metrics.contains("warden_mail_retries_total{kind=\"email_verification\"}"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never given up: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
