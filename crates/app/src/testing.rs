@@ -15,14 +15,15 @@ use warden_adapters::testing::TestDb;
 use warden_adapters::{Backend, Store};
 
 use crate::config::{Cli, Config};
+use crate::{AppState, app};
 
 mod mail;
 
-use crate::{AppState, app};
 pub use mail::{Mail, MailCatcher};
 
 /// The signing secret of test apps.
 pub const SECRET: &str = "an-http-test-secret-of-more-than-32-bytes";
+
 /// Arguments that turn email on with a mail server nobody listens at (the discard port): for
 /// tests of the API that do not read the mail. The outbox's worker retries in the background.
 pub const UNREACHABLE_MAIL: [&str; 4] = [

@@ -145,9 +145,7 @@ impl ThrottleKey {
             subject: address_subject(address),
         }
     }
-}
 
-impl ThrottleKey {
     /// Mail requests (password reset, verification) from `address`.
     pub fn mail_address(address: Option<IpAddr>) -> Self {
         Self {

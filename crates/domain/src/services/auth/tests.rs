@@ -317,6 +317,31 @@ async fn login_to_a_disabled_account_is_rejected_even_with_the_right_password() 
 }
 
 #[tokio::test]
+async fn with_verified_email_required_only_a_verified_account_logs_in() {
+    let unverified = Mocks::default()
+        .with_ann(ann(true, false), true)
+        .never_issuing()
+        .service()
+        .requiring_verified_email(true);
+    let err = unverified.login(login(EMAIL, None)).await.unwrap_err();
+    assert!(matches!(err, LoginError::EmailNotVerified), "{err:?}");
+
+    let verified = Mocks::default()
+        .with_ann(
+            User {
+                email_verified: true,
+                ..ann(true, false)
+            },
+            true,
+        )
+        .without_second_factor()
+        .issuing()
+        .service()
+        .requiring_verified_email(true);
+    assert!(verified.login(login(EMAIL, None)).await.is_ok());
+}
+
+#[tokio::test]
 async fn login_with_an_unknown_scope_is_rejected_before_checking_the_password() {
     let mut mocks = Mocks::default();
     mocks.users.expect_find_credentials_by_email().never();
