@@ -3,9 +3,9 @@
 //! cost), and a password reset request the same time to answer for an unknown, a disabled and
 //! an active account (the lookup, and the active one's token and mail, happen after the
 //! answer). A benchmark-style check: many interleaved tries of each, and the medians may differ
-//! by at most 5 % for logins, whose hash dominates, and 25 % for reset requests, which take
-//! well under a millisecond (a lookup and a write in the request itself take several times as
-//! long). It runs alone (see `.config/nextest.toml`), but the machine may still be busy with
+//! by at most 5 % for logins, whose hash dominates, and 12 % for reset requests, which take
+//! under a millisecond, where noise weighs more (with the lookup in the request and only the
+//! write after it, an active account answered 14 to 33 % slower on SQLite). It runs alone (see `.config/nextest.toml`), but the machine may still be busy with
 //! something else: a measurement over the bound is repeated, up to three in all, and the check
 //! fails only if every one is over. A real difference (without the dummy hash the
 //! unknown email answers 30 times faster) shows in every measurement; passing load does not.
@@ -23,9 +23,7 @@ use warden_app::testing::TestApp;
 const ROUNDS: usize = 41;
 const ATTEMPTS: usize = 3;
 const MAX_LOGIN_DIFFERENCE: f64 = 0.05;
-const MAX_RESET_DIFFERENCE: f64 = 0.25;
-/// The pause before each timed request.
-const SETTLE: Duration = Duration::from_millis(20);
+const MAX_RESET_DIFFERENCE: f64 = 0.12;
 
 /// One timed request: a login form, or a reset request for an email.
 #[derive(Clone, Copy)]
@@ -45,6 +43,16 @@ impl Probe {
                     .send()
                     .await
             }
+        }
+    }
+
+    /// The pause before the request: for a reset, longer than the previous reset's deferred
+    /// work (50 ms, then a lookup and a write) takes to finish, so that each time is that of
+    /// one request alone. Logins leave nothing behind.
+    fn settle(self) -> Duration {
+        match self {
+            Self::Login(_) => Duration::ZERO,
+            Self::Reset(_) => Duration::from_millis(100),
         }
     }
 
@@ -163,9 +171,7 @@ async fn measure(app: &TestApp, cases: &[(&str, Probe)]) -> Vec<Duration> {
         for offset in 0..cases.len() {
             let case = (round + offset) % cases.len();
             let probe = cases[case].1;
-            // What a request leaves to run after its answer (a reset's write and mail) is done
-            // before the next starts: each time is that of one request alone.
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(probe.settle()).await;
             let started = Instant::now();
             let response = probe.send(app).await;
             let took = started.elapsed();

@@ -17,6 +17,8 @@ use crate::throttle::retry_after_seconds;
 
 /// The answer to a reset request, whatever the account: it tells nothing of whether one exists.
 pub const RESET_REQUESTED: &str = "if the account exists, a message is on its way";
+/// How long after its answer a reset request is looked up.
+const RESET_DEFERRED: std::time::Duration = std::time::Duration::from_millis(50);
 const NOT_CONFIGURED: &str = "email is not configured";
 const TOO_MANY: &str = "too many messages asked for; try again later";
 
@@ -151,9 +153,11 @@ impl MailApi {
         };
         // The answer does not wait: whether the address is an active account's, and so
         // whether a token is written and a mail queued, is decided after it, so that every
-        // address gets the same answer in the same time.
+        // address gets the same answer in the same time. The work starts once the answer is
+        // out, so that it never shares the CPU with it either.
         let flows = email.flows.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(RESET_DEFERRED).await;
             if let Err(ResetRequestError::Unknown(err)) =
                 flows.request_password_reset(&address).await
             {
