@@ -334,6 +334,39 @@ async fn racing_resets_with_one_token_let_exactly_one_through(store: Store) {
 
 async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store) {
     let ann = user(&store, "ann@example.com").await;
+    // An expired token for the right address verifies nothing.
+    store
+        .issue_email_token(
+            ann.id,
+            &token(
+                EmailTokenPurpose::EmailVerification,
+                "#expired",
+                "ann@example.com",
+                TimeDelta::minutes(-1),
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let expired = store
+        .verify_email(
+            &hash("#expired"),
+            ann.id,
+            &email("ann@example.com"),
+            Utc::now(),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!expired);
+    assert!(
+        !store
+            .find_user(ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
     issue(
         &store,
         ann.id,

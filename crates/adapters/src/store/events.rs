@@ -1,6 +1,7 @@
 //! [`SecurityEventRepository`]: the security event log. Events that record a change are
-//! written by the method that makes it, in its transaction, through [`insert_events!`]; this
-//! module reads them, writes those that stand alone, and deletes old ones.
+//! written by the method that makes it, in its transaction, through [`recording_transaction!`]
+//! (or [`insert_events!`]); this module reads them, writes those that stand alone, and deletes
+//! old ones.
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -41,29 +42,44 @@ macro_rules! insert_events {
     };
 }
 
+/// Runs `$body` in a transaction on the writer, with `$tx` bound to it, in an async block whose
+/// error type is `sqlx::Error` (so `?` works in it). `$body` evaluates to an `Option`: `Some`
+/// when the change happened, and then `$events` are inserted with it. The transaction commits
+/// unless the body returns early (`return Ok(None)`), which rolls it back. Evaluates to the
+/// `Result<Option<_>, sqlx::Error>`; the events are logged once committed.
+macro_rules! recording_transaction {
+    ($store:expr, $events:expr, |$tx:ident| $body:expr) => {{
+        let done = on_writer!($store, |pool| {
+            async {
+                let mut $tx = pool.begin().await?;
+                let value = $body;
+                if value.is_some() {
+                    insert_events!($tx, $events);
+                }
+                $tx.commit().await?;
+                Ok::<_, sqlx::Error>(value)
+            }
+            .await
+        });
+        if matches!(done, Ok(Some(_))) {
+            crate::store::events::log_events($events);
+        }
+        done
+    }};
+}
+
 /// Executes `$update` (a sqlx query) with `$events`, in one transaction: the events are
 /// inserted only if the update changed a row, and logged once committed. Evaluates to the
 /// number of rows changed, or returns the error, with `$context`, from the enclosing function.
 macro_rules! execute_recording {
-    ($store:expr, $events:expr, $context:literal, $update:expr) => {{
-        let changed = on_writer!($store, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let changed = $update.execute(&mut *tx).await?.rows_affected();
-                if changed > 0 {
-                    insert_events!(tx, $events);
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(changed)
-            }
-            .await
+    ($store:expr, $events:expr, $context:literal, $update:expr) => {
+        recording_transaction!($store, $events, |tx| {
+            let changed = $update.execute(&mut *tx).await?.rows_affected();
+            (changed > 0).then_some(changed)
         })
-        .db_context($context)?;
-        if changed > 0 {
-            crate::store::events::log_events($events);
-        }
-        changed
-    }};
+        .db_context($context)?
+        .unwrap_or(0)
+    };
 }
 
 /// Writes each of `events` to the log as one structured line, once it is stored: operators

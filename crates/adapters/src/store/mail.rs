@@ -17,7 +17,6 @@ use warden_domain::{
     UserId,
 };
 
-use super::events::log_events;
 use super::users::{INSERT_USER, UserRow, unique_email};
 use super::{Backend, DbResultExt, Pool, Store, now, stored_time};
 
@@ -235,40 +234,31 @@ impl MailRepository for Store {
                                     WHERE user_id = $1 AND revoked_at IS NULL";
         let now = stored_time(now);
         let purpose = EmailTokenPurpose::PasswordReset;
-        let reset = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let Some(email) = spend_token!(tx, token, user, purpose, now) else {
-                    return Ok::<_, sqlx::Error>(false);
-                };
-                sqlx::query(SET_PASSWORD)
-                    .bind(user.get())
-                    .bind(hash.as_str())
-                    .bind(email.to_lowercase())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(SPEND_OTHERS)
-                    .bind(user.get())
-                    .bind(purpose.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(END_SESSIONS)
-                    .bind(user.get())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_events!(tx, events);
-                tx.commit().await?;
-                Ok(true)
-            }
-            .await
+        let reset = recording_transaction!(self, events, |tx| {
+            let Some(email) = spend_token!(tx, token, user, purpose, now) else {
+                return Ok(None);
+            };
+            sqlx::query(SET_PASSWORD)
+                .bind(user.get())
+                .bind(hash.as_str())
+                .bind(email.to_lowercase())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(SPEND_OTHERS)
+                .bind(user.get())
+                .bind(purpose.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(END_SESSIONS)
+                .bind(user.get())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Some(())
         })
         .db_context("cannot reset a password")?;
-        if reset {
-            log_events(events);
-        }
-        Ok(reset)
+        Ok(reset.is_some())
     }
 
     #[tracing::instrument(skip(self, token, email, events), err)]
@@ -283,34 +273,25 @@ impl MailRepository for Store {
         const VERIFY: &str = "UPDATE users SET email_verified = TRUE \
                               WHERE id = $1 AND email_key = $2";
         let now = stored_time(now);
-        let verified = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let changed = sqlx::query(VERIFY)
-                    .bind(user.get())
-                    .bind(email.normalized())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                // The token is spent only if the address it was sent to is still the account's.
-                let spent = changed > 0
-                    && spend_token!(tx, token, user, EmailTokenPurpose::EmailVerification, now)
-                        .is_some();
-                if !spent {
-                    // Rolls back the verification as well.
-                    return Ok::<_, sqlx::Error>(false);
-                }
-                insert_events!(tx, events);
-                tx.commit().await?;
-                Ok(true)
+        let verified = recording_transaction!(self, events, |tx| {
+            let changed = sqlx::query(VERIFY)
+                .bind(user.get())
+                .bind(email.normalized())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // The token is spent only if the address it was sent to is still the account's;
+            // otherwise the verification is rolled back too.
+            if changed == 0
+                || spend_token!(tx, token, user, EmailTokenPurpose::EmailVerification, now)
+                    .is_none()
+            {
+                return Ok(None);
             }
-            .await
+            Some(())
         })
         .db_context("cannot verify an email address")?;
-        if verified {
-            log_events(events);
-        }
-        Ok(verified)
+        Ok(verified.is_some())
     }
 
     #[tracing::instrument(skip(self, token, email, events), err)]
@@ -325,35 +306,22 @@ impl MailRepository for Store {
         const CHANGE: &str = "UPDATE users SET email = $2, email_key = $3, email_verified = TRUE \
                               WHERE id = $1";
         let now = stored_time(now);
-        let changed = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let spent = spend_token!(tx, token, user, EmailTokenPurpose::EmailChange, now);
-                if spent.is_none() {
-                    return Ok::<_, sqlx::Error>(false);
-                }
-                // A unique violation here rolls back the spending too: the token stays live.
-                let changed = sqlx::query(CHANGE)
-                    .bind(user.get())
-                    .bind(email.as_str())
-                    .bind(email.normalized())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if changed == 0 {
-                    return Ok(false);
-                }
-                insert_events!(tx, events);
-                tx.commit().await?;
-                Ok(true)
+        let changed = recording_transaction!(self, events, |tx| {
+            if spend_token!(tx, token, user, EmailTokenPurpose::EmailChange, now).is_none() {
+                return Ok(None);
             }
-            .await
+            // A unique violation here rolls back the spending too: the token stays live.
+            let changed = sqlx::query(CHANGE)
+                .bind(user.get())
+                .bind(email.as_str())
+                .bind(email.normalized())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            (changed > 0).then_some(())
         });
         let changed = unique_email(changed, email.as_str(), "cannot change an email address")?;
-        if changed {
-            log_events(events);
-        }
-        Ok(changed)
+        Ok(changed.is_some())
     }
 
     #[tracing::instrument(skip(self), err)]

@@ -12,7 +12,6 @@ use warden_domain::{
     SealedTotpSecret, TotpFactor, UserId,
 };
 
-use super::events::log_events;
 use super::{DbResultExt, Pool, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
@@ -139,30 +138,22 @@ impl MfaRepository for Store {
         const CONFIRM: &str = "UPDATE totp_factors SET confirmed_at = $3, last_used_step = $2 \
                                WHERE user_id = $1 AND confirmed_at IS NULL \
                                  AND (last_used_step IS NULL OR last_used_step < $2)";
-        let confirmed = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let confirmed = sqlx::query(CONFIRM)
-                    .bind(user.get())
-                    .bind(step)
-                    .bind(stored_time(at))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0;
-                if confirmed {
-                    replace_recovery_codes!(tx, user, recovery);
-                    insert_events!(tx, events);
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(confirmed)
+        let confirmed = recording_transaction!(self, events, |tx| {
+            let confirmed = sqlx::query(CONFIRM)
+                .bind(user.get())
+                .bind(step)
+                .bind(stored_time(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if confirmed {
+                replace_recovery_codes!(tx, user, recovery);
             }
-            .await
+            confirmed.then_some(())
         })
-        .db_context("cannot confirm a TOTP factor")?;
-        if confirmed {
-            log_events(events);
-        }
+        .db_context("cannot confirm a TOTP factor")?
+        .is_some();
         Ok(confirmed)
     }
 
@@ -236,31 +227,20 @@ impl MfaRepository for Store {
     #[tracing::instrument(skip(self, events), err)]
     async fn remove_totp(&self, user: UserId, events: &[NewSecurityEvent]) -> anyhow::Result<bool> {
         const FACTOR: &str = "DELETE FROM totp_factors WHERE user_id = $1 RETURNING confirmed_at";
-        let removed = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let confirmed_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(FACTOR)
-                    .bind(user.get())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                sqlx::query(DELETE_RECOVERY_CODES)
-                    .bind(user.get())
-                    .execute(&mut *tx)
-                    .await?;
-                let removed = matches!(confirmed_at, Some(Some(_)));
-                if removed {
-                    insert_events!(tx, events);
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(removed)
-            }
-            .await
+        // The pending factor and the codes go either way; the event only with a confirmed one.
+        let removed = recording_transaction!(self, events, |tx| {
+            let confirmed_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(FACTOR)
+                .bind(user.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+            sqlx::query(DELETE_RECOVERY_CODES)
+                .bind(user.get())
+                .execute(&mut *tx)
+                .await?;
+            matches!(confirmed_at, Some(Some(_))).then_some(())
         })
         .db_context("cannot remove a TOTP factor")?;
-        if removed {
-            log_events(events);
-        }
-        Ok(removed)
+        Ok(removed.is_some())
     }
 
     #[tracing::instrument(skip_all, err)]

@@ -10,32 +10,7 @@ use warden_domain::{
     UserId,
 };
 
-use super::events::log_events;
 use super::{DbResultExt, Pool, Store, count_to_i64, db_error, now};
-
-/// Runs `$update` (a sqlx query returning at most one user row) with `$events`, in one
-/// transaction: the events are inserted only if it returned a row. Evaluates to the
-/// `Result<Option<UserRow>, sqlx::Error>`; the events are logged once committed.
-macro_rules! update_user_recording {
-    ($store:expr, $events:expr, $update:expr) => {{
-        let updated = on_writer!($store, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let row = $update.fetch_optional(&mut *tx).await?;
-                if row.is_some() {
-                    insert_events!(tx, $events);
-                }
-                tx.commit().await?;
-                Ok::<Option<UserRow>, sqlx::Error>(row)
-            }
-            .await
-        });
-        if matches!(updated, Ok(Some(_))) {
-            log_events($events);
-        }
-        updated
-    }};
-}
 
 /// Stores a new user (`$1` email, `$2` its key, `$3` password hash, `$4` is_admin, `$5`
 /// email_verified, `$6` created_at) and returns its row.
@@ -182,14 +157,14 @@ impl UserRepository for Store {
                                email_key = $3 WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, email_verified, created_at";
         let email_key = email.normalized();
-        let updated = update_user_recording!(
-            self,
-            events,
+        let updated = recording_transaction!(self, events, |tx| {
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(email.as_str())
                 .bind(&email_key)
-        );
+                .fetch_optional(&mut *tx)
+                .await?
+        });
         let row = unique_email(updated, email.as_str(), "cannot update email")?;
         Ok(row.map(User::try_from).transpose()?)
     }
@@ -223,14 +198,14 @@ impl UserRepository for Store {
                                is_admin = COALESCE($3, is_admin) \
                            WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, email_verified, created_at";
-        let row = update_user_recording!(
-            self,
-            events,
+        let row = recording_transaction!(self, events, |tx| {
             sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(flags.is_active)
                 .bind(flags.is_admin)
-        )
+                .fetch_optional(&mut *tx)
+                .await?
+        })
         .db_context("cannot update user")?;
         row.map(User::try_from).transpose()
     }
