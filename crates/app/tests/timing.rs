@@ -5,10 +5,11 @@
 //! answer). A benchmark-style check: many interleaved tries of each, and the medians may differ
 //! by at most 5 % for logins, whose hash dominates, and 12 % for reset requests, which take
 //! under a millisecond, where noise weighs more (with the lookup in the request and only the
-//! write after it, an active account answered 14 to 33 % slower on SQLite). It runs alone (see `.config/nextest.toml`), but the machine may still be busy with
-//! something else: a measurement over the bound is repeated, up to three in all, and the check
-//! fails only if every one is over. A real difference (without the dummy hash the
-//! unknown email answers 30 times faster) shows in every measurement; passing load does not.
+//! write after it, an active account answered 14 to 33 % slower on SQLite). It runs alone (see
+//! `.config/nextest.toml`), but the machine may still be busy with something else: a
+//! measurement over the bound is repeated, up to three in all, and the check fails only if
+//! every one is over. A real difference (without the dummy hash the unknown email answers 30
+//! times faster) shows in every measurement; passing load does not.
 
 use std::time::{Duration, Instant};
 
