@@ -87,7 +87,7 @@ pub(crate) fn run(force_throwaway_postgres: bool) -> anyhow::Result<()> {
 
     openapi::check()?;
 
-    eprintln!("\n==> TLS to PostgreSQL");
+    eprintln!("\n==> TLS to PostgreSQL and to mail servers");
     crate::tls::run()?;
 
     eprintln!("\n==> the container image's Dockerfile and compose.yaml");

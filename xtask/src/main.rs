@@ -45,9 +45,10 @@ commands:
   openapi [--check]           write docs/openapi.json from the code, or check that it is current
   container                   hadolint on the Dockerfile and a check of compose.yaml (no engine
                               can pull base images here; part of ci)
-  tls                         warden over TLS to throwaway PostgreSQL servers: verify-full with
-                              the right root works; a wrong host name or root, or require
-                              without TLS, refuse (part of ci)
+  tls                         warden over TLS to throwaway PostgreSQL servers and to aiosmtpd
+                              mail servers: verify-full, smtps:// and STARTTLS with the right
+                              root work; a wrong host name or root, or TLS required of a server
+                              without it, refuse (part of ci)
   cluster                     two instances on one PostgreSQL, through PgBouncer (transaction
                               pooling), behind HAProxy: tokens, logout, refresh and registration
                               races and the failed-login budget across instances, and a rolling

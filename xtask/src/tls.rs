@@ -1,10 +1,14 @@
-//! `cargo xtask tls`: Warden reaching PostgreSQL over TLS, checked against real servers.
+//! `cargo xtask tls`: Warden reaching PostgreSQL and its mail server over TLS, checked against
+//! real servers.
 //!
 //! Starts two throwaway PostgreSQL servers, one with `ssl = on` and a certificate for
 //! `localhost` signed by a certificate authority made here with openssl, one without TLS, and
 //! runs the real `warden` against them: `check-config` and `migrate` with `sslmode=verify-full`
 //! and the right root succeed; with the wrong host name or the wrong root they refuse, saying
-//! why; `sslmode=require` against the server without TLS refuses.
+//! why; `sslmode=require` against the server without TLS refuses. Then the same certificate
+//! serves mail servers ([`smtp`]).
+
+mod smtp;
 
 use std::path::Path;
 use std::process::Command;
@@ -102,7 +106,8 @@ fn check(warden: &Path, dir: &Path) -> anyhow::Result<()> {
         Ok("configuration ok"),
     )?;
     eprintln!("TLS to PostgreSQL: verify-full, wrong host, wrong root and require all as expected");
-    Ok(())
+    drop((tls, plain));
+    smtp::check(dir)
 }
 
 /// Runs `warden ARGS` with `database_url`; `expected` is Ok(text on stdout) for success or

@@ -9,11 +9,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail, ensure};
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Environment, context};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 use warden_domain::ports::MailSender;
 use warden_domain::{EmailTokenLifetimes, MailKind, MailToken, OutgoingMail};
@@ -25,6 +28,9 @@ pub struct SmtpConfig {
     /// or plain `smtp://` for a local catcher; with `user:password@` when the server wants a
     /// login.
     pub url: SecretString,
+    /// `SMTP_ROOT_CERT`'s contents: PEM certificates to trust for the server's TLS instead of
+    /// the system's roots, for a relay with a private certificate authority.
+    pub root_certificates: Option<Vec<u8>>,
     /// `MAIL_FROM`: `Warden <no-reply@example.com>` or a bare address.
     pub from: String,
     /// `PUBLIC_URL`, for links.
@@ -93,18 +99,23 @@ impl SmtpMailer {
     ///
     /// # Errors
     ///
-    /// The URL or the sender's address is malformed (the error never shows the URL, which may
+    /// The URL, the root certificates or the sender's address is malformed, or root
+    /// certificates are given for a URL without TLS (the error never shows the URL, which may
     /// hold a password).
     pub fn new(config: SmtpConfig) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.url.expose_secret())
+        let url = config.url.expose_secret();
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|err| {
                 anyhow::anyhow!(
                     "SMTP_URL is not a valid smtp:// or smtps:// URL ({})",
-                    err.to_string().replace(config.url.expose_secret(), "...")
+                    err.to_string().replace(url, "...")
                 )
             })?
-            .timeout(Some(config.timeout))
-            .build();
+            .timeout(Some(config.timeout));
+        if let Some(pem) = &config.root_certificates {
+            transport = transport.tls(tls_trusting(url, pem)?);
+        }
+        let transport = transport.build();
         let from = config
             .from
             .parse::<Mailbox>()
@@ -122,6 +133,19 @@ impl SmtpMailer {
             lifetimes: config.lifetimes,
             templates,
         })
+    }
+
+    /// Reaches the mail server as a send would (TLS and login included) and says `NOOP`.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached, refused the TLS or the login, or did not answer.
+    pub async fn check_connection(&self) -> anyhow::Result<()> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => bail!("the mail server did not answer NOOP"),
+            Err(err) => bail!("{err}"),
+        }
     }
 
     /// `mail` as a message: subject, text and HTML.
@@ -177,12 +201,44 @@ impl MailSender for SmtpMailer {
     async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
         let message = self.message(mail)?;
         // lettre's errors name the server's answer or the connection's failure, never the body.
+        // Their text already holds their sources, which a chain would print again.
         self.transport
             .send(message)
             .await
-            .context("the mail server did not take the mail")?;
+            .map_err(|err| anyhow::anyhow!("the mail server did not take the mail: {err}"))?;
         Ok(())
     }
+}
+
+/// The TLS of `url` (already checked by lettre) with `pem`'s certificates as its only roots.
+fn tls_trusting(url: &str, pem: &[u8]) -> anyhow::Result<Tls> {
+    let url = url::Url::parse(url).context("SMTP_URL is not a valid URL")?;
+    let mode = url
+        .query_pairs()
+        .find_map(|(name, value)| (name == "tls").then_some(value));
+    let tls: fn(TlsParameters) -> Tls = match (url.scheme(), mode.as_deref()) {
+        ("smtps", _) => Tls::Wrapper,
+        ("smtp", Some("required")) => Tls::Required,
+        ("smtp", Some("opportunistic")) => Tls::Opportunistic,
+        _ => bail!(
+            "SMTP_ROOT_CERT is set but SMTP_URL uses no TLS: use smtps:// or \
+             smtp://...?tls=required"
+        ),
+    };
+    let host = url.host_str().context("SMTP_URL has no host")?;
+    let mut parameters =
+        TlsParameters::builder(host.to_owned()).certificate_store(CertificateStore::None);
+    let mut roots = 0;
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate = certificate.context("SMTP_ROOT_CERT is not a valid PEM file")?;
+        parameters = parameters.add_root_certificate(Certificate::from_der(certificate.to_vec())?);
+        roots += 1;
+    }
+    ensure!(roots > 0, "SMTP_ROOT_CERT holds no PEM certificate");
+    let parameters = parameters
+        .build_rustls()
+        .context("SMTP_ROOT_CERT holds a certificate that cannot be a root")?;
+    Ok(tls(parameters))
 }
 
 #[cfg(test)]
@@ -191,13 +247,21 @@ mod tests {
 
     use super::*;
 
-    fn mailer(public_url: Option<&str>) -> SmtpMailer {
-        SmtpMailer::new(SmtpConfig {
-            url: SecretString::from("smtp://127.0.0.1:2525"),
+    fn config(url: &str, root_certificates: Option<&[u8]>) -> SmtpConfig {
+        SmtpConfig {
+            url: SecretString::from(url),
+            root_certificates: root_certificates.map(<[u8]>::to_vec),
             from: "Warden <no-reply@example.com>".to_owned(),
-            public_url: public_url.map(str::to_owned),
+            public_url: None,
             timeout: Duration::from_secs(5),
             lifetimes: EmailTokenLifetimes::default(),
+        }
+    }
+
+    fn mailer(public_url: Option<&str>) -> SmtpMailer {
+        SmtpMailer::new(SmtpConfig {
+            public_url: public_url.map(str::to_owned),
+            ..config("smtp://127.0.0.1:2525", None)
         })
         .unwrap()
     }
@@ -263,14 +327,39 @@ mod tests {
 
     #[test]
     fn a_malformed_url_is_refused_without_showing_it() {
-        let err = SmtpMailer::new(SmtpConfig {
-            url: SecretString::from("ftp://user:hunter22@mail.example.com"),
-            from: "no-reply@example.com".to_owned(),
-            public_url: None,
-            timeout: Duration::from_secs(5),
-            lifetimes: EmailTokenLifetimes::default(),
-        })
-        .unwrap_err();
+        let err =
+            SmtpMailer::new(config("ftp://user:hunter22@mail.example.com", None)).unwrap_err();
         assert!(!format!("{err:#}").contains("hunter22"), "{err:#}");
+    }
+
+    /// Root certificates that cannot be used are refused at start, not at the first send.
+    /// (`cargo xtask tls` checks that good ones are trusted, against real TLS servers.)
+    #[test]
+    fn unusable_root_certificates_are_refused() {
+        let url = "smtps://user:hunter22@mail.example.com";
+        let refused = [
+            (url, &b"not a certificate"[..], "holds no PEM certificate"),
+            (
+                url,
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "not a valid PEM file",
+            ),
+            (
+                url,
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "cannot be a root",
+            ),
+            (
+                "smtp://user:hunter22@mail.example.com:25",
+                &b""[..],
+                "SMTP_URL uses no TLS",
+            ),
+        ];
+        for (url, pem, reason) in refused {
+            let err = SmtpMailer::new(config(url, Some(pem))).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains(reason), "{url}, {pem:?}: {err}");
+            assert!(!err.contains("hunter22"), "{err}");
+        }
     }
 }

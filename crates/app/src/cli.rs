@@ -49,10 +49,16 @@ pub async fn check_config(config: &Config) -> anyhow::Result<String> {
     let url = config.database_url();
     let backend = Backend::of_url(url)?;
     CorsOrigins::new(&config.server.cors_allowed_origins)?;
+    // A mail server that cannot be reached now is reported, not refused: `serve` starts, and
+    // mail waits in the outbox until the server answers.
     report.push(match crate::config::mailer(config)? {
-        Some(_) => {
-            "email: on (SMTP_URL); the mail server is first reached when a mail is sent".to_owned()
-        }
+        Some(mailer) => match mailer.check_connection().await {
+            Ok(()) => "email: on; the mail server (SMTP_URL) answered".to_owned(),
+            Err(err) => format!(
+                "email: on, but the mail server (SMTP_URL) cannot be reached now ({err:#}); mail \
+                 waits in the outbox until it can"
+            ),
+        },
         None => "email: off (no SMTP_URL)".to_owned(),
     });
 

@@ -32,7 +32,8 @@ Examples:
   DATABASE_URL=postgres://warden@db/warden JWT_SECRET=... warden migrate
                                              apply pending migrations, then exit
   warden serve --no-migrate                  serve; refuse if the schema is behind
-  warden check-config                        validate the configuration and reach the database
+  warden check-config                        validate the configuration, reach the database
+                                             (and the mail server, with SMTP_URL)
   warden create-admin --email root@example.com
   warden openapi > openapi.json
 
@@ -51,7 +52,8 @@ pub enum Command {
     /// Apply the migrations the database has not seen yet, and exit.
     Migrate,
     /// Check the configuration and that the database answers; exit non-zero, saying why, if
-    /// not. Changes nothing: no migration, no file.
+    /// not. With email on, also say whether the mail server answers (one that does not is
+    /// reported, not refused: mail waits in the outbox). Changes nothing: no migration, no file.
     CheckConfig,
     /// Print the OpenAPI document and exit.
     Openapi,

@@ -12,6 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use warden_adapters::testing::TestDb;
+use warden_app::testing::MailCatcher;
 
 /// A running `warden` process.
 struct Warden {
@@ -842,9 +843,53 @@ fn email_settings_that_cannot_work_refuse_to_start_and_say_why() {
         "the SMTP password reached the log"
     );
 
-    let complete = [no_sender[1], ("MAIL_FROM", "Warden <no-reply@example.com>")];
-    let (ok, stdout, stderr) = run(dir.path(), &complete, &["check-config"]);
+    let from = ("MAIL_FROM", "Warden <no-reply@example.com>");
+    let root_without_url = [serve[0], ("SMTP_ROOT_CERT", "/etc/hostname")];
+    let (ok, _, stderr) = run(dir.path(), &root_without_url, &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("SMTP_ROOT_CERT is set but SMTP_URL is not"),
+        "{stderr}"
+    );
+    let missing_root = [
+        no_sender[1],
+        from,
+        ("SMTP_ROOT_CERT", "/nonexistent/ca.pem"),
+    ];
+    let (ok, _, stderr) = run(dir.path(), &missing_root, &["check-config"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read SMTP_ROOT_CERT /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter22"), "{stderr}");
+}
+
+/// `check-config` reaches the mail server, and reports one it cannot reach without refusing:
+/// `serve` would start, and mail would wait in the outbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_says_whether_the_mail_server_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let catcher = MailCatcher::start().await;
+    let from = ("MAIL_FROM", "Warden <no-reply@example.com>");
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &[("SMTP_URL", &catcher.url()), from],
+        &["check-config"],
+    );
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("email: on"), "{stdout}");
+    assert!(
+        stdout.contains("email: on; the mail server (SMTP_URL) answered"),
+        "{stdout}"
+    );
+
+    // The discard port, where nobody listens.
+    let down = ("SMTP_URL", "smtp://warden:hunter22-secret@127.0.0.1:9");
+    let (ok, stdout, stderr) = run(dir.path(), &[down, from], &["check-config"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("the mail server (SMTP_URL) cannot be reached now"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("hunter22") && !stderr.contains("hunter22"));
 }

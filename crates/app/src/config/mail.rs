@@ -1,9 +1,10 @@
 //! Settings of email (contract section 12): the mail server, the outbox's retries, token
 //! lifetimes, the verification requirement and the request budgets.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use chrono::TimeDelta;
 use clap::Args;
 use secrecy::SecretString;
@@ -22,6 +23,12 @@ pub struct MailConfig {
     /// email changes answer 501.
     #[arg(long, env = "SMTP_URL", hide_env_values = true, value_parser = secret)]
     pub smtp_url: Option<SecretString>,
+
+    /// A PEM file of the certificates to trust for the mail server's TLS, instead of the
+    /// system's roots: for a relay whose certificate a private authority signed. Needs TLS in
+    /// `SMTP_URL`.
+    #[arg(long, env = "SMTP_ROOT_CERT")]
+    pub smtp_root_cert: Option<PathBuf>,
 
     /// The sender of every mail: `Warden <no-reply@example.com>` or a bare address. Required
     /// with `SMTP_URL`.
@@ -93,11 +100,14 @@ impl MailConfig {
 ///
 /// # Errors
 ///
-/// A setting needs `SMTP_URL` and it is unset, `MAIL_FROM` is missing or malformed, or the URL
-/// is malformed.
+/// A setting needs `SMTP_URL` and it is unset, `MAIL_FROM` is missing or malformed, the URL
+/// is malformed, or `SMTP_ROOT_CERT` cannot be read or used.
 pub fn mailer(config: &Config) -> anyhow::Result<Option<SmtpMailer>> {
     let mail = &config.mail;
     let Some(url) = &mail.smtp_url else {
+        if mail.smtp_root_cert.is_some() {
+            bail!("SMTP_ROOT_CERT is set but SMTP_URL is not");
+        }
         if mail.require_verified_email {
             bail!(
                 "REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL: without mail, no address could ever \
@@ -111,8 +121,16 @@ pub fn mailer(config: &Config) -> anyhow::Result<Option<SmtpMailer>> {
             "SMTP_URL is set but MAIL_FROM is not: set the sender, like `Warden <no-reply@example.com>`"
         );
     };
+    let root_certificates = match &mail.smtp_root_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read SMTP_ROOT_CERT {}", path.display()))?,
+        ),
+        None => None,
+    };
     let mailer = SmtpMailer::new(SmtpConfig {
         url: url.clone(),
+        root_certificates,
         from: from.clone(),
         public_url: config.server.public_url.clone(),
         timeout: Duration::from_secs(mail.smtp_timeout_seconds),
