@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::postgres::{self, psql};
-use crate::{cargo, exec, root};
+use crate::{cargo, exec, net, root};
 
 const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "a-bench-signing-secret-of-more-than-32-bytes";
@@ -261,7 +261,7 @@ impl Server {
         name: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = net::free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(root().join("target/release/warden"))
             .current_dir(dir)

@@ -9,7 +9,6 @@
 //!    each instance in turn gets SIGTERM, drains, exits cleanly, and is started again; not one
 //!    request may fail.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 
 use crate::pgbouncer::PgBouncer;
-use crate::{cargo, exec, postgres, python, root};
+use crate::{cargo, exec, net, postgres, python, root};
 
 const JWT_SECRET: &str = "a-cluster-signing-secret-shared-by-every-instance";
 /// How long a signalled instance goes on serving while HAProxy takes it out: well over the
@@ -53,12 +52,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let bouncer = PgBouncer::start("cluster", postgres.url(), 8, 60)?;
     let pooled = bouncer.database_url("warden_cluster");
 
-    let ports = [free_port()?, free_port()?];
+    let ports = [net::free_port()?, net::free_port()?];
     let mut instances = [
         Instance::start(&binary, &dir, "a", ports[0], &pooled)?,
         Instance::start(&binary, &dir, "b", ports[1], &pooled)?,
     ];
-    let proxy_port = free_port()?;
+    let proxy_port = net::free_port()?;
     let _proxy = HaProxy::start(&haproxy, &dir, proxy_port, ports)?;
     let proxy = format!("http://127.0.0.1:{proxy_port}");
     wait_until_proxied(&proxy, ports)?;
@@ -108,10 +107,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
     postgres::drop_database(postgres.url(), "warden_cluster");
     eprintln!("\ncluster check passed");
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// One `warden serve` of the cluster.
@@ -313,15 +308,12 @@ impl HaProxy {
             .stderr(Stdio::from(std::fs::File::create(dir.join("haproxy.log"))?))
             .spawn()
             .context("cannot start HAProxy")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            ensure!(
-                Instant::now() < deadline,
-                "HAProxy did not come up; see target/cluster/haproxy.log"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Self(child))
+        let haproxy = Self(child);
+        ensure!(
+            net::listening_within(port, Duration::from_secs(10)),
+            "HAProxy did not come up; see target/cluster/haproxy.log"
+        );
+        Ok(haproxy)
     }
 }
 

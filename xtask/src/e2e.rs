@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 use crate::served::Served;
-use crate::{exec, python, root};
+use crate::{exec, net, python, root};
 
 /// Chromium: `$CHROMIUM`, or the first of the usual names on the PATH.
 fn chromium() -> anyhow::Result<PathBuf> {
@@ -79,12 +79,7 @@ fn authlib(venv: &std::path::Path) -> anyhow::Result<()> {
 /// `GET /users/me` in headless Chromium (the call with `Authorization` makes the browser send a
 /// real preflight); the same page from an origin not on the list is blocked by the browser.
 fn cors(chromium: &std::path::Path, venv: &std::path::Path) -> anyhow::Result<()> {
-    let free_port = || -> anyhow::Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
-    let (allowed, other) = (free_port()?, free_port()?);
+    let (allowed, other) = (net::free_port()?, net::free_port()?);
     let origin = format!("http://127.0.0.1:{allowed}");
     let server = Served::start_with("e2e-cors", None, &[("CORS_ALLOWED_ORIGINS", &origin)])?;
     let mut script = Command::new(venv.join("bin/python"));

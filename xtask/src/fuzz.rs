@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::Context;
 
 use crate::served::{PASSWORD, Served};
-use crate::{exec, postgres, python, root};
+use crate::{exec, net, postgres, python, root};
 
 const SEED: &str = "20261121";
 const MAX_EXAMPLES: &str = "25";
@@ -34,9 +34,7 @@ fn fuzz(venv: &std::path::Path, name: &str, database_url: Option<&str>) -> anyho
     // Email on, through a real SMTP server that accepts and discards every mail, so that the
     // email operations do their work rather than answer 501. Mail requests unthrottled: the
     // fuzzer asks for many.
-    let smtp_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let smtp_port = net::free_port()?;
     let mut smtp = Command::new(venv.join("bin/python"))
         .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l"])
         .arg(format!("127.0.0.1:{smtp_port}"))

@@ -16,6 +16,7 @@ mod cluster;
 mod container;
 mod e2e;
 mod fuzz;
+mod net;
 mod openapi;
 mod pgbouncer;
 mod postgres;

@@ -3,13 +3,13 @@
 //! the cluster check. Started in the foreground as a child process, stopped on drop. PgBouncer
 //! refuses to run as root; as root it runs as the `postgres` system user.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::net;
 use crate::postgres::is_root;
 
 pub(crate) struct PgBouncer {
@@ -75,7 +75,7 @@ impl PgBouncer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = net::free_port()?;
         let quote = |value: &str| value.replace('"', "\"\"");
         std::fs::write(
             dir.join("users.txt"),
@@ -136,15 +136,11 @@ impl PgBouncer {
             url: format!("postgres://{credentials}@127.0.0.1:{port}"),
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "PgBouncer did not come up; see {}",
-                    bouncer.dir.join("pgbouncer.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !net::listening_within(port, Duration::from_secs(10)) {
+            bail!(
+                "PgBouncer did not come up; see {}",
+                bouncer.dir.join("pgbouncer.log").display()
+            );
         }
         Ok(bouncer)
     }

@@ -5,14 +5,14 @@
 //! directory (stopped and removed when the tests are done). If none of these works, this fails
 //! and says what to do: PostgreSQL tests never skip.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::exec;
+use crate::{exec, net};
 
 const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -212,7 +212,7 @@ impl Throwaway {
                  the postgresql package creates",
             )?;
         }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = net::free_port()?;
         let data = dir.join("data");
         let throwaway = Self {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),

@@ -1,14 +1,13 @@
 //! A `warden` to test from the outside: built, given a fresh SQLite file in a directory of its
 //! own under `target/`, started on a free port, and stopped on drop.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::{cargo, exec, root};
+use crate::{cargo, exec, net, root};
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
@@ -43,7 +42,7 @@ impl Served {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
 
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = net::free_port()?;
         let mut command = configured(&binary, &dir);
         command.envs(env.iter().copied());
         if let Some(url) = database_url {
@@ -65,15 +64,11 @@ impl Served {
             dir,
             database_url: database_url.map(str::to_owned),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "warden did not come up; see {}",
-                    served.dir.join("warden.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if !net::listening_within(port, Duration::from_secs(30)) {
+            bail!(
+                "warden did not come up; see {}",
+                served.dir.join("warden.log").display()
+            );
         }
         Ok(served)
     }

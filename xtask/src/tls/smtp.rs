@@ -4,7 +4,6 @@
 //! account, which queues a verification mail, and the check reads what the server delivered or
 //! what Warden logged when it gave the mail up (`MAIL_MAX_ATTEMPTS=1`).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,8 +12,8 @@ use anyhow::{Context, bail, ensure};
 use serde_json::json;
 
 use crate::bench::http;
-use crate::python;
 use crate::served::{PASSWORD, Served};
+use crate::{net, python};
 
 /// How the mail server listens.
 #[derive(Clone, Copy, Debug)]
@@ -33,7 +32,7 @@ struct MailServer {
 
 impl MailServer {
     fn start(python: &Path, certificates: &Path, listener: Listener) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = net::free_port()?;
         let maildir = certificates.join(format!("mail-{listener:?}"));
         let (cert, key) = (
             certificates.join("server.crt"),
@@ -73,14 +72,10 @@ impl MailServer {
             port,
             maildir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            ensure!(
-                Instant::now() < deadline,
-                "aiosmtpd ({listener:?}) did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        ensure!(
+            net::listening_within(port, Duration::from_secs(20)),
+            "aiosmtpd ({listener:?}) did not listen"
+        );
         Ok(server)
     }
 
