@@ -11,7 +11,8 @@ use std::process::Command;
 use anyhow::Context;
 
 use crate::served::{PASSWORD, Served};
-use crate::{exec, net, postgres, python, root};
+use crate::smtp::{Listener, MailServer};
+use crate::{exec, postgres, python, root};
 
 const SEED: &str = "20261121";
 const MAX_EXAMPLES: &str = "25";
@@ -31,17 +32,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
 
 /// One schemathesis run against a fresh `warden` (in `target/<name>`).
 fn fuzz(venv: &std::path::Path, name: &str, database_url: Option<&str>) -> anyhow::Result<()> {
-    // Email on, through a real SMTP server that accepts and discards every mail, so that the
+    // Email on, through a real SMTP server (its mail kept in target/<name>-mail), so that the
     // email operations do their work rather than answer 501. Mail requests unthrottled: the
     // fuzzer asks for many.
-    let smtp_port = net::free_port()?;
-    let mut smtp = Command::new(venv.join("bin/python"))
-        .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l"])
-        .arg(format!("127.0.0.1:{smtp_port}"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("cannot start aiosmtpd")?;
-    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    let mail_dir = root().join("target").join(format!("{name}-mail"));
+    let _ = std::fs::remove_dir_all(&mail_dir);
+    std::fs::create_dir_all(&mail_dir)?;
+    let smtp = MailServer::start(&venv.join("bin/python"), &mail_dir, Listener::Plain)?;
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtp.port);
     // No earlier run's accounts: a fresh database for every run.
     let server = Served::start_with(
         name,
@@ -54,8 +52,7 @@ fn fuzz(venv: &std::path::Path, name: &str, database_url: Option<&str>) -> anyho
         ],
     );
     let result = server.and_then(|server| fuzz_served(venv, &server, name));
-    let _ = smtp.kill();
-    let _ = smtp.wait();
+    drop(smtp);
     result
 }
 

@@ -22,6 +22,7 @@ mod pgbouncer;
 mod postgres;
 mod python;
 mod served;
+mod smtp;
 #[cfg(test)]
 mod tidy;
 mod tls;

@@ -5,98 +5,15 @@
 //! what Warden logged when it gave the mail up (`MAIL_MAX_ATTEMPTS=1`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use serde_json::json;
 
 use crate::bench::http;
+use crate::python;
 use crate::served::{PASSWORD, Served};
-use crate::{net, python};
-
-/// How the mail server listens.
-#[derive(Clone, Copy, Debug)]
-enum Listener {
-    Smtps,
-    StartTls,
-    Plain,
-}
-
-/// An aiosmtpd that stores what it receives in a maildir; stopped on drop.
-struct MailServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl MailServer {
-    fn start(python: &Path, certificates: &Path, listener: Listener) -> anyhow::Result<Self> {
-        let port = net::free_port()?;
-        let maildir = certificates.join(format!("mail-{listener:?}"));
-        let (cert, key) = (
-            certificates.join("server.crt"),
-            certificates.join("server.key"),
-        );
-        let mut command = Command::new(python);
-        command
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"]);
-        match listener {
-            Listener::Smtps => {
-                command
-                    .arg("--smtpscert")
-                    .arg(&cert)
-                    .arg("--smtpskey")
-                    .arg(&key);
-            }
-            // Refuses mail until the client has said STARTTLS.
-            Listener::StartTls => {
-                command
-                    .arg("--tlscert")
-                    .arg(&cert)
-                    .arg("--tlskey")
-                    .arg(&key);
-            }
-            Listener::Plain => {}
-        }
-        let child = command
-            .arg(&maildir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot run aiosmtpd from the xtask venv")?;
-        let server = Self {
-            child,
-            port,
-            maildir,
-        };
-        ensure!(
-            net::listening_within(port, Duration::from_secs(20)),
-            "aiosmtpd ({listener:?}) did not listen"
-        );
-        Ok(server)
-    }
-
-    /// The raw mails delivered so far.
-    fn mails(&self) -> Vec<String> {
-        std::fs::read_dir(self.maildir.join("new"))
-            .map(|entries| {
-                entries
-                    .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for MailServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::smtp::{Listener, MailServer};
 
 pub(super) fn check(certificates: &Path) -> anyhow::Result<()> {
     let python = python::venv()?.join("bin/python");
