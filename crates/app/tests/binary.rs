@@ -698,18 +698,27 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String
     )
 }
 
+/// Runs `warden ARGS` as [`run`] does and expects it to fail saying `reason`: its stderr.
+fn refused(dir: &Path, env: &[(&str, &str)], args: &[&str], reason: &str) -> String {
+    let (ok, _, stderr) = run(dir, env, args);
+    assert!(!ok, "warden {args:?} succeeded");
+    assert!(stderr.contains(reason), "{stderr}");
+    stderr
+}
+
 #[test]
 fn serve_no_migrate_refuses_a_schema_that_is_behind_and_migrate_brings_it_up() {
     let dir = tempfile::tempdir().unwrap();
     // An empty database file: no migration applied.
     std::fs::File::create(dir.path().join("warden.db")).unwrap();
     let env = [("WARDEN_ADDR", "127.0.0.1:0")];
-    let (ok, _, stderr) = run(dir.path(), &env, &["serve", "--no-migrate"]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("20261121000001_users_and_sessions") && stderr.contains("warden migrate"),
-        "{stderr}"
+    let stderr = refused(
+        dir.path(),
+        &env,
+        &["serve", "--no-migrate"],
+        "20261121000001_users_and_sessions",
     );
+    assert!(stderr.contains("warden migrate"), "{stderr}");
 
     let (ok, stdout, stderr) = run(dir.path(), &env, &["migrate"]);
     assert!(ok, "{stderr}");
@@ -769,13 +778,12 @@ fn check_config_says_what_is_wrong_and_changes_nothing() {
         "check-config created files"
     );
 
-    let (ok, _, stderr) = run(
+    let stderr = refused(
         dir.path(),
         &[("JWT_SECRET", "too-short")],
         &["check-config"],
+        "at least 32 bytes",
     );
-    assert!(!ok);
-    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
     assert!(!stderr.contains("too-short"), "the secret was printed");
 
     let unreachable = [
@@ -785,21 +793,23 @@ fn check_config_says_what_is_wrong_and_changes_nothing() {
         ),
         ("JWT_SECRET", "a-check-config-secret-of-more-than-32-bytes"),
     ];
-    let (ok, _, stderr) = run(dir.path(), &unreachable, &["check-config"]);
-    assert!(!ok);
-    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    let stderr = refused(
+        dir.path(),
+        &unreachable,
+        &["check-config"],
+        "cannot connect to PostgreSQL",
+    );
     assert!(
         !stderr.contains("hunter2"),
         "the database password was printed"
     );
 
-    let (ok, _, stderr) = run(
+    refused(
         dir.path(),
         &[("CORS_ALLOWED_ORIGINS", "app.example.com")],
         &["check-config"],
+        "is not an origin",
     );
-    assert!(!ok);
-    assert!(stderr.contains("is not an origin"), "{stderr}");
 }
 
 #[test]
@@ -821,11 +831,11 @@ fn email_settings_that_cannot_work_refuse_to_start_and_say_why() {
     let dir = tempfile::tempdir().unwrap();
     let serve = [("WARDEN_ADDR", "127.0.0.1:0")];
     let require = [serve[0], ("REQUIRE_VERIFIED_EMAIL", "true")];
-    let (ok, _, stderr) = run(dir.path(), &require, &[]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL"),
-        "{stderr}"
+    refused(
+        dir.path(),
+        &require,
+        &[],
+        "REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL",
     );
 
     let no_sender = [
@@ -835,9 +845,7 @@ fn email_settings_that_cannot_work_refuse_to_start_and_say_why() {
             "smtps://warden:hunter22-secret@mail.example.com",
         ),
     ];
-    let (ok, _, stderr) = run(dir.path(), &no_sender, &[]);
-    assert!(!ok);
-    assert!(stderr.contains("MAIL_FROM"), "{stderr}");
+    let stderr = refused(dir.path(), &no_sender, &[], "MAIL_FROM");
     assert!(
         !stderr.contains("hunter22"),
         "the SMTP password reached the log"
@@ -845,22 +853,22 @@ fn email_settings_that_cannot_work_refuse_to_start_and_say_why() {
 
     let from = ("MAIL_FROM", "Warden <no-reply@example.com>");
     let root_without_url = [serve[0], ("SMTP_ROOT_CERT", "/etc/hostname")];
-    let (ok, _, stderr) = run(dir.path(), &root_without_url, &[]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("SMTP_ROOT_CERT is set but SMTP_URL is not"),
-        "{stderr}"
+    refused(
+        dir.path(),
+        &root_without_url,
+        &[],
+        "SMTP_ROOT_CERT is set but SMTP_URL is not",
     );
     let missing_root = [
         no_sender[1],
         from,
         ("SMTP_ROOT_CERT", "/nonexistent/ca.pem"),
     ];
-    let (ok, _, stderr) = run(dir.path(), &missing_root, &["check-config"]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("cannot read SMTP_ROOT_CERT /nonexistent/ca.pem"),
-        "{stderr}"
+    let stderr = refused(
+        dir.path(),
+        &missing_root,
+        &["check-config"],
+        "cannot read SMTP_ROOT_CERT /nonexistent/ca.pem",
     );
     assert!(!stderr.contains("hunter22"), "{stderr}");
 }
