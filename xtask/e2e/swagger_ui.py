@@ -43,7 +43,12 @@ def personal_token(email):
     login.raise_for_status()
     created = requests.post(
         f"{BASE_URL}/users/me/tokens",
-        json={"name": "swagger ui", "scopes": "profile", "expires_in_days": 1},
+        json={
+            "name": "swagger ui",
+            "scopes": "profile",
+            "expires_in_days": 1,
+            "current_password": PASSWORD,
+        },
         headers={"Authorization": f"Bearer {login.json()['access_token']}"},
         timeout=30,
     )

@@ -2,7 +2,8 @@
 
 - Operations that end sessions or change how an account logs in (`POST /logout`,
   `DELETE /users/me`, `PATCH /users/me`, `PUT /users/me/password`, the `sessions` and the
-  two-factor operations)
+  two-factor operations), and those whose wrong passwords count against the account's
+  failed-login budget (`POST /users/me/tokens`)
   act as a brand-new account each time, so that they cannot spoil the cases after them. (For
   `DELETE /admin/users/{id}/sessions`, which could end the admin's own sessions, that account is
   not an admin: the fuzzer sees its 403s.)
@@ -36,6 +37,7 @@ DESTRUCTIVE = {
     ("POST", "/users/me/mfa/totp/confirm"),
     ("POST", "/users/me/mfa/totp/disable"),
     ("POST", "/users/me/mfa/recovery-codes"),
+    ("POST", "/users/me/tokens"),
 }
 
 

@@ -374,7 +374,13 @@ fn personal_token(server: &Server, token: &str) -> anyhow::Result<String> {
         ("Content-Type", "application/json"),
         ("Authorization", bearer.as_str()),
     ];
-    let body = json!({"name": "bench", "scopes": "profile", "expires_in_days": 1}).to_string();
+    let body = json!({
+        "name": "bench",
+        "scopes": "profile",
+        "expires_in_days": 1,
+        "current_password": PASSWORD,
+    })
+    .to_string();
     let (status, answer) = http(&server.addr, "POST", "/users/me/tokens", &headers, &body)?;
     ensure!(
         status == 201,

@@ -179,10 +179,13 @@ impl SmtpMailer {
                 .and_then(|template| template.render(&values))
                 .with_context(|| format!("cannot render mail template {name}"))
         };
+        // An address, not a mailbox: a mailbox's text may carry a display name, which an
+        // account's address never does.
         let to = mail
             .to
             .as_str()
-            .parse::<Mailbox>()
+            .parse::<lettre::Address>()
+            .map(|address| Mailbox::new(None, address))
             .context("the recipient is not an address lettre accepts")?;
         Message::builder()
             .from(self.from.clone())
@@ -286,6 +289,27 @@ mod tests {
         };
         // minijinja escapes `/` in HTML, as `&#x2f;`, which browsers read back as `/`.
         (part("text/plain"), part("text/html").replace("&#x2f;", "/"))
+    }
+
+    #[test]
+    fn every_address_an_account_may_have_can_be_mailed() {
+        let mailer = mailer(None);
+        for raw in [
+            "ann@example.com",
+            "Ann.Smith+warden@Mail.Example.COM",
+            "o'brien@example.ie",
+            "a!#$%&*/=?^_`{|}~-@example.com",
+            "ann@xn--bcher-kva.example",
+            "ann@bücher.example",
+        ] {
+            let mail = OutgoingMail {
+                kind: MailKind::EmailChangeNotice,
+                to: EmailAddress::new(raw).unwrap(),
+                token: None,
+            };
+            let message = mailer.message(&mail);
+            assert!(message.is_ok(), "{raw}: {:?}", message.err());
+        }
     }
 
     #[test]

@@ -213,6 +213,9 @@ impl Store {
                     // WAL lets readers work while a write is in progress.
                     .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true)
+                    // Deleted rows are overwritten, not left in free pages: a sent mail's
+                    // token is gone from the file once its row is.
+                    .pragma("secure_delete", "ON")
                     // Only another process (`warden create-admin`) can hold the lock now.
                     .busy_timeout(Duration::from_secs(5));
                 // The writer first: it creates the file and switches it to WAL.

@@ -30,6 +30,50 @@ warden_adapters::on_both_stores!(
     expired_tokens_are_pruned,
 );
 
+#[tokio::test]
+async fn a_sent_mails_token_is_gone_from_the_sqlite_file() {
+    const SECRET: &str = "the-mailed-token-Zq8vN2kLp4";
+    let db = TestDb::sqlite().await;
+    let store = db.store();
+    let ann = user(&store, "ann@example.com").await;
+    let reset = token(
+        EmailTokenPurpose::PasswordReset,
+        "#r",
+        "ann@example.com",
+        TimeDelta::hours(1),
+    );
+    let carrying = mail(MailKind::PasswordReset, "ann@example.com", Some(SECRET));
+    store
+        .issue_email_token(ann.id, &reset, &[carrying])
+        .await
+        .unwrap();
+    let now = Utc::now() + TimeDelta::seconds(1);
+    let sent = store
+        .claim_mail(now, now + TimeDelta::minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    store.remove_mail(sent.id).await.unwrap();
+
+    // What a copy of the file shows once the log is folded into it.
+    let path = db.url().trim_start_matches("sqlite://").to_owned();
+    let checkpoint = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&checkpoint)
+        .await
+        .unwrap();
+    checkpoint.close().await;
+    for file in [path.clone(), format!("{path}-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(SECRET.len())
+                .any(|window| window == SECRET.as_bytes()),
+            "{file} still holds a sent mail's token"
+        );
+    }
+}
+
 fn email(raw: &str) -> EmailAddress {
     EmailAddress::new(raw).unwrap()
 }

@@ -159,9 +159,11 @@ impl AppState {
             ),
             delivery: MailDelivery::new(repository.clone(), Arc::new(mailer), config.mail.retry()),
         });
+        let users = UserService::new(repository.clone(), repository.clone(), hasher.clone());
+        let password_check = users.password_check();
         Ok(Self {
             auth,
-            users: UserService::new(repository.clone(), repository.clone(), hasher.clone()),
+            users,
             mfa: MfaService::new(MfaPorts {
                 users: repository.clone(),
                 hasher,
@@ -173,6 +175,7 @@ impl AppState {
             personal_tokens: PersonalTokenService::new(
                 repository.clone(),
                 Arc::new(Sha256RefreshTokens),
+                password_check,
             ),
             events: EventService::new(
                 repository,

@@ -82,7 +82,9 @@ pub trait UserRepository: Send + Sync + 'static {
     /// As [`UserRepository::find_user`].
     async fn list_users(&self, page: Page) -> anyhow::Result<Vec<User>>;
 
-    /// Changes a user's email. Returns the user as it is now, or `None` if there is no such user.
+    /// Changes a user's email, and spends the user's pending emailed tokens (those mailed to the
+    /// old address among them). Returns the user as it is now, or `None` if there is no such
+    /// user.
     /// `events` are recorded with the change, in the same transaction, and only if it
     /// happened.
     ///
@@ -97,7 +99,8 @@ pub trait UserRepository: Send + Sync + 'static {
         events: &[NewSecurityEvent],
     ) -> Result<Option<User>, SaveUserError>;
 
-    /// Replaces a user's password hash. Returns whether the user exists.
+    /// Replaces a user's password hash, and spends the user's pending email change and reset
+    /// tokens. Returns whether the user exists.
     /// `events` are recorded with the change, in the same transaction, and only if it
     /// happened.
     ///

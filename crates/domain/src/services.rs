@@ -34,5 +34,5 @@ pub use tokens::{
 };
 pub use users::{
     ChangeEmailError, ChangePasswordError, DeleteAccountError, FindUserError, GetUserError,
-    RegisterError, UserService,
+    PasswordCheck, RegisterError, UserService,
 };

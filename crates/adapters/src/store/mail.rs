@@ -33,6 +33,21 @@ const SPEND_TOKEN: &str = "UPDATE email_tokens SET used_at = $4 \
        AND used_at IS NULL AND expires_at > $4 \
      RETURNING email";
 
+/// Spends every pending emailed token of user `$1` (`$2` is now): a reset, which proves the
+/// mailbox, leaves no other way into the account open, and an email change leaves none to the
+/// old address.
+pub(super) const SPEND_PENDING_TOKENS: &str = "UPDATE email_tokens SET used_at = $2 \
+     WHERE user_id = $1 AND used_at IS NULL";
+
+/// Spends user `$1`'s pending email change and reset tokens (`$2` is now): a password change
+/// ends what a thief with an access token or an old password may have asked for.
+pub(super) const SPEND_PENDING_CHANGE_AND_RESET_TOKENS: &str = "UPDATE email_tokens SET used_at = $2 \
+     WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('email_change', 'password_reset')";
+
+/// Revokes every live personal access token of user `$1` (`$2` is now).
+const REVOKE_PERSONAL_TOKENS: &str = "UPDATE personal_tokens SET revoked_at = $2 \
+     WHERE user_id = $1 AND revoked_at IS NULL";
+
 /// Spends `$user`'s live token hashed as `$token` for `$purpose` at `$now` through `$tx`, in the
 /// caller's async block (whose error type is `sqlx::Error`). Evaluates to the address the token
 /// was sent to, if it was live.
@@ -228,8 +243,6 @@ impl MailRepository for Store {
         const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
                                     email_verified = (email_verified OR email_key = $3) \
                                     WHERE id = $1";
-        const SPEND_OTHERS: &str = "UPDATE email_tokens SET used_at = $3 \
-                                    WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL";
         const END_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
                                     WHERE user_id = $1 AND revoked_at IS NULL";
         let now = stored_time(now);
@@ -244,17 +257,14 @@ impl MailRepository for Store {
                 .bind(email.to_lowercase())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(SPEND_OTHERS)
-                .bind(user.get())
-                .bind(purpose.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(END_SESSIONS)
-                .bind(user.get())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            // Recovery closes every other way in: mailed tokens, sessions, personal tokens.
+            for sql in [SPEND_PENDING_TOKENS, END_SESSIONS, REVOKE_PERSONAL_TOKENS] {
+                sqlx::query(sql)
+                    .bind(user.get())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Some(())
         })
         .db_context("cannot reset a password")?;
@@ -318,7 +328,16 @@ impl MailRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            (changed > 0).then_some(())
+            if changed == 0 {
+                return Ok(None);
+            }
+            // Tokens mailed to the old address (and other pending changes) end with it.
+            sqlx::query(SPEND_PENDING_TOKENS)
+                .bind(user.get())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Some(())
         });
         let changed = unique_email(changed, email.as_str(), "cannot change an email address")?;
         Ok(changed.is_some())

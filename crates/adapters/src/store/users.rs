@@ -158,12 +158,22 @@ impl UserRepository for Store {
                            RETURNING id, email, is_active, is_admin, email_verified, created_at";
         let email_key = email.normalized();
         let updated = recording_transaction!(self, events, |tx| {
-            sqlx::query_as::<_, UserRow>(SQL)
+            let Some(row) = sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(email.as_str())
                 .bind(&email_key)
                 .fetch_optional(&mut *tx)
                 .await?
+            else {
+                return Ok(None);
+            };
+            // Tokens mailed to the old address end with it.
+            sqlx::query(super::mail::SPEND_PENDING_TOKENS)
+                .bind(id.get())
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            Some(row)
         });
         let row = unique_email(updated, email.as_str(), "cannot update email")?;
         Ok(row.map(User::try_from).transpose()?)
@@ -177,13 +187,25 @@ impl UserRepository for Store {
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-        let updated = execute_recording!(
-            self,
-            events,
-            "cannot update password",
-            sqlx::query(SQL).bind(id.get()).bind(hash.as_str())
-        );
-        Ok(updated > 0)
+        let updated = recording_transaction!(self, events, |tx| {
+            let changed = sqlx::query(SQL)
+                .bind(id.get())
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Ok(None);
+            }
+            sqlx::query(super::mail::SPEND_PENDING_CHANGE_AND_RESET_TOKENS)
+                .bind(id.get())
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            Some(())
+        })
+        .db_context("cannot update password")?;
+        Ok(updated.is_some())
     }
 
     #[tracing::instrument(skip(self, events), err)]

@@ -286,9 +286,13 @@ impl MailApi {
     }
 }
 
-/// Counts a mail request for `email` from the client of `req`: how long it must wait, if it
-/// ran out.
-async fn throttled(state: &AppState, req: &Request, email: &str) -> anyhow::Result<Option<u64>> {
+/// Counts a mail request (reset, verification, email change) for `email` from the client of
+/// `req`: how many seconds it must wait, if it ran out.
+pub(super) async fn throttled(
+    state: &AppState,
+    req: &Request,
+    email: &str,
+) -> anyhow::Result<Option<u64>> {
     let address = state.throttle.client_address(req);
     let wait = state.throttle.mail_request(email, address).await?;
     if wait.is_some() {

@@ -8,7 +8,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
 use warden_domain::services::{CreateTokenError, RevokeTokenError, TokenRequest};
-use warden_domain::{PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName};
+use warden_domain::{
+    Password, PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName,
+};
 
 use super::ApiTags;
 use super::body::JsonBody;
@@ -26,6 +28,10 @@ struct TokenCreate {
     scopes: String,
     /// Days until it expires, 1 to 365.
     expires_in_days: i64,
+    /// The account's current password: a token outlives the login that made it, so making one
+    /// needs more than an access token.
+    #[oai(write_only)]
+    current_password: String,
 }
 
 /// A personal access token, without its secret.
@@ -69,6 +75,9 @@ enum CreateTokenResponse {
     /// The token, with its secret, shown only now.
     #[oai(status = 201)]
     Created(Json<CreatedTokenView>),
+    /// `current_password` is wrong (`Incorrect password`).
+    #[oai(status = 400)]
+    IncorrectPassword(Json<ErrorBody>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -113,15 +122,21 @@ impl TokensApi {
             name,
             scopes,
             expires_in_days,
+            current_password,
         } = body.0;
         let name = PersonalTokenName::new(name)
             .map_err(|err| ApiError::invalid(format!("name: {err}")))?;
         let lifetime = PersonalTokenLifetime::days(expires_in_days)
             .map_err(|err| ApiError::invalid(format!("expires_in_days: {err}")))?;
+        // A password over the limit cannot be right; it never reaches the hasher.
+        let Ok(current_password) = Password::candidate(current_password) else {
+            return CreateTokenError::IncorrectPassword.answer();
+        };
         let request = TokenRequest {
             name,
             scopes,
             lifetime,
+            current_password,
         };
         match state.personal_tokens.create(&auth.0, request).await {
             Ok(created) => Ok(CreateTokenResponse::Created(Json(CreatedTokenView {
@@ -178,6 +193,7 @@ impl ErrorAnswer<CreateTokenResponse> for CreateTokenError {
     fn answer(self) -> Result<CreateTokenResponse, ApiError> {
         match self {
             Self::InvalidScope(_) => Err(ApiError::invalid(self.to_string())),
+            Self::IncorrectPassword => Ok(CreateTokenResponse::IncorrectPassword(detail_of(&self))),
             Self::Unknown(cause) => Err(cause.into()),
         }
     }

@@ -8,13 +8,15 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ChangeEmailError, ChangePasswordError, GetUserError, RegisterError};
+use warden_domain::services::{
+    ChangeEmailError, ChangePasswordError, DeleteAccountError, GetUserError, RegisterError,
+};
 use warden_domain::{EmailAddress, Password, User, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
-use super::mail::{Notice, notice};
+use super::mail::{Notice, notice, throttled};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
 use crate::throttle::retry_after_seconds;
@@ -73,6 +75,18 @@ impl From<User> for UserOut {
 struct UserUpdate {
     /// The new email; surrounding white space is trimmed and case does not matter.
     email: String,
+    /// The password now: whoever holds only an access token cannot move the account to
+    /// another mailbox.
+    #[oai(write_only)]
+    current_password: String,
+}
+
+/// The deletion of your account.
+#[derive(Debug, Object)]
+struct AccountDeletion {
+    /// The password now.
+    #[oai(write_only)]
+    current_password: String,
 }
 
 /// A change of password.
@@ -167,9 +181,16 @@ enum UpdateMeResponse {
     /// a notice to the old one; the change happens at `POST /email-change/confirm`.
     #[oai(status = 202)]
     Accepted(Json<Notice>),
+    /// `current_password` is wrong (`Incorrect password`).
+    #[oai(status = 400)]
+    IncorrectPassword(Json<ErrorBody>),
     /// Another account has this email.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Email on: too many email changes asked for from this address or to this email; retry
+    /// after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -187,6 +208,9 @@ enum DeleteMeResponse {
     /// The account is gone, with its posts, votes and sessions.
     #[oai(status = 204)]
     Deleted,
+    /// `current_password` is wrong (`Incorrect password`).
+    #[oai(status = 400)]
+    IncorrectPassword(Json<ErrorBody>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -271,26 +295,47 @@ impl UsersApi {
 
     /// Change your email
     ///
-    /// With email on, the change waits for the token mailed to the new address
-    /// (`POST /email-change/confirm`); without, it is made at once.
+    /// Needs the current password. With email on, the change waits for the token mailed to the
+    /// new address (`POST /email-change/confirm`), and requests are throttled like password
+    /// reset requests; without, it is made at once. Either way, tokens mailed to the old
+    /// address stop working when the change is made.
     #[oai(path = "/users/me", method = "patch", operation_id = "update_me")]
     async fn update_me(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<UserUpdate>,
     ) -> Result<UpdateMeResponse, ApiError> {
-        let email = EmailAddress::new(&body.0.email)
+        let UserUpdate {
+            email,
+            current_password,
+        } = body.0;
+        let email = EmailAddress::new(&email)
             .map_err(|err| ApiError::invalid(format!("email: {}", err.reason)))?;
+        // A password over the limit cannot be right; it never reaches the hasher.
+        let Ok(current) = Password::candidate(current_password) else {
+            return ChangeEmailError::IncorrectPassword.answer();
+        };
         if let Some(mail) = &state.email {
-            return match mail.flows.request_email_change(&auth.0, &email).await {
+            if let Some(wait) = throttled(&state, req, &email.normalized()).await? {
+                return Ok(UpdateMeResponse::TooManyRequests(
+                    detail("too many requests; try again later"),
+                    wait,
+                ));
+            }
+            return match mail
+                .flows
+                .request_email_change(&auth.0, &current, &email)
+                .await
+            {
                 Ok(()) => Ok(UpdateMeResponse::Accepted(notice(
                     "a confirmation message is on its way to the new address",
                 ))),
                 Err(err) => err.answer(),
             };
         }
-        match state.users.change_email(&auth.0, &email).await {
+        match state.users.change_email(&auth.0, &current, &email).await {
             Ok(user) => Ok(UpdateMeResponse::Ok(Json(
                 MyAccount::of(&state, user).await?,
             ))),
@@ -335,17 +380,27 @@ impl UsersApi {
 
     /// Delete your account
     ///
-    /// The account goes with its posts, votes and sessions. This cannot be undone.
+    /// Needs the current password. The account goes with its posts, votes and sessions. This
+    /// cannot be undone.
     #[oai(path = "/users/me", method = "delete", operation_id = "delete_me")]
     async fn delete_me(
         &self,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
+        body: JsonBody<AccountDeletion>,
     ) -> Result<DeleteMeResponse, ApiError> {
         let id = auth.0.user.id;
-        state.users.delete(id).await?;
-        tracing::info!(user_id = %id, "account deleted");
-        Ok(DeleteMeResponse::Deleted)
+        // A password over the limit cannot be right; it never reaches the hasher.
+        let Ok(current) = Password::candidate(body.0.current_password) else {
+            return DeleteAccountError::IncorrectPassword.answer();
+        };
+        match state.users.delete(&auth.0, &current).await {
+            Ok(()) => {
+                tracing::info!(user_id = %id, "account deleted");
+                Ok(DeleteMeResponse::Deleted)
+            }
+            Err(err) => err.answer(),
+        }
     }
 
     /// A user's public profile
@@ -376,6 +431,7 @@ impl ErrorAnswer<RegisterResponse, ServerError> for RegisterError {
 impl ErrorAnswer<UpdateMeResponse> for ChangeEmailError {
     fn answer(self) -> Result<UpdateMeResponse, ApiError> {
         match self {
+            Self::IncorrectPassword => Ok(UpdateMeResponse::IncorrectPassword(detail_of(&self))),
             Self::Duplicate { .. } => Ok(UpdateMeResponse::Conflict(detail_of(&self))),
             Self::Unknown(err) => Err(err.into()),
         }
@@ -388,6 +444,15 @@ impl ErrorAnswer<ChangePasswordResponse> for ChangePasswordError {
             Self::IncorrectPassword => {
                 Ok(ChangePasswordResponse::IncorrectPassword(detail_of(&self)))
             }
+            Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<DeleteMeResponse> for DeleteAccountError {
+    fn answer(self) -> Result<DeleteMeResponse, ApiError> {
+        match self {
+            Self::IncorrectPassword => Ok(DeleteMeResponse::IncorrectPassword(detail_of(&self))),
             Self::Unknown(err) => Err(err.into()),
         }
     }

@@ -33,7 +33,7 @@ async fn changing_your_email_changes_how_you_log_in(app: TestApp) {
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": " Ann@New.example "})),
+            Some(json!({"email": " Ann@New.example ", "current_password": PASSWORD})),
         )
         .await;
     response.assert_status_is_ok();
@@ -52,7 +52,7 @@ async fn changing_your_email_changes_how_you_log_in(app: TestApp) {
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "BOB@example.com"})),
+            Some(json!({"email": "BOB@example.com", "current_password": PASSWORD})),
         )
         .await;
     assert_detail(
@@ -66,7 +66,7 @@ async fn changing_your_email_changes_how_you_log_in(app: TestApp) {
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "nope"})),
+            Some(json!({"email": "nope", "current_password": PASSWORD})),
         )
         .await;
     invalid.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
@@ -158,9 +158,14 @@ async fn deleting_your_account_removes_it_with_its_posts_and_votes(app: TestApp)
     .await
     .assert_status(StatusCode::CREATED);
 
-    app.call(Method::DELETE, "/users/me", &ann.bearer, None)
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
+    app.call(
+        Method::DELETE,
+        "/users/me",
+        &ann.bearer,
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
 
     app.get_with("/users/me", &ann.bearer)
         .await

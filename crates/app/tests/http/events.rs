@@ -159,7 +159,7 @@ async fn every_change_to_an_account_is_recorded(app: TestApp) {
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "ann@example.org"})),
+            Some(json!({"email": "ann@example.org", "current_password": PASSWORD})),
         )
         .await;
     response.assert_status_is_ok();

@@ -232,7 +232,7 @@ async fn an_email_change_waits_for_the_new_address_and_tells_the_old(backend: Ba
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "BOB@example.com"})),
+            Some(json!({"email": "BOB@example.com", "current_password": PASSWORD})),
         )
         .await;
     taken.assert_status(StatusCode::CONFLICT);
@@ -241,7 +241,7 @@ async fn an_email_change_waits_for_the_new_address_and_tells_the_old(backend: Ba
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "New@example.com"})),
+            Some(json!({"email": "New@example.com", "current_password": PASSWORD})),
         )
         .await;
     asked.assert_status(StatusCode::ACCEPTED);
@@ -291,7 +291,7 @@ async fn a_change_to_an_address_taken_meanwhile_is_a_conflict(backend: Backend) 
         Method::PATCH,
         "/users/me",
         &ann.bearer,
-        Some(json!({"email": "new@example.com"})),
+        Some(json!({"email": "new@example.com", "current_password": PASSWORD})),
     )
     .await
     .assert_status(StatusCode::ACCEPTED);
@@ -512,7 +512,7 @@ async fn without_mail_the_calls_answer_501_and_changes_are_immediate(backend: Ba
             Method::PATCH,
             "/users/me",
             &ann.bearer,
-            Some(json!({"email": "new@example.com"})),
+            Some(json!({"email": "new@example.com", "current_password": PASSWORD})),
         )
         .await;
     changed.assert_status_is_ok();

@@ -63,6 +63,7 @@ mod posts;
 mod scopes;
 mod sessions;
 mod support;
+mod takeover;
 mod throttling;
 mod token;
 mod tokens;

@@ -23,7 +23,7 @@ async fn create(app: &TestApp, user: &TestUser, scopes: &str) -> Value {
             Method::POST,
             "/users/me/tokens",
             &user.bearer,
-            Some(json!({"name": "deploy script", "scopes": scopes, "expires_in_days": 30})),
+            Some(json!({"name": "deploy script", "scopes": scopes, "expires_in_days": 30, "current_password": PASSWORD})),
         )
         .await;
     response.assert_status(StatusCode::CREATED);
@@ -124,10 +124,14 @@ async fn a_token_cannot_touch_the_accounts_security(app: TestApp) {
         (
             Method::PATCH,
             "/users/me",
-            Some(json!({"email": "evil@example.com"})),
+            Some(json!({"email": "evil@example.com", "current_password": PASSWORD})),
         ),
         (Method::PUT, "/users/me/password", Some(password)),
-        (Method::DELETE, "/users/me", None),
+        (
+            Method::DELETE,
+            "/users/me",
+            Some(json!({"current_password": PASSWORD})),
+        ),
         (Method::GET, "/users/me/sessions", None),
         (Method::DELETE, "/users/me/sessions", None),
         (Method::POST, "/logout", None),
@@ -145,7 +149,9 @@ async fn a_token_cannot_touch_the_accounts_security(app: TestApp) {
         (
             Method::POST,
             "/users/me/tokens",
-            Some(json!({"name": "x", "scopes": "profile", "expires_in_days": 1})),
+            Some(
+                json!({"name": "x", "scopes": "profile", "expires_in_days": 1, "current_password": PASSWORD}),
+            ),
         ),
         (Method::DELETE, "/users/me/tokens/1", None),
     ] {
@@ -270,9 +276,14 @@ async fn a_token_dies_with_its_accounts_access(app: TestApp) {
     // Gone with the account.
     let bob = app.user("bob@example.com").await;
     let bobs = bearer(&create(&app, &bob, "profile").await);
-    app.call(Method::DELETE, "/users/me", &bob.bearer, None)
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
+    app.call(
+        Method::DELETE,
+        "/users/me",
+        &bob.bearer,
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         status(&app, Method::GET, "/users/me", &bobs, None).await,
         StatusCode::UNAUTHORIZED
@@ -282,14 +293,14 @@ async fn a_token_dies_with_its_accounts_access(app: TestApp) {
 async fn bad_token_requests_are_422(app: TestApp) {
     let ann = app.user("ann@example.com").await;
     for body in [
-        json!({"name": "x", "scopes": "", "expires_in_days": 30}),
-        json!({"name": "x", "scopes": "admin", "expires_in_days": 30}),
-        json!({"name": "x", "scopes": "tokens:introspect", "expires_in_days": 30}),
-        json!({"name": "x", "scopes": "sudo", "expires_in_days": 30}),
-        json!({"name": "x", "scopes": "profile", "expires_in_days": 0}),
-        json!({"name": "x", "scopes": "profile", "expires_in_days": 366}),
-        json!({"name": "", "scopes": "profile", "expires_in_days": 1}),
-        json!({"name": "x".repeat(101), "scopes": "profile", "expires_in_days": 1}),
+        json!({"name": "x", "scopes": "", "expires_in_days": 30, "current_password": PASSWORD}),
+        json!({"name": "x", "scopes": "admin", "expires_in_days": 30, "current_password": PASSWORD}),
+        json!({"name": "x", "scopes": "tokens:introspect", "expires_in_days": 30, "current_password": PASSWORD}),
+        json!({"name": "x", "scopes": "sudo", "expires_in_days": 30, "current_password": PASSWORD}),
+        json!({"name": "x", "scopes": "profile", "expires_in_days": 0, "current_password": PASSWORD}),
+        json!({"name": "x", "scopes": "profile", "expires_in_days": 366, "current_password": PASSWORD}),
+        json!({"name": "", "scopes": "profile", "expires_in_days": 1, "current_password": PASSWORD}),
+        json!({"name": "x".repeat(101), "scopes": "profile", "expires_in_days": 1, "current_password": PASSWORD}),
     ] {
         let response = app
             .call(

@@ -50,8 +50,8 @@ pub trait MailRepository: Send + Sync + 'static {
 
     /// Spends the reset token `token` of `user` if it is live at `now`, and then, in the same
     /// transaction: sets the password hash, marks the address verified if it is still the one
-    /// the token was sent to, spends the user's other reset tokens and ends every session of
-    /// the user. Returns whether the token was live.
+    /// the token was sent to, spends the user's other pending emailed tokens, ends every session
+    /// of the user and revokes every personal access token. Returns whether the token was live.
     /// `events` are recorded with the change, in the same transaction, and only if it
     /// happened.
     ///
@@ -85,8 +85,9 @@ pub trait MailRepository: Send + Sync + 'static {
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool>;
 
-    /// Spends the email change token `token` of `user` if it is live at `now`, and moves the
-    /// user to `email`, verified. Returns whether it did.
+    /// Spends the email change token `token` of `user` if it is live at `now`, moves the user
+    /// to `email`, verified, and spends the user's other pending emailed tokens (those mailed to
+    /// the old address among them). Returns whether it did.
     /// `events` are recorded with the change, in the same transaction, and only if it
     /// happened.
     ///

@@ -8,7 +8,7 @@ use chrono::{TimeDelta, Utc};
 use crate::ports::{
     MailRepository, MailSender, PasswordHasher, RefreshTokenCodec, SaveUserError, UserRepository,
 };
-use crate::services::{ChangeEmailError, Principal, RegisterError};
+use crate::services::{ChangeEmailError, PasswordCheck, Principal, RegisterError};
 use crate::{
     EmailAddress, EmailToken, EmailTokenLifetimes, EmailTokenPurpose, EventContext, MailId,
     MailKind, MailRetry, MailToken, NewEmailToken, NewSecurityEvent, NewUser, OutgoingMail,
@@ -200,14 +200,20 @@ impl EmailService {
         Ok(())
     }
 
-    /// Asks to move the caller to `email`: queues a confirmation mail to the new address and a
-    /// notice to the old one. Nothing changes until the token comes back.
+    /// Asks to move the caller to `email`, given the current password: queues a confirmation
+    /// mail to the new address and a notice to the old one. Nothing changes until the token
+    /// comes back.
     pub async fn request_email_change(
         &self,
         caller: &Principal,
+        current: &Password,
         email: &EmailAddress,
     ) -> Result<(), ChangeEmailError> {
         let user = &caller.user;
+        let check = PasswordCheck::new(self.ports.users.clone(), self.ports.hasher.clone());
+        if !check.matches(user.id, current).await? {
+            return Err(ChangeEmailError::IncorrectPassword);
+        }
         if let Some(other) = self.ports.users.find_credentials_by_email(email).await?
             && other.user.id != user.id
         {

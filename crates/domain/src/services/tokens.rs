@@ -5,14 +5,18 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::ports::{PersonalTokenRepository, RefreshTokenCodec};
-use crate::services::Principal;
+use crate::services::{PasswordCheck, Principal};
 use crate::{
-    NewPersonalToken, PERSONAL_TOKEN_PREFIX, PersonalToken, PersonalTokenId, PersonalTokenLifetime,
-    PersonalTokenName, Scopes, SecurityEventKind,
+    NewPersonalToken, PERSONAL_TOKEN_PREFIX, Password, PersonalToken, PersonalTokenId,
+    PersonalTokenLifetime, PersonalTokenName, Scopes, SecurityEventKind,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTokenError {
+    /// The current password given is wrong: a stolen access token cannot mint a token that
+    /// outlives it.
+    #[error("Incorrect password")]
+    IncorrectPassword,
     /// No scope, or one the account may not hold.
     #[error("scopes: {0}")]
     InvalidScope(String),
@@ -49,12 +53,15 @@ pub struct TokenRequest {
     /// The `scopes` field as sent, space-separated names.
     pub scopes: String,
     pub lifetime: PersonalTokenLifetime,
+    /// The account's current password.
+    pub current_password: Password,
 }
 
 #[derive(Clone)]
 pub struct PersonalTokenService {
     tokens: Arc<dyn PersonalTokenRepository>,
     codec: Arc<dyn RefreshTokenCodec>,
+    password: PasswordCheck,
 }
 
 impl std::fmt::Debug for PersonalTokenService {
@@ -68,12 +75,19 @@ impl PersonalTokenService {
     pub fn new(
         tokens: Arc<dyn PersonalTokenRepository>,
         codec: Arc<dyn RefreshTokenCodec>,
+        password: PasswordCheck,
     ) -> Self {
-        Self { tokens, codec }
+        Self {
+            tokens,
+            codec,
+            password,
+        }
     }
 
-    /// A new token of the caller's, with a non-empty subset of the scopes the account may
-    /// hold. The secret is `wdn_pat_` and 256 random bits; only its hash is stored.
+    /// A new token of the caller's, given the current password, with a non-empty subset of the
+    /// scopes the account may hold. The secret is `wdn_pat_` and 256 random bits; only its hash
+    /// is stored. The scopes are checked first: a request that could never succeed costs no
+    /// password hash.
     pub async fn create(
         &self,
         caller: &Principal,
@@ -91,6 +105,13 @@ impl PersonalTokenService {
             return Err(CreateTokenError::InvalidScope(format!(
                 "{scopes} is more than this account may hold ({allowed})"
             )));
+        }
+        if !self
+            .password
+            .matches(caller.user.id, &request.current_password)
+            .await?
+        {
+            return Err(CreateTokenError::IncorrectPassword);
         }
         let (random, _) = self.codec.generate();
         let secret = format!("{PERSONAL_TOKEN_PREFIX}{random}");
@@ -148,8 +169,13 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::ports::{MockPersonalTokenRepository, MockRefreshTokenCodec};
-    use crate::{EmailAddress, RefreshTokenHash, RequestOrigin, SessionId, User, UserId};
+    use crate::ports::{
+        MockPasswordHasher, MockPersonalTokenRepository, MockRefreshTokenCodec, MockUserRepository,
+    };
+    use crate::{
+        EmailAddress, PasswordHash, RefreshTokenHash, RequestOrigin, SessionId, User,
+        UserCredentials, UserId,
+    };
 
     fn caller(is_admin: bool) -> Principal {
         Principal {
@@ -183,7 +209,35 @@ mod tests {
             name: PersonalTokenName::new("ci".into()).unwrap(),
             scopes: scopes.into(),
             lifetime: PersonalTokenLifetime::days(30).unwrap(),
+            current_password: Password::candidate("right password".into()).unwrap(),
         }
+    }
+
+    /// A password check for which only `right password` is right.
+    fn password_check() -> PasswordCheck {
+        let mut users = MockUserRepository::new();
+        users.expect_find_credentials_by_id().returning(|id| {
+            Ok(Some(UserCredentials {
+                user: User {
+                    id,
+                    email: EmailAddress::new("ann@example.com").unwrap(),
+                    created_at: Utc::now(),
+                    is_active: true,
+                    is_admin: false,
+                    email_verified: false,
+                },
+                password_hash: PasswordHash::new("$hash".into()),
+            }))
+        });
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|candidate, _| Ok(candidate.expose() == "right password"));
+        PasswordCheck::new(Arc::new(users), Arc::new(hasher))
+    }
+
+    fn service(tokens: MockPersonalTokenRepository) -> PersonalTokenService {
+        PersonalTokenService::new(Arc::new(tokens), Arc::new(codec()), password_check())
     }
 
     #[tokio::test]
@@ -211,7 +265,7 @@ mod tests {
                     revoked_at: None,
                 })
             });
-        let service = PersonalTokenService::new(Arc::new(tokens), Arc::new(codec()));
+        let service = service(tokens);
 
         let created = service
             .create(&caller(false), request("posts:read"))
@@ -223,10 +277,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stolen_access_token_cannot_mint_a_token_without_the_password() {
+        let mut tokens = MockPersonalTokenRepository::new();
+        tokens.expect_create_personal_token().never();
+        let request = TokenRequest {
+            current_password: Password::candidate("a guess".into()).unwrap(),
+            ..request("posts:read")
+        };
+
+        let err = service(tokens)
+            .create(&caller(false), request)
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(err, CreateTokenError::IncorrectPassword),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn scopes_must_be_a_non_empty_subset_of_what_the_account_may_hold() {
         let mut tokens = MockPersonalTokenRepository::new();
         tokens.expect_create_personal_token().never();
-        let service = PersonalTokenService::new(Arc::new(tokens), Arc::new(codec()));
+        let service = service(tokens);
         for scopes in ["", "admin", "profile tokens:introspect", "sudo"] {
             let err = service
                 .create(&caller(false), request(scopes))

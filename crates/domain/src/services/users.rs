@@ -27,6 +27,10 @@ pub enum GetUserError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeEmailError {
+    /// The current password given is wrong: an email change needs it, so that a stolen access
+    /// token cannot move the account to another mailbox.
+    #[error("Incorrect password")]
+    IncorrectPassword,
     #[error("a user with this email already exists")]
     Duplicate { email: String },
     #[error(transparent)]
@@ -50,6 +54,9 @@ pub enum FindUserError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteAccountError {
+    /// The current password given is wrong.
+    #[error("Incorrect password")]
+    IncorrectPassword,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -72,12 +79,49 @@ impl From<SaveUserError> for ChangeEmailError {
     }
 }
 
+/// Checks an account's current password: the proof that a stolen access token does not carry,
+/// which the account's security operations ask for (contract section 5, "Account safety").
+#[derive(Clone)]
+pub struct PasswordCheck {
+    users: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+}
+
+impl std::fmt::Debug for PasswordCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordCheck").finish_non_exhaustive()
+    }
+}
+
+impl PasswordCheck {
+    pub fn new(users: Arc<dyn UserRepository>, hasher: Arc<dyn PasswordHasher>) -> Self {
+        Self { users, hasher }
+    }
+
+    /// Whether `password` is the current password of account `id`.
+    ///
+    /// # Errors
+    ///
+    /// The account is gone, or the storage or the hasher failed.
+    pub async fn matches(&self, id: UserId, password: &Password) -> anyhow::Result<bool> {
+        let credentials = self
+            .users
+            .find_credentials_by_id(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user {id} vanished while checking their password"))?;
+        self.hasher
+            .verify(password, &credentials.password_hash)
+            .await
+    }
+}
+
 /// Account registration, lookup and self-service.
 #[derive(Clone)]
 pub struct UserService {
     users: Arc<dyn UserRepository>,
     sessions: Arc<dyn SessionRepository>,
     hasher: Arc<dyn PasswordHasher>,
+    password: PasswordCheck,
 }
 
 impl std::fmt::Debug for UserService {
@@ -93,10 +137,17 @@ impl UserService {
         hasher: Arc<dyn PasswordHasher>,
     ) -> Self {
         Self {
+            password: PasswordCheck::new(users.clone(), hasher.clone()),
             users,
             sessions,
             hasher,
         }
+    }
+
+    /// The check of a current password this service makes, for the services that need the
+    /// same proof.
+    pub fn password_check(&self) -> PasswordCheck {
+        self.password.clone()
     }
 
     /// Creates an active, non-admin account.
@@ -150,13 +201,18 @@ impl UserService {
             .map(|credentials| credentials.user))
     }
 
-    /// Changes the caller's email, recording an `email_changed` event.
+    /// Changes the caller's email at once (mail off), given the current password, recording an
+    /// `email_changed` event. Tokens mailed to the old address are spent with it.
     pub async fn change_email(
         &self,
         caller: &Principal,
+        current: &Password,
         email: &EmailAddress,
     ) -> Result<User, ChangeEmailError> {
         let id = caller.user.id;
+        if !self.password.matches(id, current).await? {
+            return Err(ChangeEmailError::IncorrectPassword);
+        }
         let event = caller.event(SecurityEventKind::EmailChanged);
         self.users
             .update_email(id, email, &[event])
@@ -165,7 +221,8 @@ impl UserService {
     }
 
     /// Changes the caller's password, given the current one, and ends every other session of
-    /// the account: whoever else was logged in with the old password is logged out.
+    /// the account: whoever else was logged in with the old password is logged out. Pending
+    /// mailed tokens (email change, reset) are spent with the change.
     pub async fn change_password(
         &self,
         caller: &Principal,
@@ -174,16 +231,7 @@ impl UserService {
     ) -> Result<(), ChangePasswordError> {
         let id = caller.user.id;
         let own_session = caller.session()?;
-        let credentials = self
-            .users
-            .find_credentials_by_id(id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("user {id} vanished while changing their password"))?;
-        if !self
-            .hasher
-            .verify(current, &credentials.password_hash)
-            .await?
-        {
+        if !self.password.matches(id, current).await? {
             return Err(ChangePasswordError::IncorrectPassword);
         }
         let hash = self.hasher.hash(new).await?;
@@ -195,8 +243,17 @@ impl UserService {
         Ok(())
     }
 
-    /// Deletes the account with its posts, votes and sessions.
-    pub async fn delete(&self, id: UserId) -> Result<(), DeleteAccountError> {
+    /// Deletes the caller's account with its posts, votes and sessions, given the current
+    /// password.
+    pub async fn delete(
+        &self,
+        caller: &Principal,
+        current: &Password,
+    ) -> Result<(), DeleteAccountError> {
+        let id = caller.user.id;
+        if !self.password.matches(id, current).await? {
+            return Err(DeleteAccountError::IncorrectPassword);
+        }
         self.users.delete_user(id).await?;
         Ok(())
     }

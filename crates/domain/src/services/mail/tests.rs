@@ -289,9 +289,26 @@ async fn a_verified_address_gets_no_new_verification_mail() {
     ));
 }
 
+/// A hasher for which only `current pw` is the password, and the caller's credentials.
+fn checking_password(users: &mut MockUserRepository) -> MockPasswordHasher {
+    users
+        .expect_find_credentials_by_id()
+        .returning(|id| Ok(Some(credentials(id.get(), "ann@example.com", true))));
+    let mut hasher = MockPasswordHasher::new();
+    hasher
+        .expect_verify()
+        .returning(|candidate, _| Ok(candidate.expose() == "current pw"));
+    hasher
+}
+
+fn current_password() -> Password {
+    Password::candidate("current pw".into()).unwrap()
+}
+
 #[tokio::test]
 async fn an_email_change_mails_the_new_address_a_token_and_the_old_one_a_notice() {
     let mut users = MockUserRepository::new();
+    let hasher = checking_password(&mut users);
     users
         .expect_find_credentials_by_email()
         .returning(|_| Ok(None));
@@ -312,25 +329,52 @@ async fn an_email_change_mails_the_new_address_a_token_and_the_old_one_a_notice(
         })
         .times(1)
         .returning(|_, _, _| Ok(()));
-    let service = service(users, mail, MockPasswordHasher::new());
+    let service = service(users, mail, hasher);
 
     service
-        .request_email_change(&caller(true), &email("new@example.com"))
+        .request_email_change(
+            &caller(true),
+            &current_password(),
+            &email("new@example.com"),
+        )
         .await
         .unwrap();
 }
 
 #[tokio::test]
+async fn a_stolen_access_token_cannot_ask_for_an_email_change_without_the_password() {
+    let mut users = MockUserRepository::new();
+    let hasher = checking_password(&mut users);
+    // No issue expectation: nothing may be queued.
+    let service = service(users, MockMailRepository::new(), hasher);
+
+    let refused = service
+        .request_email_change(
+            &caller(true),
+            &Password::candidate("a guess".into()).unwrap(),
+            &email("thief@example.com"),
+        )
+        .await;
+
+    assert!(matches!(refused, Err(ChangeEmailError::IncorrectPassword)));
+}
+
+#[tokio::test]
 async fn an_email_change_to_a_taken_address_is_refused_at_once() {
     let mut users = MockUserRepository::new();
+    let hasher = checking_password(&mut users);
     users
         .expect_find_credentials_by_email()
         .returning(|_| Ok(Some(credentials(9, "bob@example.com", true))));
     // No issue expectation: nothing may be queued.
-    let service = service(users, MockMailRepository::new(), MockPasswordHasher::new());
+    let service = service(users, MockMailRepository::new(), hasher);
 
     let refused = service
-        .request_email_change(&caller(true), &email("bob@example.com"))
+        .request_email_change(
+            &caller(true),
+            &current_password(),
+            &email("bob@example.com"),
+        )
         .await;
 
     assert!(matches!(refused, Err(ChangeEmailError::Duplicate { .. })));

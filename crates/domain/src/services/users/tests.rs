@@ -176,23 +176,55 @@ async fn getting_a_missing_user_is_not_found() {
 #[tokio::test]
 async fn changing_to_a_taken_email_is_a_duplicate() {
     let mut users = MockUserRepository::new();
+    with_credentials(&mut users);
     users.expect_update_email().returning(|_, email, _| {
         Err(SaveUserError::Duplicate {
             email: email.to_string(),
         })
     });
-    let service = service(
-        users,
-        MockSessionRepository::new(),
-        MockPasswordHasher::new(),
-    );
+    let service = service(users, MockSessionRepository::new(), verifying_old());
 
     let err = service
-        .change_email(&caller(), &EmailAddress::new("bob@example.com").unwrap())
+        .change_email(
+            &caller(),
+            &password("current pw"),
+            &EmailAddress::new("bob@example.com").unwrap(),
+        )
         .await
         .unwrap_err();
 
     assert!(matches!(err, ChangeEmailError::Duplicate { .. }), "{err:?}");
+}
+
+/// A hasher for which the stored `$old` matches `current pw` only.
+fn verifying_old() -> MockPasswordHasher {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().returning(|candidate, hash| {
+        Ok(hash.as_str() == "$old" && candidate.expose() == "current pw")
+    });
+    hasher
+}
+
+#[tokio::test]
+async fn a_stolen_access_token_cannot_change_the_email_without_the_password() {
+    let mut users = MockUserRepository::new();
+    with_credentials(&mut users);
+    users.expect_update_email().never();
+    let service = service(users, MockSessionRepository::new(), verifying_old());
+
+    let err = service
+        .change_email(
+            &caller(),
+            &password("a guess!"),
+            &EmailAddress::new("thief@example.com").unwrap(),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, ChangeEmailError::IncorrectPassword),
+        "{err:?}"
+    );
 }
 
 fn caller() -> Principal {
@@ -274,16 +306,34 @@ async fn a_wrong_current_password_changes_nothing() {
 #[tokio::test]
 async fn deleting_an_account_deletes_the_user() {
     let mut users = MockUserRepository::new();
+    with_credentials(&mut users);
     users
         .expect_delete_user()
         .with(eq(UserId::new(1)))
         .times(1)
         .returning(|_| Ok(true));
-    let service = service(
-        users,
-        MockSessionRepository::new(),
-        MockPasswordHasher::new(),
-    );
+    let service = service(users, MockSessionRepository::new(), verifying_old());
 
-    service.delete(UserId::new(1)).await.unwrap();
+    service
+        .delete(&caller(), &password("current pw"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stolen_access_token_cannot_delete_the_account_without_the_password() {
+    let mut users = MockUserRepository::new();
+    with_credentials(&mut users);
+    users.expect_delete_user().never();
+    let service = service(users, MockSessionRepository::new(), verifying_old());
+
+    let err = service
+        .delete(&caller(), &password("a guess!"))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, DeleteAccountError::IncorrectPassword),
+        "{err:?}"
+    );
 }
