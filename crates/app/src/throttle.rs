@@ -389,6 +389,71 @@ mod tests {
         assert_eq!(two_proxies.client_address(&request("198.51.100.7")), None);
     }
 
+    /// A throttle allowing 2 failures per username and per address a minute.
+    fn strict() -> Throttle {
+        let limit = Limit {
+            max: 2,
+            window: Duration::from_secs(60),
+        };
+        let config = ThrottleConfig {
+            login_failures_per_username: limit,
+            login_failures_per_address: limit,
+            registrations_per_address: limit,
+            mail_requests_per_address: limit,
+            mail_requests_per_email: limit,
+            trusted_proxy_hops: 0,
+        };
+        Throttle::new(
+            Arc::new(warden_adapters::MemoryThrottle::new(&config.rates())),
+            &config,
+        )
+    }
+
+    fn ann() -> User {
+        User {
+            id: warden_domain::UserId::new(1),
+            email: warden_domain::EmailAddress::new("Ann@Example.com").unwrap(),
+            created_at: chrono::Utc::now(),
+            is_active: true,
+            is_admin: false,
+            email_verified: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_check_spends_the_accounts_login_budget_only_when_wrong() {
+        let throttle = strict();
+        let home = Some(IpAddr::from([192, 0, 2, 1]));
+        // Right passwords give their units back, however many.
+        for _ in 0..5 {
+            let check = throttle.reserve_password_check(&ann(), home).await.unwrap();
+            check.unwrap().settle(false).await;
+        }
+        // Wrong ones keep them: two, and the budget is spent, for logins of that email too.
+        for _ in 0..2 {
+            let check = throttle.reserve_code_check(&ann(), home).await.unwrap();
+            check.unwrap().settle(true).await;
+        }
+        let throttled = throttle
+            .reserve_password_check(&ann(), home)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!((1..=30).contains(&throttled.retry_after()), "{throttled:?}");
+        assert_eq!(
+            throttled.detail().0.detail,
+            "too many failed attempts; try again later"
+        );
+        let away = Some(IpAddr::from([198, 51, 100, 1]));
+        assert!(
+            throttle
+                .reserve_login(" ann@example.COM", away)
+                .await
+                .unwrap()
+                .is_err()
+        );
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
