@@ -49,28 +49,33 @@ macro_rules! contract {
 type Throttle = Arc<dyn ThrottleStore>;
 
 contract!(
-    a_username_runs_out_after_max_failures_and_only_that_username,
+    a_username_runs_out_after_max_reservations_and_only_that_username,
     the_longest_wait_of_the_keys_is_the_answer,
     a_kind_without_a_rate_is_never_counted,
-    admission_counts_until_the_key_runs_out_then_counts_nothing,
-    racing_admissions_never_overdraw_a_key,
+    a_refused_reservation_takes_nothing_from_any_key,
+    racing_reservations_never_overdraw_a_key_nor_leak_units_of_the_others,
+    a_refund_gives_back_one_unit_and_never_more_than_was_taken,
+    racing_refunds_give_back_exactly_what_was_taken,
     a_unit_comes_back_after_one_interval,
     pruning_forgets_only_keys_whose_budget_is_whole,
 );
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-async fn a_username_runs_out_after_max_failures_and_only_that_username(
+fn address(last: u8) -> ThrottleKey {
+    ThrottleKey::login_address(Some(std::net::IpAddr::from([192, 0, 2, last])))
+}
+
+async fn a_username_runs_out_after_max_reservations_and_only_that_username(
     throttle: impl Fn(Rates) -> Throttle,
 ) {
     let throttle = throttle(rates(3, 3 * MINUTE));
     let ann = [ThrottleKey::login_username("ann@example.com")];
     for _ in 0..3 {
-        assert_eq!(throttle.blocked_for(&ann).await.unwrap(), None);
-        throttle.count(&ann).await.unwrap();
+        assert_eq!(throttle.reserve(&ann).await.unwrap(), None);
     }
     let wait = throttle
-        .blocked_for(&[ThrottleKey::login_username(" ANN@example.com")])
+        .reserve(&[ThrottleKey::login_username(" ANN@example.com")])
         .await
         .unwrap()
         .expect("the fourth attempt must wait");
@@ -78,11 +83,21 @@ async fn a_username_runs_out_after_max_failures_and_only_that_username(
         wait > Duration::from_secs(55) && wait <= MINUTE,
         "one unit comes back in a minute, not {wait:?}"
     );
+    // Refused attempts take nothing: the wait does not grow.
+    for _ in 0..5 {
+        let again = throttle.reserve(&ann).await.unwrap().unwrap();
+        assert!(again <= wait, "{again:?} after {wait:?}");
+    }
     let bob = [ThrottleKey::login_username("bob@example.com")];
-    assert_eq!(throttle.blocked_for(&bob).await.unwrap(), None);
+    assert_eq!(throttle.reserve(&bob).await.unwrap(), None);
     // The same subject under another kind is another budget.
-    let address = [ThrottleKey::registration(None)];
-    assert_eq!(throttle.blocked_for(&address).await.unwrap(), None);
+    assert_eq!(
+        throttle
+            .reserve(&[ThrottleKey::registration(None)])
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn the_longest_wait_of_the_keys_is_the_answer(throttle: impl Fn(Rates) -> Throttle) {
@@ -92,18 +107,11 @@ async fn the_longest_wait_of_the_keys_is_the_answer(throttle: impl Fn(Rates) -> 
         ..Rates::default()
     });
     let username = ThrottleKey::login_username("ann@example.com");
-    let address = ThrottleKey::login_address(Some("192.0.2.1".parse().unwrap()));
-    throttle
-        .count(&[username.clone(), address.clone()])
-        .await
-        .unwrap();
-    let both = throttle
-        .blocked_for(&[username.clone(), address.clone()])
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(both > 9 * MINUTE, "{both:?}");
-    let one = throttle.blocked_for(&[username]).await.unwrap().unwrap();
+    let both = [username.clone(), address(1)];
+    assert_eq!(throttle.reserve(&both).await.unwrap(), None);
+    let wait = throttle.reserve(&both).await.unwrap().unwrap();
+    assert!(wait > 9 * MINUTE, "{wait:?}");
+    let one = throttle.reserve(&[username]).await.unwrap().unwrap();
     assert!(one <= MINUTE, "{one:?}");
 }
 
@@ -112,70 +120,134 @@ async fn a_kind_without_a_rate_is_never_counted(throttle: impl Fn(Rates) -> Thro
         login_username: Rate::new(1, MINUTE),
         ..Rates::default()
     });
-    let address = ThrottleKey::login_address(None);
     for _ in 0..10 {
-        throttle
-            .count(std::slice::from_ref(&address))
-            .await
-            .unwrap();
-        let registration = ThrottleKey::registration(None);
-        assert_eq!(
-            throttle.count_unless_blocked(&registration).await.unwrap(),
-            None
-        );
+        assert_eq!(throttle.reserve(&[address(1)]).await.unwrap(), None);
+        throttle.refund(&[address(2)]).await.unwrap();
     }
-    assert_eq!(throttle.blocked_for(&[address]).await.unwrap(), None);
+    // Nor does it stand in the way of a key that has a rate.
+    let ann = ThrottleKey::login_username("ann");
+    assert_eq!(
+        throttle.reserve(&[address(1), ann.clone()]).await.unwrap(),
+        None
+    );
+    assert!(throttle.reserve(&[ann]).await.unwrap().is_some());
 }
 
-async fn admission_counts_until_the_key_runs_out_then_counts_nothing(
+async fn a_refused_reservation_takes_nothing_from_any_key(throttle: impl Fn(Rates) -> Throttle) {
+    let throttle = throttle(Rates {
+        login_username: Rate::new(1, MINUTE),
+        login_address: Rate::new(3, 3 * MINUTE),
+        ..Rates::default()
+    });
+    let ann = ThrottleKey::login_username("ann");
+    assert_eq!(
+        throttle.reserve(&[ann.clone(), address(1)]).await.unwrap(),
+        None
+    );
+    // Ann has run out: whichever order the keys come in, the address keeps its two units.
+    assert!(
+        throttle
+            .reserve(&[ann.clone(), address(1)])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        throttle
+            .reserve(&[address(1), ann])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for _ in 0..2 {
+        assert_eq!(throttle.reserve(&[address(1)]).await.unwrap(), None);
+    }
+    assert!(throttle.reserve(&[address(1)]).await.unwrap().is_some());
+}
+
+async fn racing_reservations_never_overdraw_a_key_nor_leak_units_of_the_others(
     throttle: impl Fn(Rates) -> Throttle,
 ) {
-    let throttle = throttle(rates(2, 2 * MINUTE));
-    let home = ThrottleKey::registration(Some("192.0.2.1".parse().unwrap()));
-    assert_eq!(throttle.count_unless_blocked(&home).await.unwrap(), None);
-    assert_eq!(throttle.count_unless_blocked(&home).await.unwrap(), None);
-    let first = throttle.count_unless_blocked(&home).await.unwrap().unwrap();
-    // Refused attempts spend nothing: the wait does not grow.
-    for _ in 0..5 {
-        let again = throttle.count_unless_blocked(&home).await.unwrap().unwrap();
-        assert!(again <= first, "{again:?} after {first:?}");
-    }
-    assert!(
-        first <= MINUTE && first > Duration::from_secs(55),
-        "{first:?}"
-    );
-    let away = ThrottleKey::registration(Some("192.0.2.2".parse().unwrap()));
-    assert_eq!(throttle.count_unless_blocked(&away).await.unwrap(), None);
-}
-
-async fn racing_admissions_never_overdraw_a_key(throttle: impl Fn(Rates) -> Throttle) {
-    let throttle = throttle(rates(5, 5 * MINUTE));
-    let key = ThrottleKey::registration(None);
+    let throttle = throttle(Rates {
+        login_username: Rate::new(5, 5 * MINUTE),
+        login_address: Rate::new(10, 10 * MINUTE),
+        ..Rates::default()
+    });
+    let keys = [ThrottleKey::login_username("ann"), address(1)];
     let attempts = (0..40).map(|_| {
-        let (throttle, key) = (Arc::clone(&throttle), key.clone());
-        tokio::spawn(async move { throttle.count_unless_blocked(&key).await.unwrap() })
+        let (throttle, keys) = (Arc::clone(&throttle), keys.clone());
+        tokio::spawn(async move { throttle.reserve(&keys).await.unwrap() })
     });
     let mut admitted = 0;
     for attempt in attempts {
-        if attempt.await.unwrap().is_none() {
-            admitted += 1;
-        }
+        admitted += usize::from(attempt.await.unwrap().is_none());
     }
     assert_eq!(admitted, 5);
+    // The 35 refused took nothing from the address: it has exactly five units left.
+    for _ in 0..5 {
+        assert_eq!(throttle.reserve(&[address(1)]).await.unwrap(), None);
+    }
+    assert!(throttle.reserve(&[address(1)]).await.unwrap().is_some());
+}
+
+async fn a_refund_gives_back_one_unit_and_never_more_than_was_taken(
+    throttle: impl Fn(Rates) -> Throttle,
+) {
+    let throttle = throttle(rates(2, 2 * MINUTE));
+    let ann = [ThrottleKey::login_username("ann")];
+    assert_eq!(throttle.reserve(&ann).await.unwrap(), None);
+    assert_eq!(throttle.reserve(&ann).await.unwrap(), None);
+    assert!(throttle.reserve(&ann).await.unwrap().is_some());
+    throttle.refund(&ann).await.unwrap();
+    assert_eq!(throttle.reserve(&ann).await.unwrap(), None, "refunded");
+    assert!(throttle.reserve(&ann).await.unwrap().is_some());
+
+    // Refunds of a whole key leave it whole, not richer.
+    let bob = [ThrottleKey::login_username("bob")];
+    throttle.refund(&bob).await.unwrap();
+    throttle.refund(&bob).await.unwrap();
+    assert_eq!(throttle.reserve(&bob).await.unwrap(), None);
+    assert_eq!(throttle.reserve(&bob).await.unwrap(), None);
+    assert!(throttle.reserve(&bob).await.unwrap().is_some());
+}
+
+async fn racing_refunds_give_back_exactly_what_was_taken(throttle: impl Fn(Rates) -> Throttle) {
+    let throttle = throttle(rates(5, 5 * MINUTE));
+    let keys = [ThrottleKey::login_username("ann"), address(1)];
+    // 40 logins at once, of which the admitted turn out right and give their units back.
+    let attempts = (0..40).map(|_| {
+        let (throttle, keys) = (Arc::clone(&throttle), keys.clone());
+        tokio::spawn(async move {
+            let admitted = throttle.reserve(&keys).await.unwrap().is_none();
+            if admitted {
+                throttle.refund(&keys).await.unwrap();
+            }
+            admitted
+        })
+    });
+    let mut admitted = 0;
+    for attempt in attempts {
+        admitted += usize::from(attempt.await.unwrap());
+    }
+    assert!((5..=40).contains(&admitted), "{admitted}");
+    // Every unit is back: five wrong guesses still fit, and no more.
+    for _ in 0..5 {
+        assert_eq!(throttle.reserve(&keys).await.unwrap(), None);
+    }
+    assert!(throttle.reserve(&keys).await.unwrap().is_some());
 }
 
 async fn a_unit_comes_back_after_one_interval(throttle: impl Fn(Rates) -> Throttle) {
     // Two per 1.2 s: one unit every 600 ms.
     let throttle = throttle(rates(2, Duration::from_millis(1200)));
     let key = [ThrottleKey::login_username("ann")];
-    throttle.count(&key).await.unwrap();
-    throttle.count(&key).await.unwrap();
-    assert!(throttle.blocked_for(&key).await.unwrap().is_some());
+    assert_eq!(throttle.reserve(&key).await.unwrap(), None);
+    assert_eq!(throttle.reserve(&key).await.unwrap(), None);
+    assert!(throttle.reserve(&key).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(650)).await;
-    assert_eq!(throttle.blocked_for(&key).await.unwrap(), None);
     // The unit that came back is the only one.
-    throttle.count(&key).await.unwrap();
-    assert!(throttle.blocked_for(&key).await.unwrap().is_some());
+    assert_eq!(throttle.reserve(&key).await.unwrap(), None);
+    assert!(throttle.reserve(&key).await.unwrap().is_some());
 }
 
 async fn pruning_forgets_only_keys_whose_budget_is_whole(throttle: impl Fn(Rates) -> Throttle) {
@@ -184,21 +256,21 @@ async fn pruning_forgets_only_keys_whose_budget_is_whole(throttle: impl Fn(Rates
         login_address: Rate::new(1, 10 * MINUTE),
         ..Rates::default()
     });
-    let (brief, long) = (
-        ThrottleKey::login_username("ann"),
-        ThrottleKey::login_address(None),
+    let (brief, long) = (ThrottleKey::login_username("ann"), address(1));
+    assert_eq!(
+        throttle
+            .reserve(&[brief.clone(), long.clone()])
+            .await
+            .unwrap(),
+        None
     );
-    throttle
-        .count(&[brief.clone(), long.clone()])
-        .await
-        .unwrap();
-    assert_eq!(throttle.prune().await.unwrap(), 0, "both are still blocked");
+    assert_eq!(throttle.prune().await.unwrap(), 0, "both are still counted");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    throttle.prune().await.unwrap();
-    assert_eq!(throttle.blocked_for(&[brief]).await.unwrap(), None);
+    assert_eq!(throttle.prune().await.unwrap(), 1);
+    assert_eq!(throttle.reserve(&[brief]).await.unwrap(), None);
     assert!(
-        throttle.blocked_for(&[long]).await.unwrap().is_some(),
-        "pruning forgot a blocked key"
+        throttle.reserve(&[long]).await.unwrap().is_some(),
+        "pruning forgot a counted key"
     );
 }
 
@@ -216,30 +288,31 @@ async fn two_instances(rates: Rates) -> (TestDb, Throttle, Throttle) {
 }
 
 #[tokio::test]
-async fn failures_counted_on_one_instance_block_the_other() {
+async fn reservations_on_one_instance_count_on_the_other() {
     let (_db, one, two) = two_instances(rates(5, 5 * MINUTE)).await;
     let key = [ThrottleKey::login_username("ann@example.com")];
     for attempt in 0..5 {
-        let (this, other) = if attempt % 2 == 0 {
-            (&one, &two)
-        } else {
-            (&two, &one)
-        };
-        assert_eq!(other.blocked_for(&key).await.unwrap(), None);
-        this.count(&key).await.unwrap();
+        let this = if attempt % 2 == 0 { &one } else { &two };
+        assert_eq!(this.reserve(&key).await.unwrap(), None);
     }
-    assert!(one.blocked_for(&key).await.unwrap().is_some());
-    assert!(two.blocked_for(&key).await.unwrap().is_some());
+    assert!(one.reserve(&key).await.unwrap().is_some());
+    assert!(two.reserve(&key).await.unwrap().is_some());
+    // A refund on one instance gives the unit back on both.
+    two.refund(&key).await.unwrap();
+    assert_eq!(one.reserve(&key).await.unwrap(), None);
 }
 
 #[tokio::test]
-async fn racing_admissions_on_two_instances_never_overdraw_a_key() {
+async fn racing_reservations_on_two_instances_never_overdraw_a_key() {
     let (_db, one, two) = two_instances(rates(5, 5 * MINUTE)).await;
-    let key = ThrottleKey::registration(Some("192.0.2.1".parse().unwrap()));
+    let keys = [
+        ThrottleKey::login_username("ann@example.com"),
+        ThrottleKey::login_address(Some("192.0.2.1".parse().unwrap())),
+    ];
     let attempts = (0..40).map(|attempt| {
         let throttle = Arc::clone(if attempt % 2 == 0 { &one } else { &two });
-        let key = key.clone();
-        tokio::spawn(async move { throttle.count_unless_blocked(&key).await.unwrap() })
+        let keys = keys.clone();
+        tokio::spawn(async move { throttle.reserve(&keys).await.unwrap() })
     });
     let mut admitted = 0;
     for attempt in attempts {

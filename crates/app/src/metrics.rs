@@ -63,7 +63,7 @@ fn describe() {
     );
     describe_counter!(
         "warden_throttled_total",
-        "Requests refused with 429, by kind (login, registration, mail_request)."
+        "Requests refused with 429, by kind (login, account, registration, mail_request)."
     );
     describe_histogram!(
         "warden_password_hash_wait_seconds",

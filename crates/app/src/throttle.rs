@@ -1,11 +1,15 @@
 //! Brute-force throttling: failed logins per submitted username and per client address, and
-//! registrations per client address (contract section 2).
+//! registrations per client address (contract section 2); wrong passwords and codes at the
+//! account's own endpoints against the same budgets as failed logins (contract section 5).
 //!
 //! The budgets are counted by a [`ThrottleStore`]: in memory with SQLite, in the database with
 //! PostgreSQL, so that with several instances on one database an attacker gets one budget, not
-//! one per instance. A login may only be refused *before* its password is checked, and only its
-//! failure is counted. Keys are the username as submitted (trimmed and lower-cased, whether or
-//! not the account exists, so the answer tells nothing) and the client address.
+//! one per instance. A password or a code is checked only after a unit of its budgets was
+//! [reserved](Throttle::reserve_login) for it, and the unit is given back when the guess was
+//! right ([`Reservation::settle`]): a burst of guesses gets no more checks than the budget has
+//! units, and only failures stay counted. Keys are the username as submitted (trimmed and
+//! lower-cased, whether or not the account exists, so the answer tells nothing), or the
+//! account's email, and the client address.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,8 +17,11 @@ use std::time::Duration;
 
 use poem::Request;
 use poem::web::RemoteAddr;
+use poem_openapi::payload::Json;
 use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, RequestOrigin, ThrottleKey};
+use warden_domain::{Rate, Rates, RequestOrigin, ThrottleKey, User};
+
+use crate::api::error::{ErrorBody, detail};
 
 /// How many events of a kind are let through: `max` at once, then one more every
 /// `window / max`. `max` zero turns the limit off.
@@ -113,55 +120,132 @@ impl Throttle {
         RequestOrigin::new(self.client_address(req), user_agent.as_deref())
     }
 
-    /// How long a login for `username` from `address` must wait, if either ran out of failures.
+    /// Reserves a unit of the failed-login budgets of `username` (as submitted) and `address`
+    /// for one password check, or says how long to wait if either has run out (the same answer
+    /// for existing and unknown usernames). Settle the reservation once the password is checked.
     ///
     /// # Errors
     ///
     /// The store failed (marked unavailable when transient).
-    pub async fn login_blocked_for(
+    pub async fn reserve_login(
         &self,
         username: &str,
         address: Option<IpAddr>,
-    ) -> anyhow::Result<Option<Duration>> {
-        self.store.blocked_for(&login_keys(username, address)).await
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        self.reserve(
+            vec![
+                ThrottleKey::login_username(username),
+                ThrottleKey::login_address(address),
+            ],
+            "login",
+        )
+        .await
     }
 
-    /// How long a login from `address` must wait, if it ran out of failures (for a login's
-    /// second step, which names no username).
+    /// Reserves a unit of the failed-login budgets of `account` (its email) and `address` for
+    /// the code of a login's second step (the `mfa-otp` grant), or of `address` alone when the
+    /// `mfa_token` leads to no account: guessing codes spends the same budgets as guessing
+    /// passwords, from however many addresses.
     ///
     /// # Errors
     ///
-    /// As [`Throttle::login_blocked_for`].
-    pub async fn login_address_blocked_for(
+    /// As [`Throttle::reserve_login`].
+    pub async fn reserve_second_step(
         &self,
+        account: Option<&User>,
         address: Option<IpAddr>,
-    ) -> anyhow::Result<Option<Duration>> {
-        self.store
-            .blocked_for(&[ThrottleKey::login_address(address)])
-            .await
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        let mut keys: Vec<ThrottleKey> = account
+            .map(|user| ThrottleKey::login_username(user.email.as_str()))
+            .into_iter()
+            .collect();
+        keys.push(ThrottleKey::login_address(address));
+        self.reserve(keys, "login").await
     }
 
-    /// Counts a failed login.
+    /// Reserves a unit of `user`'s failed-login budgets (the account's email) and `address`'s
+    /// for checking a code (a TOTP or recovery code) at one of the account's own endpoints
+    /// (`/users/me/mfa/*`): the second factor's budget is the account's login budget. Used as
+    /// [`Throttle::reserve_password_check`].
     ///
     /// # Errors
     ///
-    /// As [`Throttle::login_blocked_for`].
-    pub async fn login_failed(
+    /// As [`Throttle::reserve_login`].
+    pub async fn reserve_code_check(
         &self,
-        username: &str,
+        user: &User,
         address: Option<IpAddr>,
-    ) -> anyhow::Result<()> {
-        self.store.count(&login_keys(username, address)).await
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        self.reserve_account(user, address).await
+    }
+
+    /// Reserves a unit of `user`'s failed-login budgets (the account's email) and `address`'s
+    /// for checking the password (or the password and a code) that a request to one of the
+    /// account's own endpoints carries, as contract section 5 asks: a wrong one there counts as
+    /// a failed login. The 429 is counted in `warden_throttled_total{kind="account"}`.
+    ///
+    /// ```ignore
+    /// let address = state.throttle.client_address(req);
+    /// let check = match state.throttle.reserve_password_check(&auth.0.user, address).await? {
+    ///     Ok(check) => check,
+    ///     Err(throttled) => return Ok(throttled.answer()),
+    /// };
+    /// let outcome = state.users.do_it(&auth.0, &current_password, ...).await;
+    /// check.settle(matches!(outcome, Err(DoItError::IncorrectPassword))).await;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Throttle::reserve_login`].
+    pub async fn reserve_password_check(
+        &self,
+        user: &User,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        self.reserve_account(user, address).await
+    }
+
+    async fn reserve_account(
+        &self,
+        user: &User,
+        address: Option<IpAddr>,
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        self.reserve(
+            vec![
+                ThrottleKey::login_username(user.email.as_str()),
+                ThrottleKey::login_address(address),
+            ],
+            "account",
+        )
+        .await
+    }
+
+    async fn reserve(
+        &self,
+        keys: Vec<ThrottleKey>,
+        kind: &'static str,
+    ) -> anyhow::Result<Result<Reservation, Throttled>> {
+        Ok(match self.store.reserve(&keys).await? {
+            None => Ok(Reservation {
+                store: Arc::clone(&self.store),
+                keys,
+            }),
+            Some(wait) => {
+                tracing::warn!(kind, "too many failed attempts: throttled");
+                metrics::counter!("warden_throttled_total", "kind" => kind).increment(1);
+                Err(Throttled { wait })
+            }
+        })
     }
 
     /// Counts a registration attempt from `address`, unless it must wait; then how long.
     ///
     /// # Errors
     ///
-    /// As [`Throttle::login_blocked_for`].
+    /// As [`Throttle::reserve_login`].
     pub async fn registration(&self, address: Option<IpAddr>) -> anyhow::Result<Option<Duration>> {
         self.store
-            .count_unless_blocked(&ThrottleKey::registration(address))
+            .reserve(&[ThrottleKey::registration(address)])
             .await
     }
 
@@ -171,7 +255,7 @@ impl Throttle {
     ///
     /// # Errors
     ///
-    /// As [`Throttle::login_blocked_for`].
+    /// As [`Throttle::reserve_login`].
     pub async fn mail_request(
         &self,
         email: &str,
@@ -179,14 +263,12 @@ impl Throttle {
     ) -> anyhow::Result<Option<Duration>> {
         if let Some(wait) = self
             .store
-            .count_unless_blocked(&ThrottleKey::mail_address(address))
+            .reserve(&[ThrottleKey::mail_address(address)])
             .await?
         {
             return Ok(Some(wait));
         }
-        self.store
-            .count_unless_blocked(&ThrottleKey::mail_email(email))
-            .await
+        self.store.reserve(&[ThrottleKey::mail_email(email)]).await
     }
 
     /// Forgets what no longer matters; call it now and then.
@@ -198,11 +280,66 @@ impl Throttle {
     }
 }
 
-fn login_keys(username: &str, address: Option<IpAddr>) -> [ThrottleKey; 2] {
-    [
-        ThrottleKey::login_username(username),
-        ThrottleKey::login_address(address),
-    ]
+/// A unit taken from each of some budgets for one password or code check, before the check.
+/// Settle it when the check is done: a wrong guess keeps the units spent, anything else gives
+/// them back. Dropped unsettled, it keeps them spent, as a failure would.
+#[must_use = "settle it once the password or code is checked, or a right one counts as a failure"]
+pub struct Reservation {
+    store: Arc<dyn ThrottleStore>,
+    keys: Vec<ThrottleKey>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation").finish_non_exhaustive()
+    }
+}
+
+impl Reservation {
+    /// Ends the reservation: the units stay spent if `failed` (the password or code was
+    /// wrong), and are given back otherwise (it was right, or was never checked). A refund
+    /// that fails is logged, not answered: it costs the account a unit, never the caller its
+    /// answer.
+    pub async fn settle(self, failed: bool) {
+        if failed {
+            return;
+        }
+        if let Err(err) = self.store.refund(&self.keys).await {
+            tracing::warn!(error = format!("{err:#}"), "cannot refund throttle keys");
+        }
+    }
+}
+
+/// A check refused because a budget has run out: answer 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    wait: Duration,
+}
+
+impl Throttled {
+    /// The `Retry-After` header: whole seconds to wait, rounded up.
+    pub fn retry_after(self) -> u64 {
+        retry_after_seconds(self.wait)
+    }
+
+    /// The `{"detail": ...}` body of the 429 at the account's endpoints.
+    pub fn detail(self) -> Json<ErrorBody> {
+        detail("too many failed attempts; try again later")
+    }
+
+    /// The 429 answer of an operation whose answers include one.
+    pub fn answer<R: TooManyAttempts>(self) -> R {
+        R::too_many_attempts(self.detail(), self.retry_after())
+    }
+}
+
+/// The answers of an operation that checks a password or a code and so may answer 429: its
+/// `ApiResponse` enum has a variant
+/// `#[oai(status = 429)] TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64)`
+/// (documented as "Too many wrong passwords or codes for this account or from this address;
+/// retry after `Retry-After` seconds.") and implements this by returning it.
+pub trait TooManyAttempts {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self;
 }
 
 /// Whole seconds to wait, rounded up, for `Retry-After`.
@@ -250,6 +387,71 @@ mod tests {
         );
         // Fewer entries than proxies: the header is not to be believed.
         assert_eq!(two_proxies.client_address(&request("198.51.100.7")), None);
+    }
+
+    /// A throttle allowing 2 failures per username and per address a minute.
+    fn strict() -> Throttle {
+        let limit = Limit {
+            max: 2,
+            window: Duration::from_secs(60),
+        };
+        let config = ThrottleConfig {
+            login_failures_per_username: limit,
+            login_failures_per_address: limit,
+            registrations_per_address: limit,
+            mail_requests_per_address: limit,
+            mail_requests_per_email: limit,
+            trusted_proxy_hops: 0,
+        };
+        Throttle::new(
+            Arc::new(warden_adapters::MemoryThrottle::new(&config.rates())),
+            &config,
+        )
+    }
+
+    fn ann() -> User {
+        User {
+            id: warden_domain::UserId::new(1),
+            email: warden_domain::EmailAddress::new("Ann@Example.com").unwrap(),
+            created_at: chrono::Utc::now(),
+            is_active: true,
+            is_admin: false,
+            email_verified: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_check_spends_the_accounts_login_budget_only_when_wrong() {
+        let throttle = strict();
+        let home = Some(IpAddr::from([192, 0, 2, 1]));
+        // Right passwords give their units back, however many.
+        for _ in 0..5 {
+            let check = throttle.reserve_password_check(&ann(), home).await.unwrap();
+            check.unwrap().settle(false).await;
+        }
+        // Wrong ones keep them: two, and the budget is spent, for logins of that email too.
+        for _ in 0..2 {
+            let check = throttle.reserve_code_check(&ann(), home).await.unwrap();
+            check.unwrap().settle(true).await;
+        }
+        let throttled = throttle
+            .reserve_password_check(&ann(), home)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!((1..=30).contains(&throttled.retry_after()), "{throttled:?}");
+        assert_eq!(
+            throttled.detail().0.detail,
+            "too many failed attempts; try again later"
+        );
+        let away = Some(IpAddr::from([198, 51, 100, 1]));
+        assert!(
+            throttle
+                .reserve_login(" ann@example.COM", away)
+                .await
+                .unwrap()
+                .is_err()
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub struct MfaChallenge {
     pub client_id: ClientId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// Wrong codes so far.
+    /// Codes tried so far, each counted before it was checked.
     pub failures: u32,
     pub spent_at: Option<DateTime<Utc>>,
 }
@@ -144,7 +144,7 @@ pub struct MfaChallenge {
 impl MfaChallenge {
     /// How long an `mfa_token` lasts.
     pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-    /// After this many wrong codes the `mfa_token` is spent.
+    /// At most this many codes are checked with one `mfa_token`: then it is spent.
     pub const MAX_FAILURES: u32 = 5;
 
     /// Whether the second step may still use it at `now`.

@@ -396,42 +396,32 @@ pub trait PasswordHasher: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + 'static {
-    /// How long the caller must wait because one of `keys` has run out: the longest such wait,
-    /// or `None` when every key has a unit left.
+    /// Takes one unit from each of `keys`, unless one of them has none left: then takes
+    /// nothing and answers how long to wait (the longest wait of the keys that ran out).
+    /// Atomic: racing reservations never overdraw a key, and a refused one changes no key.
+    /// A reservation is made *before* the guess it pays for is checked (a password, a code),
+    /// so that a burst of guesses gets no more checks than the budget has units.
     ///
     /// # Errors
     ///
     /// A failure of the storage (marked [`Unavailable`] when transient).
-    async fn blocked_for(
-        &self,
-        keys: &[ThrottleKey],
-    ) -> anyhow::Result<Option<std::time::Duration>>;
+    async fn reserve(&self, keys: &[ThrottleKey]) -> anyhow::Result<Option<std::time::Duration>>;
 
-    /// Counts one event against each of `keys`. Racing events may overdraw a key; its wait then
-    /// grows by one interval per event, so the long-run rate holds.
+    /// Gives back to each of `keys` the unit a [`ThrottleStore::reserve`] of them took, when what
+    /// it was taken for does not count (the password was right, say). A key whose budget is
+    /// whole stays whole.
     ///
     /// # Errors
     ///
-    /// As [`ThrottleStore::blocked_for`].
-    async fn count(&self, keys: &[ThrottleKey]) -> anyhow::Result<()>;
-
-    /// Counts one event against `key` unless it has run out; then counts nothing and says how
-    /// long to wait. Atomic: racing calls never overdraw the key.
-    ///
-    /// # Errors
-    ///
-    /// As [`ThrottleStore::blocked_for`].
-    async fn count_unless_blocked(
-        &self,
-        key: &ThrottleKey,
-    ) -> anyhow::Result<Option<std::time::Duration>>;
+    /// As [`ThrottleStore::reserve`].
+    async fn refund(&self, keys: &[ThrottleKey]) -> anyhow::Result<()>;
 
     /// Forgets the keys whose budget is whole again, so that storage stays bounded by recent
     /// activity. Returns how many were forgotten.
     ///
     /// # Errors
     ///
-    /// As [`ThrottleStore::blocked_for`].
+    /// As [`ThrottleStore::reserve`].
     async fn prune(&self) -> anyhow::Result<u64>;
 }
 

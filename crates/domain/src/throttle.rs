@@ -183,7 +183,8 @@ mod tests {
             rate.wait(rate.interval() * 5),
             Some(Duration::from_secs(60))
         );
-        // Overdrawn by racing events: the wait grows with them.
+        // Past the budget (the stores reserve atomically and never get here, but the
+        // arithmetic holds): the wait grows one interval per event.
         assert_eq!(
             rate.wait(rate.interval() * 7),
             Some(Duration::from_secs(180))

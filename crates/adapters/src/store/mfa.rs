@@ -287,17 +287,31 @@ impl MfaRepository for Store {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn fail_mfa_challenge(&self, token_hash: &RefreshTokenHash) -> anyhow::Result<()> {
-        const SQL: &str = "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1";
-        on_writer!(self, |pool| {
+    async fn try_mfa_challenge(
+        &self,
+        token_hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        // The WHERE is the check and the SET the count, in one statement: racing tries queue
+        // on the row (PostgreSQL re-checks the WHERE on the row a winner left; SQLite has one
+        // writer), so no more than MAX_FAILURES ever pass. Times compare as text on SQLite in
+        // time order (see `stored_time`).
+        const SQL: &str = "UPDATE mfa_challenges SET failures = failures + 1 \
+                           WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2 \
+                             AND failures < $3";
+        let max_failures =
+            i32::try_from(MfaChallenge::MAX_FAILURES).context("failures out of range")?;
+        let tried = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(token_hash.as_str())
+                .bind(stored_time(now))
+                .bind(max_failures)
                 .execute(pool)
                 .await
-                .map(drop)
+                .map(|done| done.rows_affected())
         })
-        .db_context("cannot count a wrong code")?;
-        Ok(())
+        .db_context("cannot count a code tried")?;
+        Ok(tried > 0)
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -306,17 +320,13 @@ impl MfaRepository for Store {
         token_hash: &RefreshTokenHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        // Times compare as text on SQLite in time order (see `stored_time`).
+        // The code that spends it was counted by `try_mfa_challenge`, among the MAX_FAILURES.
         const SQL: &str = "UPDATE mfa_challenges SET spent_at = $2 \
-                           WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2 \
-                             AND failures < $3";
-        let max_failures =
-            i32::try_from(MfaChallenge::MAX_FAILURES).context("failures out of range")?;
+                           WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2";
         let spent = on_writer!(self, |pool| {
             sqlx::query(SQL)
                 .bind(token_hash.as_str())
                 .bind(stored_time(now))
-                .bind(max_failures)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())

@@ -1,18 +1,19 @@
 //! Brute-force budgets in PostgreSQL, shared by every instance on the database.
 //!
-//! Each statement is atomic on its own: the row lock of an upsert orders racing instances, so
-//! there is no read-modify-write race, and the database's clock is the one clock every instance
-//! agrees on. A login costs one indexed read (are its keys blocked?), and a failed one a
-//! single upsert of its two keys; the table is unlogged, so a failed-login flood writes no WAL.
+//! A reservation is one short transaction: an upsert locks the keys' rows (in one order for
+//! every caller, so racing reservations queue instead of deadlocking) and reads their
+//! theoretical arrival times; only if every key has a unit left does an update take one from
+//! each. Racing reservations, on this instance or another, therefore never overdraw a key, and
+//! a refused one changes nothing. A refund is one upsert. The database's clock is the one clock
+//! every instance agrees on, and the table is unlogged, so a failed-login flood writes no WAL.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
+use sqlx::{Acquire as _, PgPool};
 use warden_domain::ports::ThrottleStore;
 use warden_domain::{Rate, Rates, ThrottleKey};
-
-use sqlx::PgPool;
 
 use super::{DbResultExt, Pool, Store};
 
@@ -69,36 +70,69 @@ impl SharedThrottle {
 #[async_trait]
 impl ThrottleStore for SharedThrottle {
     #[tracing::instrument(skip_all, err)]
-    async fn blocked_for(&self, keys: &[ThrottleKey]) -> anyhow::Result<Option<Duration>> {
-        const SQL: &str = "SELECT key_hash, EXTRACT(EPOCH FROM tat - now())::float8 \
-                           FROM throttle_keys WHERE key_hash = ANY($1) AND tat > now()";
+    async fn reserve(&self, keys: &[ThrottleKey]) -> anyhow::Result<Option<Duration>> {
+        // A key without a row is whole: it gets one with `now()`. The no-op update of an existing
+        // row locks it until the transaction ends, and returns its arrival time as committed.
+        const LOCK: &str = "INSERT INTO throttle_keys AS t (key_hash, tat) \
+                            SELECT k, now() FROM unnest($1::bytea[]) AS u(k) \
+                            ON CONFLICT (key_hash) DO UPDATE SET tat = t.tat \
+                            RETURNING t.key_hash, \
+                                      EXTRACT(EPOCH FROM GREATEST(t.tat, now()) - now())::float8";
+        const TAKE: &str = "UPDATE throttle_keys AS t \
+                            SET tat = GREATEST(t.tat, now()) + make_interval(secs => u.s) \
+                            FROM unnest($1::bytea[], $2::float8[]) AS u(k, s) \
+                            WHERE t.key_hash = u.k";
         let rated = self.rated(keys);
         if rated.is_empty() {
             return Ok(None);
         }
         let hashes: Vec<&[u8]> = rated.iter().map(|(hash, ..)| hash.as_slice()).collect();
-        let rows: Vec<(Vec<u8>, f64)> =
-            on_postgres!(&self.pool, self.transaction_pooling, |pool| {
-                sqlx::query_as(SQL).bind(&hashes).fetch_all(pool).await
-            })
-            .db_context("cannot read throttle keys")?;
-        Ok(rows
+        let intervals: Vec<f64> = rated
             .iter()
-            .filter_map(|(hash, ahead)| {
-                let (_, rate, _) = rated.iter().find(|(rated, ..)| rated == hash)?;
-                rate.wait(Duration::try_from_secs_f64(*ahead).ok()?)
-            })
-            .max())
+            .map(|(_, rate, _)| rate.interval().as_secs_f64())
+            .collect();
+        let wait = on_postgres!(&self.pool, self.transaction_pooling, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let rows: Vec<(Vec<u8>, f64)> = sqlx::query_as(LOCK)
+                    .bind(&hashes)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let wait = rows
+                    .iter()
+                    .filter_map(|(hash, ahead)| {
+                        let (_, rate, _) = rated.iter().find(|(rated, ..)| rated == hash)?;
+                        rate.wait(Duration::try_from_secs_f64(ahead.max(0.0)).ok()?)
+                    })
+                    .max();
+                if wait.is_some() {
+                    tx.rollback().await?;
+                    return Ok(wait);
+                }
+                sqlx::query(TAKE)
+                    .bind(&hashes)
+                    .bind(&intervals)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(None)
+            }
+            .await
+        })
+        .db_context("cannot reserve throttle keys")?;
+        Ok(wait)
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn count(&self, keys: &[ThrottleKey]) -> anyhow::Result<()> {
-        // EXCLUDED.tat - now() is the key's interval.
+    async fn refund(&self, keys: &[ThrottleKey]) -> anyhow::Result<()> {
+        // An upsert, like a reservation's, so that it locks the rows in the same order.
+        // EXCLUDED.tat is now() less the key's interval; a key that has been pruned meanwhile
+        // gets a row in the past, which means whole.
         const SQL: &str = "INSERT INTO throttle_keys AS t (key_hash, tat) \
-                           SELECT k, now() + make_interval(secs => s) \
+                           SELECT k, now() - make_interval(secs => s) \
                            FROM unnest($1::bytea[], $2::float8[]) AS u(k, s) \
                            ON CONFLICT (key_hash) DO UPDATE \
-                           SET tat = GREATEST(t.tat, now()) + (EXCLUDED.tat - now())";
+                           SET tat = t.tat - (now() - EXCLUDED.tat)";
         let rated = self.rated(keys);
         if rated.is_empty() {
             return Ok(());
@@ -115,52 +149,8 @@ impl ThrottleStore for SharedThrottle {
                 .execute(pool)
                 .await
         })
-        .db_context("cannot count throttle keys")?;
+        .db_context("cannot refund throttle keys")?;
         Ok(())
-    }
-
-    #[tracing::instrument(skip_all, err)]
-    async fn count_unless_blocked(&self, key: &ThrottleKey) -> anyhow::Result<Option<Duration>> {
-        // The WHERE is the check: a key that runs more than (max - 1) intervals ahead has run
-        // out, and is left as it is.
-        const ADMIT: &str = "INSERT INTO throttle_keys AS t (key_hash, tat) \
-                             VALUES ($1, now() + make_interval(secs => $2)) \
-                             ON CONFLICT (key_hash) DO UPDATE \
-                             SET tat = GREATEST(t.tat, now()) + make_interval(secs => $2) \
-                             WHERE t.tat - now() <= make_interval(secs => $3) \
-                             RETURNING 1";
-        const AHEAD: &str = "SELECT EXTRACT(EPOCH FROM tat - now())::float8 \
-                             FROM throttle_keys WHERE key_hash = $1";
-        let Some(rate) = self.rates.of(key.kind) else {
-            return Ok(None);
-        };
-        let hash = key_hash(key);
-        let interval = rate.interval().as_secs_f64();
-        let tolerance = interval * f64::from(rate.max().get() - 1);
-        let admitted: Option<i32> = on_postgres!(&self.pool, self.transaction_pooling, |pool| {
-            sqlx::query_scalar(ADMIT)
-                .bind(&hash)
-                .bind(interval)
-                .bind(tolerance)
-                .fetch_optional(pool)
-                .await
-        })
-        .db_context("cannot count a throttle key")?;
-        if admitted.is_some() {
-            return Ok(None);
-        }
-        let ahead: Option<f64> = on_postgres!(&self.pool, self.transaction_pooling, |pool| {
-            sqlx::query_scalar(AHEAD)
-                .bind(&hash)
-                .fetch_optional(pool)
-                .await
-        })
-        .db_context("cannot read a throttle key")?;
-        // A unit may have come back between the two statements: still refused, briefly.
-        let wait = ahead
-            .and_then(|ahead| Duration::try_from_secs_f64(ahead).ok())
-            .and_then(|ahead| rate.wait(ahead));
-        Ok(Some(wait.unwrap_or(Duration::from_millis(1))))
     }
 
     #[tracing::instrument(skip_all, err)]

@@ -139,8 +139,9 @@ pub enum LoginResponse {
     /// An unexpected failure (`server_error`); the details are in the server's log.
     #[oai(status = 500)]
     ServerError(Json<OAuthErrorBody>),
-    /// Too many failed logins for this username or from this address (`slow_down`); retry
-    /// after `Retry-After` seconds. The same for existing and unknown usernames.
+    /// Too many failed logins for this username (at the `mfa-otp` step, for the account the
+    /// `mfa_token` belongs to) or from this address (`slow_down`); retry after `Retry-After`
+    /// seconds. The same for existing and unknown usernames.
     #[oai(status = 429)]
     TooManyRequests(Json<OAuthErrorBody>, #[oai(header = "Retry-After")] u64),
     /// The database cannot be reached right now, or too many logins wait for a password check

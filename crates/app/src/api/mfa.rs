@@ -1,7 +1,9 @@
 //! Two-factor authentication (contract section 10): enrol an authenticator app, confirm it,
 //! disable it, renew recovery codes; and an admin's reset. Logging in with a second factor is
-//! the token endpoint's (`auth.rs`).
+//! the token endpoint's (`auth.rs`). Every password and code checked here is a guess that
+//! spends the account's failed-login budgets, reserved before the check (contract section 5).
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -14,6 +16,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
+use crate::throttle::TooManyAttempts;
 
 /// The password, again.
 #[derive(Debug, Object)]
@@ -78,6 +81,16 @@ enum StartResponse {
     /// `two-factor authentication is already enabled`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Too many wrong passwords or codes for this account or from this address (they count
+    /// as failed logins); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for StartResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -92,6 +105,16 @@ enum ConfirmResponse {
     /// Nothing is pending: start with `POST /users/me/mfa/totp`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Too many wrong passwords or codes for this account or from this address (they count
+    /// as failed logins); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for ConfirmResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -105,6 +128,16 @@ enum DisableResponse {
     /// `two-factor authentication is not enabled`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Too many wrong passwords or codes for this account or from this address (they count
+    /// as failed logins); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for DisableResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -118,6 +151,16 @@ enum RenewResponse {
     /// `two-factor authentication is not enabled`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// Too many wrong passwords or codes for this account or from this address (they count
+    /// as failed logins); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for RenewResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -128,6 +171,14 @@ enum ResetResponse {
     /// No user has this id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+}
+
+/// Whether a refusal was a wrong password or code, which stays counted as a failed login.
+fn wrong_guess<T>(outcome: &Result<T, ChangeMfaError>) -> bool {
+    matches!(
+        outcome,
+        Err(ChangeMfaError::IncorrectPassword | ChangeMfaError::InvalidCode)
+    )
 }
 
 /// A password as given, checked for length only (the hasher refuses nothing shorter).
@@ -152,12 +203,25 @@ impl MfaApi {
     )]
     async fn start(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordCheck>,
     ) -> Result<StartResponse, ApiError> {
         let password = candidate(body.0.password)?;
-        match state.mfa.start_totp(&auth.0, &password).await {
+        let check = match state
+            .throttle
+            .reserve_password_check(&auth.0.user, state.throttle.client_address(req))
+            .await?
+        {
+            Ok(check) => check,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        let outcome = state.mfa.start_totp(&auth.0, &password).await;
+        check
+            .settle(matches!(outcome, Err(StartTotpError::IncorrectPassword)))
+            .await;
+        match outcome {
             Ok(enrolment) => Ok(StartResponse::Created(Json(enrolment.into()))),
             Err(err) => err.answer(),
         }
@@ -174,11 +238,24 @@ impl MfaApi {
     )]
     async fn confirm(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<CodeCheck>,
     ) -> Result<ConfirmResponse, ApiError> {
-        match state.mfa.confirm_totp(&auth.0, &body.0.code).await {
+        let check = match state
+            .throttle
+            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .await?
+        {
+            Ok(check) => check,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        let outcome = state.mfa.confirm_totp(&auth.0, &body.0.code).await;
+        check
+            .settle(matches!(outcome, Err(ConfirmTotpError::InvalidCode)))
+            .await;
+        match outcome {
             Ok(recovery_codes) => Ok(ConfirmResponse::Ok(Json(RecoveryCodesView {
                 recovery_codes,
             }))),
@@ -196,13 +273,24 @@ impl MfaApi {
     )]
     async fn disable(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordAndCode>,
     ) -> Result<DisableResponse, ApiError> {
         let PasswordAndCode { password, code } = body.0;
         let password = candidate(password)?;
-        match state.mfa.disable_totp(&auth.0, &password, &code).await {
+        let check = match state
+            .throttle
+            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .await?
+        {
+            Ok(check) => check,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        let outcome = state.mfa.disable_totp(&auth.0, &password, &code).await;
+        check.settle(wrong_guess(&outcome)).await;
+        match outcome {
             Ok(()) => Ok(DisableResponse::Disabled),
             Err(err) => err.answer(),
         }
@@ -218,17 +306,27 @@ impl MfaApi {
     )]
     async fn renew(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordAndCode>,
     ) -> Result<RenewResponse, ApiError> {
         let PasswordAndCode { password, code } = body.0;
         let password = candidate(password)?;
-        match state
+        let check = match state
+            .throttle
+            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .await?
+        {
+            Ok(check) => check,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        let outcome = state
             .mfa
             .renew_recovery_codes(&auth.0, &password, &code)
-            .await
-        {
+            .await;
+        check.settle(wrong_guess(&outcome)).await;
+        match outcome {
             Ok(recovery_codes) => Ok(RenewResponse::Ok(Json(RecoveryCodesView {
                 recovery_codes,
             }))),

@@ -19,7 +19,7 @@ use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail
 use super::mail::{Notice, notice, throttled};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use crate::AppState;
-use crate::throttle::retry_after_seconds;
+use crate::throttle::{TooManyAttempts, retry_after_seconds};
 
 /// A new account.
 #[derive(Debug, Object)]
@@ -201,6 +201,16 @@ enum ChangePasswordResponse {
     /// `current_password` is wrong (`Incorrect password`).
     #[oai(status = 400)]
     IncorrectPassword(Json<ErrorBody>),
+    /// Too many wrong passwords or codes for this account or from this address (they count
+    /// as failed logins); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for ChangePasswordResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -354,6 +364,7 @@ impl UsersApi {
     )]
     async fn change_password(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordChange>,
@@ -369,7 +380,24 @@ impl UsersApi {
         let Ok(current) = Password::candidate(current_password) else {
             return ChangePasswordError::IncorrectPassword.answer();
         };
-        match state.users.change_password(principal, &current, &new).await {
+        // A wrong password here is a failed login of the account (contract section 5).
+        let address = state.throttle.client_address(req);
+        let check = match state
+            .throttle
+            .reserve_password_check(&principal.user, address)
+            .await?
+        {
+            Ok(check) => check,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        let outcome = state.users.change_password(principal, &current, &new).await;
+        check
+            .settle(matches!(
+                outcome,
+                Err(ChangePasswordError::IncorrectPassword)
+            ))
+            .await;
+        match outcome {
             Ok(()) => {
                 tracing::info!(user_id = %principal.user.id, "password changed");
                 Ok(ChangePasswordResponse::Changed)

@@ -14,6 +14,7 @@ on_both_databases!(
     disabling_and_renewing_need_the_password_and_a_second_factor,
     an_admin_resets_a_users_second_factor,
     no_secret_code_or_token_reaches_the_event_log,
+    wrong_codes_at_disable_count_against_the_accounts_budget,
 );
 
 const MFA_GRANT: &str = "urn%3Awarden%3Aparams%3Aoauth%3Agrant-type%3Amfa-otp";
@@ -500,5 +501,152 @@ async fn no_secret_code_or_token_reaches_the_event_log(app: TestApp) {
             !everything.contains(secret.as_str()),
             "an event holds {secret}"
         );
+    }
+}
+
+/// A 6-digit code that is none of those `secret` accepts now.
+fn wrong_code(secret: &str) -> String {
+    let valid = [-30, 0, 30, 60].map(|offset| oathtool(secret, offset));
+    ["000000", "111111", "222222", "333333", "444444"]
+        .into_iter()
+        .find(|code| !valid.iter().any(|valid| valid == code))
+        .unwrap()
+        .to_owned()
+}
+
+async fn wrong_codes_at_disable_count_against_the_accounts_budget(app: TestApp) {
+    // The default budget: 5 failures per username over 300 s.
+    let ann = enrolled(&app, "ann@example.com").await;
+    let wrong = wrong_code(&ann.secret);
+    let disable = |code: String| {
+        post(
+            &app,
+            "/users/me/mfa/totp/disable",
+            &ann.user,
+            json!({"password": PASSWORD, "code": code}),
+        )
+    };
+    for _ in 0..5 {
+        assert_detail(
+            disable(wrong.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid code",
+        )
+        .await;
+    }
+    let refused = disable(wrong.clone()).await;
+    assert!(header(&refused, "retry-after").is_some());
+    assert_detail(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts; try again later",
+    )
+    .await;
+    // The right code waits too, and nothing was disabled.
+    disable(oathtool(&ann.secret, 30))
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(mfa_enabled(&app, &ann.user).await, true);
+}
+
+/// Guessing codes at the `mfa-otp` grant, with the client address taken from
+/// `X-Forwarded-For` so that each guess may come from another one.
+mod throttled {
+    use std::sync::Arc;
+
+    use warden_adapters::Backend;
+    use warden_adapters::testing::TestDb;
+
+    use super::*;
+
+    on_both_backends!(
+        codes_from_many_addresses_spend_the_accounts_budget,
+        racing_codes_on_one_mfa_token_are_checked_at_most_five_times,
+    );
+
+    async fn second_step_from(
+        app: &TestApp,
+        address: &str,
+        token: &str,
+        otp: &str,
+    ) -> poem::test::TestResponse {
+        app.client
+            .post("/login")
+            .header("x-forwarded-for", address)
+            .content_type("application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type={MFA_GRANT}&mfa_token={}&otp={}",
+                urlencode(token),
+                urlencode(otp)
+            ))
+            .send()
+            .await
+    }
+
+    async fn codes_from_many_addresses_spend_the_accounts_budget(backend: Backend) {
+        let app = TestApp::on(
+            Arc::new(TestDb::new(backend).await),
+            &[
+                "--login-max-failures-per-username",
+                "3",
+                "--trusted-proxy-hops",
+                "1",
+            ],
+        );
+        let ann = enrolled(&app, "ann@example.com").await;
+        let token = mfa_token(&app, "ann@example.com", "").await;
+        let wrong = wrong_code(&ann.secret);
+        for i in 1..=3 {
+            let body = assert_oauth_error(
+                second_step_from(&app, &format!("203.0.113.{i}"), &token, &wrong).await,
+                "invalid_grant",
+            )
+            .await;
+            assert_eq!(body["error_description"], "the second factor is invalid");
+        }
+        // The token has two tries left, and each address nineteen: the account has none.
+        for i in 4..=10 {
+            let refused = second_step_from(&app, &format!("203.0.113.{i}"), &token, &wrong).await;
+            refused.assert_status(StatusCode::TOO_MANY_REQUESTS);
+            assert!(header(&refused, "retry-after").is_some());
+        }
+        second_step_from(&app, "198.51.100.7", &token, &oathtool(&ann.secret, 30))
+            .await
+            .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    async fn racing_codes_on_one_mfa_token_are_checked_at_most_five_times(backend: Backend) {
+        let app = TestApp::on(
+            Arc::new(TestDb::new(backend).await),
+            &[
+                "--login-max-failures-per-username",
+                "0",
+                "--login-max-failures-per-address",
+                "0",
+            ],
+        );
+        let ann = enrolled(&app, "ann@example.com").await;
+        let token = mfa_token(&app, "ann@example.com", "").await;
+        let wrong = wrong_code(&ann.secret);
+        let answers = futures_util::future::join_all(
+            (0..20).map(|_| second_step_from(&app, "", &token, &wrong)),
+        )
+        .await;
+        let mut checked = 0;
+        for response in answers {
+            let body = assert_oauth_error(response, "invalid_grant").await;
+            match body["error_description"].as_str().unwrap() {
+                "the second factor is invalid" => checked += 1,
+                "the mfa_token is invalid, expired or spent" => {}
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!(checked, 5, "20 racing codes on one mfa_token");
+        // Spent: the right code no longer finishes it.
+        assert_oauth_error(
+            second_step_from(&app, "", &token, &oathtool(&ann.secret, 30)).await,
+            "invalid_grant",
+        )
+        .await;
     }
 }

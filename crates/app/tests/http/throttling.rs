@@ -1,5 +1,6 @@
 //! Brute-force throttling: failed logins per username and per address, registrations per
-//! address, and which client address is believed.
+//! address, and which client address is believed; bursts of guesses, and wrong passwords at
+//! the account's own endpoints.
 
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ on_both_backends!(
     without_trusted_proxies_a_forged_forwarded_address_dodges_nothing,
     successful_logins_are_not_counted,
     registrations_are_throttled_per_client_address,
+    a_burst_of_wrong_passwords_gets_no_more_checks_than_the_budget,
+    after_a_burst_the_owner_waits_no_longer_than_the_window,
+    wrong_passwords_at_a_password_change_count_as_failed_logins,
 );
 
 /// An app on a fresh `backend` database with `args`.
@@ -228,6 +232,132 @@ async fn registrations_are_throttled_per_client_address(backend: Backend) {
     register("198.51.100.2", "c@example.com")
         .await
         .assert_status(StatusCode::CREATED);
+}
+
+/// Sends `count` wrong passwords for `username` from `address` at once, and counts the answers
+/// by status: a 400 `invalid_grant` is a password that was checked (hashed), a 429 one that
+/// was refused before.
+async fn burst(app: &TestApp, address: &str, username: &str, count: usize) -> (usize, usize) {
+    let guesses: Vec<String> = (0..count).map(|i| format!("guess {i}")).collect();
+    let answers = futures_util::future::join_all(
+        guesses
+            .iter()
+            .map(|guess| login_from(app, address, username, guess)),
+    )
+    .await;
+    let (mut checked, mut refused) = (0, 0);
+    for response in answers {
+        match response.0.status() {
+            StatusCode::BAD_REQUEST => {
+                assert_oauth_error(response, "invalid_grant").await;
+                checked += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(header(&response, "retry-after").is_some());
+                refused += 1;
+            }
+            other => panic!("a login answered {other}"),
+        }
+    }
+    (checked, refused)
+}
+
+async fn a_burst_of_wrong_passwords_gets_no_more_checks_than_the_budget(backend: Backend) {
+    // The defaults: 5 failures per username, 20 per address, over 300 s.
+    let app = throttled(backend, &["--trusted-proxy-hops", "1"]).await;
+    app.register("ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    let (checked, refused) = burst(&app, "203.0.113.1", "ann@example.com", 60).await;
+    assert_eq!(
+        (checked, refused),
+        (5, 55),
+        "60 racing guesses must get the username's 5 checks and no more"
+    );
+    // Even the right password waits now.
+    login_from(&app, "198.51.100.2", "ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    // The refused 55 took nothing from the address's budget of 20: another username from it
+    // still gets its own 5 checks.
+    let (checked, _) = burst(&app, "203.0.113.1", "bob@example.com", 10).await;
+    assert_eq!(checked, 5);
+}
+
+async fn after_a_burst_the_owner_waits_no_longer_than_the_window(backend: Backend) {
+    // 3 failures per 3 s: a unit comes back every second.
+    let app = throttled(
+        backend,
+        &[
+            "--login-max-failures-per-username",
+            "3",
+            "--login-max-failures-per-address",
+            "0",
+            "--login-failure-window-seconds",
+            "3",
+        ],
+    )
+    .await;
+    app.register("ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let (checked, _) = burst(&app, "", "ann@example.com", 60).await;
+    assert!(
+        checked <= 3,
+        "{checked} guesses checked against a budget of 3"
+    );
+    let locked = login_from(&app, "", "ann@example.com", PASSWORD).await;
+    locked.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = header(&locked, "retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry_after <= 1,
+        "the burst must not lengthen the wait past one unit's return: {retry_after} s"
+    );
+    // Within the documented window of the burst, the owner is in again.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    login_from(&app, "", "ann@example.com", PASSWORD)
+        .await
+        .assert_status_is_ok();
+}
+
+async fn wrong_passwords_at_a_password_change_count_as_failed_logins(backend: Backend) {
+    // The default budget: 5 failures per username over 300 s.
+    let app = throttled(backend, &[]).await;
+    let ann = app.user("ann@example.com").await;
+    let change = |current: &str| {
+        app.call(
+            poem::http::Method::PUT,
+            "/users/me/password",
+            &ann.bearer,
+            Some(json!({"current_password": current, "new_password": "a new horse"})),
+        )
+    };
+    for i in 0..5 {
+        assert_detail(
+            change(&format!("guess {i}")).await,
+            StatusCode::BAD_REQUEST,
+            "Incorrect password",
+        )
+        .await;
+    }
+    let refused = change("guess 5").await;
+    assert!(header(&refused, "retry-after").is_some());
+    assert_detail(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts; try again later",
+    )
+    .await;
+    // The right password is refused too until a unit comes back (a minute, by default), and
+    // the password was not changed.
+    change(PASSWORD)
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    // The same budget as the account's logins.
+    login_from(&app, "", "ann@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test(flavor = "multi_thread")]

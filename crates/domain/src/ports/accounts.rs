@@ -152,15 +152,23 @@ pub trait MfaRepository: Send + Sync + 'static {
         token_hash: &RefreshTokenHash,
     ) -> anyhow::Result<Option<MfaChallenge>>;
 
-    /// Counts a wrong code against the challenge.
+    /// Counts one code tried against the challenge, before the code is checked, if the
+    /// challenge is live at `now` (unspent, unexpired, fewer than
+    /// [`MfaChallenge::MAX_FAILURES`] codes tried): returns whether it was. One conditional
+    /// update, so that of any number of racing calls at most `MAX_FAILURES` pass.
     ///
     /// # Errors
     ///
     /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
-    async fn fail_mfa_challenge(&self, token_hash: &RefreshTokenHash) -> anyhow::Result<()>;
+    async fn try_mfa_challenge(
+        &self,
+        token_hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
 
-    /// Spends the challenge if it is live at `now`: returns whether it was. Of concurrent calls,
-    /// one wins.
+    /// Spends the challenge if it is unspent and unexpired at `now` (the code that spends it
+    /// was counted by [`MfaRepository::try_mfa_challenge`]): returns whether it was. Of
+    /// concurrent calls, one wins.
     ///
     /// # Errors
     ///

@@ -1,10 +1,9 @@
 //! The grants of the token endpoint: password (with an optional second factor), refresh, and
 //! the second step of a login with a second factor.
 
-use std::net::IpAddr;
-
 use poem::Request;
 use poem_openapi::payload::Json;
+use secrecy::SecretString;
 use warden_domain::services::{
     LoginError, MfaLogin, PasswordLogin, RefreshError, RefreshLogin, TokenGrant,
 };
@@ -13,7 +12,7 @@ use warden_domain::{ClientId, Password, SessionOrigin};
 
 use super::{LoginResponse, OAuthErrorBody, TokenRequest};
 use crate::AppState;
-use crate::throttle::retry_after_seconds;
+use crate::throttle::{Reservation, Throttled};
 
 /// The grant type of the second step of a login with a second factor.
 pub(crate) const MFA_OTP_GRANT: &str = "urn:warden:params:oauth:grant-type:mfa-otp";
@@ -36,16 +35,15 @@ pub(super) async fn password_grant(
     if let Err(err) = text::check(username, TextKind::Line) {
         return LoginResponse::invalid_request(format!("the username {err}"));
     }
-    // Refused before the password is checked: a throttled guess costs the attacker a request
-    // and us nothing.
+    // A unit of the budgets is taken before the password is checked, and given back if it was
+    // right: a throttled guess costs the attacker a request and us nothing, and a burst of
+    // guesses gets no more checks than the budgets have units.
     let address = state.throttle.client_address(req);
-    let blocked = match state.throttle.login_blocked_for(username, address).await {
-        Ok(blocked) => blocked,
+    let reservation = match state.throttle.reserve_login(username, address).await {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(throttled)) => return too_many_requests(throttled),
         Err(err) => return err.into(),
     };
-    if let Some(wait) = blocked {
-        return throttled(address, wait);
-    }
     let request = state.throttle.request_origin(req);
     let login = PasswordLogin {
         username: username.to_owned(),
@@ -60,13 +58,13 @@ pub(super) async fn password_grant(
         },
     };
     let outcome = state.auth.login(login).await;
-    answer(state, outcome, Some(username), address).await
+    answer(outcome, reservation).await
 }
 
 /// The second step of a login with a second factor: `mfa_token` and `otp` (contract section
-/// 10). Throttled by client address before, and a wrong code counted against the address and
-/// the account's email as a failed login, so that guessing codes spends the same budgets as
-/// guessing passwords.
+/// 10). The code spends the failed-login budgets of the account the token leads to (its
+/// email) and of the client address, reserved before it is checked as a password is: guessing
+/// codes costs what guessing passwords costs, from however many addresses.
 pub(super) async fn mfa_otp_grant(
     state: &AppState,
     req: &Request,
@@ -76,15 +74,24 @@ pub(super) async fn mfa_otp_grant(
         (Ok(mfa_token), Ok(otp)) => (mfa_token, otp),
         (Err(missing), _) | (_, Err(missing)) => return missing,
     };
+    let mfa_token: SecretString = mfa_token.to_owned().into();
     let address = state.throttle.client_address(req);
-    match state.throttle.login_address_blocked_for(address).await {
-        Ok(None) => {}
-        Ok(Some(wait)) => return throttled(address, wait),
+    let account = match state.auth.second_step_account(&mfa_token).await {
+        Ok(account) => account,
         Err(err) => return err.into(),
-    }
+    };
+    let reservation = match state
+        .throttle
+        .reserve_second_step(account.as_ref(), address)
+        .await
+    {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(throttled)) => return too_many_requests(throttled),
+        Err(err) => return err.into(),
+    };
     let request = state.throttle.request_origin(req);
     let login = MfaLogin {
-        mfa_token: mfa_token.to_owned().into(),
+        mfa_token,
         otp: otp.to_owned().into(),
         origin: SessionOrigin {
             user_agent: request.user_agent,
@@ -93,50 +100,41 @@ pub(super) async fn mfa_otp_grant(
         },
     };
     let outcome = state.auth.login_with_second_factor(login).await;
-    answer(state, outcome, None, address).await
+    answer(outcome, reservation).await
 }
 
-/// The answer to a login, counting a failure against `username` (the form's, or for a wrong
-/// second factor the account's email) and `address`.
+/// The answer to a login, settling its reservation: a wrong password or code keeps the units
+/// spent, anything else gives them back.
 async fn answer(
-    state: &AppState,
     outcome: Result<TokenGrant, LoginError>,
-    username: Option<&str>,
-    address: Option<IpAddr>,
+    reservation: Reservation,
 ) -> LoginResponse {
-    let err = match outcome {
+    let failed = matches!(
+        outcome,
+        Err(LoginError::InvalidCredentials | LoginError::InvalidSecondFactor { .. })
+    );
+    reservation.settle(failed).await;
+    match outcome {
         Ok(grant) => {
             tracing::info!(session_id = %grant.session_id, "login succeeded");
-            return LoginResponse::Ok(Json(grant.into()));
+            LoginResponse::Ok(Json(grant.into()))
         }
-        Err(err) => err,
-    };
-    let failed = match &err {
-        LoginError::InvalidCredentials => username,
-        LoginError::InvalidSecondFactor { username } => Some(username.as_str()),
-        LoginError::MfaRequired { .. } => {
-            tracing::info!("login needs a second factor");
-            None
-        }
-        _ => None,
-    };
-    if let Some(username) = failed {
-        tracing::info!("login refused");
-        // Uncounted, a failure would be a free guess: better no answer than that one.
-        if let Err(err) = state.throttle.login_failed(username, address).await {
-            return err.into();
+        Err(err) => {
+            match &err {
+                LoginError::MfaRequired { .. } => tracing::info!("login needs a second factor"),
+                _ if failed => tracing::info!("login refused"),
+                _ => {}
+            }
+            err.into()
         }
     }
-    err.into()
 }
 
 /// 429 for a login whose budget is spent.
-fn throttled(address: Option<IpAddr>, wait: std::time::Duration) -> LoginResponse {
-    tracing::warn!(?address, "login throttled");
-    metrics::counter!("warden_throttled_total", "kind" => "login").increment(1);
+fn too_many_requests(throttled: Throttled) -> LoginResponse {
     LoginResponse::TooManyRequests(
         OAuthErrorBody::json("slow_down", "too many failed logins; try again later"),
-        retry_after_seconds(wait),
+        throttled.retry_after(),
     )
 }
 

@@ -54,11 +54,10 @@ pub enum LoginError {
     /// none: finish with the `mfa-otp` grant and this token (single use, 5 minutes).
     #[error("a second factor is required: send a code with the mfa_token")]
     MfaRequired { mfa_token: SecretString },
-    /// The code is wrong, spent or not current. `username` is the account's email, for
-    /// counting the failure against it as a failed login.
+    /// The code is wrong, spent or not current. `username` is the account's email.
     #[error("the second factor is invalid")]
     InvalidSecondFactor { username: String },
-    /// The `mfa_token` is unknown, expired, spent, or spent by five wrong codes.
+    /// The `mfa_token` is unknown, expired, spent, or has had its five codes checked.
     #[error("the mfa_token is invalid, expired or spent")]
     InvalidMfaToken,
     /// The password was right, but the account's address is not verified and
@@ -112,7 +111,7 @@ impl AuthService {
     }
 
     /// The second step of a login with a second factor: the `mfa_token` of the first step and a
-    /// code. A wrong code counts against the token, which is spent after five.
+    /// code. Each code tried counts against the token, which checks at most five.
     pub async fn login_with_second_factor(
         &self,
         login: MfaLogin,
@@ -138,13 +137,13 @@ impl AuthService {
             ip_address: login.origin.ip_address,
             user_agent: login.origin.user_agent.clone(),
         };
-        if let Err(err) = self
-            .check_second_factor(&user, &factor, &login.otp, &request)
-            .await
-        {
-            self.mfa.fail_mfa_challenge(&token_hash).await?;
-            return Err(err);
+        // Counted before it is checked, in one conditional update: racing codes get no more
+        // than the token's five checks between them.
+        if !self.mfa.try_mfa_challenge(&token_hash, now).await? {
+            return Err(LoginError::InvalidMfaToken);
         }
+        self.check_second_factor(&user, &factor, &login.otp, &request)
+            .await?;
         // Of two racing second steps with right codes, one gets the session.
         if !self.mfa.spend_mfa_challenge(&token_hash, now).await? {
             return Err(LoginError::InvalidMfaToken);
@@ -158,6 +157,33 @@ impl AuthService {
             ..login.origin
         };
         Ok(self.open_session(&user, scopes, origin).await?)
+    }
+
+    /// The active account a live `mfa_token` would log in, or `None`: whose budget a code sent
+    /// with it spends, so that the caller can take a unit of that budget before
+    /// [`AuthService::login_with_second_factor`] checks the code.
+    ///
+    /// # Errors
+    ///
+    /// The storage failed.
+    pub async fn second_step_account(
+        &self,
+        mfa_token: &SecretString,
+    ) -> anyhow::Result<Option<User>> {
+        let token_hash = self.refresh_tokens.hash(mfa_token.expose_secret());
+        let Some(challenge) = self
+            .mfa
+            .find_mfa_challenge(&token_hash)
+            .await?
+            .filter(|challenge| challenge.is_live_at(Utc::now()))
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .users
+            .find_user(challenge.user_id)
+            .await?
+            .filter(|user| user.is_active))
     }
 
     /// Stores the challenge of a login whose password was right, and returns its `mfa_token`.

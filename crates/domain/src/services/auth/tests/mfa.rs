@@ -165,11 +165,24 @@ async fn a_replayed_code_is_refused_and_counted_as_a_failure() {
     );
 }
 
+impl Mocks {
+    /// The token of the challenge has a code left to try (`tries`), or none.
+    fn trying(mut self, tries: bool) -> Self {
+        self.mfa
+            .expect_try_mfa_challenge()
+            .withf(|hash, _| hash.as_str() == "hash-of-mfa-token")
+            .times(1)
+            .returning(move |_, _| Ok(tries));
+        self
+    }
+}
+
 #[tokio::test]
 async fn the_second_step_opens_the_session_the_first_asked_for() {
     let mut mocks = Mocks::default()
         .with_challenge(true)
         .with_second_factor(true)
+        .trying(true)
         .issuing();
     mocks
         .mfa
@@ -196,13 +209,8 @@ async fn a_wrong_code_at_the_second_step_counts_against_the_token() {
         .with_challenge(true)
         .with_second_factor(true)
         .recording_a_failure()
+        .trying(true)
         .never_issuing();
-    mocks
-        .mfa
-        .expect_fail_mfa_challenge()
-        .withf(|hash| hash.as_str() == "hash-of-mfa-token")
-        .times(1)
-        .returning(|_| Ok(()));
     mocks.mfa.expect_spend_mfa_challenge().never();
 
     let err = mocks
@@ -229,4 +237,48 @@ async fn a_token_spent_by_five_wrong_codes_is_refused_even_with_the_right_one() 
         .unwrap_err();
 
     assert!(matches!(err, LoginError::InvalidMfaToken), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_code_is_not_checked_when_racing_codes_took_the_tokens_last_try() {
+    // Found live, but racing requests counted the fifth try meanwhile.
+    let mut mocks = Mocks::default()
+        .with_challenge(true)
+        .trying(false)
+        .never_issuing();
+    mocks
+        .mfa
+        .expect_find_totp()
+        .returning(|_| Ok(Some(factor())));
+    mocks.totp.expect_matching_step().never();
+    mocks.mfa.expect_use_recovery_code().never();
+    mocks.mfa.expect_spend_mfa_challenge().never();
+
+    let err = mocks
+        .service()
+        .login_with_second_factor(second_step(CODE))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, LoginError::InvalidMfaToken), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_account_of_a_live_token_is_whose_budget_its_codes_spend() {
+    let live = Mocks::default().with_challenge(true).service();
+    let account = live
+        .second_step_account(&"mfa-token".to_owned().into())
+        .await
+        .unwrap()
+        .expect("a live token leads to its account");
+    assert_eq!(account.email.as_str(), EMAIL);
+
+    let spent = Mocks::default().with_challenge(false).service();
+    assert!(
+        spent
+            .second_step_account(&"mfa-token".to_owned().into())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
