@@ -163,46 +163,43 @@ impl Throttle {
         self.reserve(keys, "login").await
     }
 
-    /// Reserves a unit of `user`'s failed-login budgets (the account's email) and `address`'s
-    /// for checking a code (a TOTP or recovery code) at one of the account's own endpoints
-    /// (`/users/me/mfa/*`): the second factor's budget is the account's login budget. Used as
-    /// [`Throttle::reserve_password_check`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Throttle::reserve_login`].
-    pub async fn reserve_code_check(
-        &self,
-        user: &User,
-        address: Option<IpAddr>,
-    ) -> anyhow::Result<Result<Reservation, Throttled>> {
-        self.reserve_account(user, address).await
-    }
-
-    /// Reserves a unit of `user`'s failed-login budgets (the account's email) and `address`'s
-    /// for checking the password (or the password and a code) that a request to one of the
-    /// account's own endpoints carries, as contract section 5 asks: a wrong one there counts as
-    /// a failed login. The 429 is counted in `warden_throttled_total{kind="account"}`.
+    /// Runs `check`, which checks a password or a code (TOTP or recovery) that a request to one
+    /// of `user`'s own endpoints carries, under the account's failed-login budgets (its email)
+    /// and `address`'s, as contract section 5 asks: a wrong guess there counts as a failed
+    /// login, and the second factor's budget is the account's login budget. A unit of each is
+    /// reserved before `check` runs, so that racing guesses never overdraw them, and given back
+    /// unless `is_wrong_guess` says the outcome was one. Out of budget, `check` never runs and
+    /// the answer is the 429 to give, counted in `warden_throttled_total{kind="account"}`.
     ///
     /// ```ignore
-    /// let address = state.throttle.client_address(req);
-    /// let check = match state.throttle.reserve_password_check(&auth.0.user, address).await? {
-    ///     Ok(check) => check,
+    /// let outcome = match state
+    ///     .throttle
+    ///     .guard_account_check(&auth.0.user, address, is_wrong, state.users.do_it(...))
+    ///     .await?
+    /// {
+    ///     Ok(outcome) => outcome,
     ///     Err(throttled) => return Ok(throttled.answer()),
     /// };
-    /// let outcome = state.users.do_it(&auth.0, &current_password, ...).await;
-    /// check.settle(matches!(outcome, Err(DoItError::IncorrectPassword))).await;
     /// ```
     ///
     /// # Errors
     ///
     /// As [`Throttle::reserve_login`].
-    pub async fn reserve_password_check(
+    pub async fn guard_account_check<T, E>(
         &self,
         user: &User,
         address: Option<IpAddr>,
-    ) -> anyhow::Result<Result<Reservation, Throttled>> {
-        self.reserve_account(user, address).await
+        is_wrong_guess: impl FnOnce(&E) -> bool,
+        check: impl Future<Output = Result<T, E>>,
+    ) -> anyhow::Result<Result<Result<T, E>, Throttled>> {
+        let reservation = match self.reserve_account(user, address).await? {
+            Ok(reservation) => reservation,
+            Err(throttled) => return Ok(Err(throttled)),
+        };
+        let outcome = check.await;
+        let wrong = outcome.as_ref().err().is_some_and(is_wrong_guess);
+        reservation.settle(wrong).await;
+        Ok(Ok(outcome))
     }
 
     async fn reserve_account(
@@ -424,21 +421,20 @@ mod tests {
     async fn an_account_check_spends_the_accounts_login_budget_only_when_wrong() {
         let throttle = strict();
         let home = Some(IpAddr::from([192, 0, 2, 1]));
+        let guard = |right: bool| {
+            throttle.guard_account_check(&ann(), home, |wrong: &bool| *wrong, async move {
+                if right { Ok(()) } else { Err(true) }
+            })
+        };
         // Right passwords give their units back, however many.
         for _ in 0..5 {
-            let check = throttle.reserve_password_check(&ann(), home).await.unwrap();
-            check.unwrap().settle(false).await;
+            assert_eq!(guard(true).await.unwrap(), Ok(Ok(())));
         }
         // Wrong ones keep them: two, and the budget is spent, for logins of that email too.
         for _ in 0..2 {
-            let check = throttle.reserve_code_check(&ann(), home).await.unwrap();
-            check.unwrap().settle(true).await;
+            assert_eq!(guard(false).await.unwrap(), Ok(Err(true)));
         }
-        let throttled = throttle
-            .reserve_password_check(&ann(), home)
-            .await
-            .unwrap()
-            .unwrap_err();
+        let throttled = guard(true).await.unwrap().unwrap_err();
         assert!((1..=30).contains(&throttled.retry_after()), "{throttled:?}");
         assert_eq!(
             throttled.detail().0.detail,

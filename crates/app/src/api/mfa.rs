@@ -174,10 +174,10 @@ enum ResetResponse {
 }
 
 /// Whether a refusal was a wrong password or code, which stays counted as a failed login.
-fn wrong_guess<T>(outcome: &Result<T, ChangeMfaError>) -> bool {
+fn wrong_guess(err: &ChangeMfaError) -> bool {
     matches!(
-        outcome,
-        Err(ChangeMfaError::IncorrectPassword | ChangeMfaError::InvalidCode)
+        err,
+        ChangeMfaError::IncorrectPassword | ChangeMfaError::InvalidCode
     )
 }
 
@@ -209,18 +209,19 @@ impl MfaApi {
         body: JsonBody<PasswordCheck>,
     ) -> Result<StartResponse, ApiError> {
         let password = candidate(body.0.password)?;
-        let check = match state
+        let outcome = match state
             .throttle
-            .reserve_password_check(&auth.0.user, state.throttle.client_address(req))
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                |err| matches!(err, StartTotpError::IncorrectPassword),
+                state.mfa.start_totp(&auth.0, &password),
+            )
             .await?
         {
-            Ok(check) => check,
+            Ok(outcome) => outcome,
             Err(throttled) => return Ok(throttled.answer()),
         };
-        let outcome = state.mfa.start_totp(&auth.0, &password).await;
-        check
-            .settle(matches!(outcome, Err(StartTotpError::IncorrectPassword)))
-            .await;
         match outcome {
             Ok(enrolment) => Ok(StartResponse::Created(Json(enrolment.into()))),
             Err(err) => err.answer(),
@@ -243,18 +244,19 @@ impl MfaApi {
         state: Data<&AppState>,
         body: JsonBody<CodeCheck>,
     ) -> Result<ConfirmResponse, ApiError> {
-        let check = match state
+        let outcome = match state
             .throttle
-            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                |err| matches!(err, ConfirmTotpError::InvalidCode),
+                state.mfa.confirm_totp(&auth.0, &body.0.code),
+            )
             .await?
         {
-            Ok(check) => check,
+            Ok(outcome) => outcome,
             Err(throttled) => return Ok(throttled.answer()),
         };
-        let outcome = state.mfa.confirm_totp(&auth.0, &body.0.code).await;
-        check
-            .settle(matches!(outcome, Err(ConfirmTotpError::InvalidCode)))
-            .await;
         match outcome {
             Ok(recovery_codes) => Ok(ConfirmResponse::Ok(Json(RecoveryCodesView {
                 recovery_codes,
@@ -280,16 +282,19 @@ impl MfaApi {
     ) -> Result<DisableResponse, ApiError> {
         let PasswordAndCode { password, code } = body.0;
         let password = candidate(password)?;
-        let check = match state
+        let outcome = match state
             .throttle
-            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                wrong_guess,
+                state.mfa.disable_totp(&auth.0, &password, &code),
+            )
             .await?
         {
-            Ok(check) => check,
+            Ok(outcome) => outcome,
             Err(throttled) => return Ok(throttled.answer()),
         };
-        let outcome = state.mfa.disable_totp(&auth.0, &password, &code).await;
-        check.settle(wrong_guess(&outcome)).await;
         match outcome {
             Ok(()) => Ok(DisableResponse::Disabled),
             Err(err) => err.answer(),
@@ -313,19 +318,19 @@ impl MfaApi {
     ) -> Result<RenewResponse, ApiError> {
         let PasswordAndCode { password, code } = body.0;
         let password = candidate(password)?;
-        let check = match state
+        let outcome = match state
             .throttle
-            .reserve_code_check(&auth.0.user, state.throttle.client_address(req))
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                wrong_guess,
+                state.mfa.renew_recovery_codes(&auth.0, &password, &code),
+            )
             .await?
         {
-            Ok(check) => check,
+            Ok(outcome) => outcome,
             Err(throttled) => return Ok(throttled.answer()),
         };
-        let outcome = state
-            .mfa
-            .renew_recovery_codes(&auth.0, &password, &code)
-            .await;
-        check.settle(wrong_guess(&outcome)).await;
         match outcome {
             Ok(recovery_codes) => Ok(RenewResponse::Ok(Json(RecoveryCodesView {
                 recovery_codes,

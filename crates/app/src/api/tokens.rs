@@ -2,6 +2,7 @@
 //! operations on the account's security, so they need a password login's token.
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -17,6 +18,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, OAuth2PasswordBearer};
 use crate::AppState;
+use crate::throttle::TooManyAttempts;
 
 /// A new personal access token.
 #[derive(Debug, Object)]
@@ -78,6 +80,16 @@ enum CreateTokenResponse {
     /// `current_password` is wrong (`Incorrect password`).
     #[oai(status = 400)]
     IncorrectPassword(Json<ErrorBody>),
+    /// Too many wrong passwords for this account or from this address; retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for CreateTokenResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -114,6 +126,7 @@ impl TokensApi {
     )]
     async fn create(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<TokenCreate>,
@@ -138,7 +151,20 @@ impl TokensApi {
             lifetime,
             current_password,
         };
-        match state.personal_tokens.create(&auth.0, request).await {
+        let outcome = match state
+            .throttle
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                |err| matches!(err, CreateTokenError::IncorrectPassword),
+                state.personal_tokens.create(&auth.0, request),
+            )
+            .await?
+        {
+            Ok(outcome) => outcome,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        match outcome {
             Ok(created) => Ok(CreateTokenResponse::Created(Json(CreatedTokenView {
                 token: created.secret.expose_secret().to_owned(),
                 view: created.token.into(),

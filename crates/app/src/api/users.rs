@@ -187,10 +187,17 @@ enum UpdateMeResponse {
     /// Another account has this email.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// Email on: too many email changes asked for from this address or to this email; retry
-    /// after `Retry-After` seconds.
+    /// Too many wrong passwords for this account or from this address, or (email on) too many
+    /// email changes asked for from this address or to this email; retry after `Retry-After`
+    /// seconds.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for UpdateMeResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -221,6 +228,16 @@ enum DeleteMeResponse {
     /// `current_password` is wrong (`Incorrect password`).
     #[oai(status = 400)]
     IncorrectPassword(Json<ErrorBody>),
+    /// Too many wrong passwords for this account or from this address; retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+impl TooManyAttempts for DeleteMeResponse {
+    fn too_many_attempts(body: Json<ErrorBody>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body, retry_after)
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -327,26 +344,49 @@ impl UsersApi {
         let Ok(current) = Password::candidate(current_password) else {
             return ChangeEmailError::IncorrectPassword.answer();
         };
-        if let Some(mail) = &state.email {
-            if let Some(wait) = throttled(&state, req, &email.normalized()).await? {
-                return Ok(UpdateMeResponse::TooManyRequests(
-                    detail("too many requests; try again later"),
-                    wait,
-                ));
-            }
-            return match mail
-                .flows
-                .request_email_change(&auth.0, &current, &email)
-                .await
-            {
-                Ok(()) => Ok(UpdateMeResponse::Accepted(notice(
-                    "a confirmation message is on its way to the new address",
-                ))),
-                Err(err) => err.answer(),
-            };
+        let address = state.throttle.client_address(req);
+        if state.email.is_some()
+            && let Some(wait) = throttled(&state, req, &email.normalized()).await?
+        {
+            return Ok(UpdateMeResponse::TooManyRequests(
+                detail("too many requests; try again later"),
+                wait,
+            ));
         }
-        match state.users.change_email(&auth.0, &current, &email).await {
-            Ok(user) => Ok(UpdateMeResponse::Ok(Json(
+        // With email on, nothing changes until the new address confirms (`None`); without,
+        // the change is made at once.
+        let change = async {
+            match &state.email {
+                Some(mail) => mail
+                    .flows
+                    .request_email_change(&auth.0, &current, &email)
+                    .await
+                    .map(|()| None),
+                None => state
+                    .users
+                    .change_email(&auth.0, &current, &email)
+                    .await
+                    .map(Some),
+            }
+        };
+        let outcome = match state
+            .throttle
+            .guard_account_check(
+                &auth.0.user,
+                address,
+                |err| matches!(err, ChangeEmailError::IncorrectPassword),
+                change,
+            )
+            .await?
+        {
+            Ok(outcome) => outcome,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        match outcome {
+            Ok(None) => Ok(UpdateMeResponse::Accepted(notice(
+                "a confirmation message is on its way to the new address",
+            ))),
+            Ok(Some(user)) => Ok(UpdateMeResponse::Ok(Json(
                 MyAccount::of(&state, user).await?,
             ))),
             Err(err) => err.answer(),
@@ -382,21 +422,19 @@ impl UsersApi {
         };
         // A wrong password here is a failed login of the account (contract section 5).
         let address = state.throttle.client_address(req);
-        let check = match state
+        let outcome = match state
             .throttle
-            .reserve_password_check(&principal.user, address)
+            .guard_account_check(
+                &principal.user,
+                address,
+                |err| matches!(err, ChangePasswordError::IncorrectPassword),
+                state.users.change_password(principal, &current, &new),
+            )
             .await?
         {
-            Ok(check) => check,
+            Ok(outcome) => outcome,
             Err(throttled) => return Ok(throttled.answer()),
         };
-        let outcome = state.users.change_password(principal, &current, &new).await;
-        check
-            .settle(matches!(
-                outcome,
-                Err(ChangePasswordError::IncorrectPassword)
-            ))
-            .await;
         match outcome {
             Ok(()) => {
                 tracing::info!(user_id = %principal.user.id, "password changed");
@@ -413,6 +451,7 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "delete", operation_id = "delete_me")]
     async fn delete_me(
         &self,
+        req: &Request,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<AccountDeletion>,
@@ -422,7 +461,20 @@ impl UsersApi {
         let Ok(current) = Password::candidate(body.0.current_password) else {
             return DeleteAccountError::IncorrectPassword.answer();
         };
-        match state.users.delete(&auth.0, &current).await {
+        let outcome = match state
+            .throttle
+            .guard_account_check(
+                &auth.0.user,
+                state.throttle.client_address(req),
+                |err| matches!(err, DeleteAccountError::IncorrectPassword),
+                state.users.delete(&auth.0, &current),
+            )
+            .await?
+        {
+            Ok(outcome) => outcome,
+            Err(throttled) => return Ok(throttled.answer()),
+        };
+        match outcome {
             Ok(()) => {
                 tracing::info!(user_id = %id, "account deleted");
                 Ok(DeleteMeResponse::Deleted)

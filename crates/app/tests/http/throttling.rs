@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use poem::test::TestResponse;
-use serde_json::json;
+use serde_json::{Value, json};
 use warden_adapters::Backend;
 use warden_adapters::testing::TestDb;
 
@@ -22,6 +22,9 @@ on_both_backends!(
     a_burst_of_wrong_passwords_gets_no_more_checks_than_the_budget,
     after_a_burst_the_owner_waits_no_longer_than_the_window,
     wrong_passwords_at_a_password_change_count_as_failed_logins,
+    wrong_passwords_at_an_email_change_count_as_failed_logins,
+    wrong_passwords_at_an_account_deletion_count_as_failed_logins,
+    wrong_passwords_at_a_new_personal_token_count_as_failed_logins,
 );
 
 /// An app on a fresh `backend` database with `args`.
@@ -322,27 +325,67 @@ async fn after_a_burst_the_owner_waits_no_longer_than_the_window(backend: Backen
 }
 
 async fn wrong_passwords_at_a_password_change_count_as_failed_logins(backend: Backend) {
-    // The default budget: 5 failures per username over 300 s.
+    wrong_passwords_count_as_failed_logins(
+        backend,
+        Method::PUT,
+        "/users/me/password",
+        |current| json!({"current_password": current, "new_password": "a new horse"}),
+    )
+    .await;
+}
+
+async fn wrong_passwords_at_an_email_change_count_as_failed_logins(backend: Backend) {
+    wrong_passwords_count_as_failed_logins(
+        backend,
+        Method::PATCH,
+        "/users/me",
+        |current| json!({"email": "thief@example.com", "current_password": current}),
+    )
+    .await;
+}
+
+async fn wrong_passwords_at_an_account_deletion_count_as_failed_logins(backend: Backend) {
+    wrong_passwords_count_as_failed_logins(
+        backend,
+        Method::DELETE,
+        "/users/me",
+        |current| json!({ "current_password": current }),
+    )
+    .await;
+}
+
+async fn wrong_passwords_at_a_new_personal_token_count_as_failed_logins(backend: Backend) {
+    wrong_passwords_count_as_failed_logins(backend, Method::POST, "/users/me/tokens", |current| {
+        json!({
+            "name": "backdoor", "scopes": "profile", "expires_in_days": 365,
+            "current_password": current,
+        })
+    })
+    .await;
+}
+
+/// Guesses the current password at `method path` (whose body `body` makes from a guess) with
+/// the default budget (5 failures per username over 300 s): the sixth guess is 429, so is the
+/// right password then, and so is a login of the account.
+async fn wrong_passwords_count_as_failed_logins(
+    backend: Backend,
+    method: Method,
+    path: &str,
+    body: impl Fn(&str) -> Value,
+) {
     let app = throttled(backend, &[]).await;
     let ann = app.user("ann@example.com").await;
-    let change = |current: &str| {
-        app.call(
-            poem::http::Method::PUT,
-            "/users/me/password",
-            &ann.bearer,
-            Some(json!({"current_password": current, "new_password": "a new horse"})),
-        )
-    };
+    let guess = |current: &str| app.call(method.clone(), path, &ann.bearer, Some(body(current)));
     for i in 0..5 {
         assert_detail(
-            change(&format!("guess {i}")).await,
+            guess(&format!("guess {i}")).await,
             StatusCode::BAD_REQUEST,
             "Incorrect password",
         )
         .await;
     }
-    let refused = change("guess 5").await;
-    assert!(header(&refused, "retry-after").is_some());
+    let refused = guess("guess 5").await;
+    assert!(header(&refused, "retry-after").is_some(), "{path}");
     assert_detail(
         refused,
         StatusCode::TOO_MANY_REQUESTS,
@@ -350,10 +393,13 @@ async fn wrong_passwords_at_a_password_change_count_as_failed_logins(backend: Ba
     )
     .await;
     // The right password is refused too until a unit comes back (a minute, by default), and
-    // the password was not changed.
-    change(PASSWORD)
+    // nothing changed.
+    guess(PASSWORD)
         .await
         .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    app.get_with("/users/me", &ann.bearer)
+        .await
+        .assert_status_is_ok();
     // The same budget as the account's logins.
     login_from(&app, "", "ann@example.com", PASSWORD)
         .await
