@@ -421,8 +421,9 @@ mod tests {
     async fn an_account_check_spends_the_accounts_login_budget_only_when_wrong() {
         let throttle = strict();
         let home = Some(IpAddr::from([192, 0, 2, 1]));
+        let ann = ann();
         let guard = |right: bool| {
-            throttle.guard_account_check(&ann(), home, |wrong: &bool| *wrong, async move {
+            throttle.guard_account_check(&ann, home, |wrong: &bool| *wrong, async move {
                 if right { Ok(()) } else { Err(true) }
             })
         };
