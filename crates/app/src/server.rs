@@ -27,6 +27,7 @@ use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
 use crate::config::{Config, SecretSource, mailer, resolve_jwt_keys, resolve_mfa_key};
 use crate::cors::{CorsOrigins, cors};
+use crate::security_headers::{DocsPolicies, security_headers};
 use crate::throttle::Throttle;
 
 pub mod background;
@@ -217,6 +218,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let origins = Arc::clone(&state.cors);
     let draining = Arc::clone(&state.draining);
     let body_timeout = state.body_timeout;
+    let docs_policies = Arc::new(DocsPolicies::default());
     let mut routes = Route::new()
         .at("/openapi.json", poem::get(spec))
         .nest("/docs", poem::get(docs));
@@ -273,6 +275,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                 Ok(response)
             }
         })
+        // Outermost: on every answer, errors and CORS preflights included.
+        .around(move |next, req| security_headers(next, req, Arc::clone(&docs_policies)))
 }
 
 /// Refuses a body declared larger than [`MAX_BODY_BYTES`] with 413, and caps a body of unknown
@@ -433,7 +437,8 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics");
         let endpoint = Route::new()
             .at("/metrics", poem::get(metrics_endpoint))
-            .data(state.clone());
+            .data(state.clone())
+            .around(|next, req| security_headers(next, req, Arc::default()));
         tokio::spawn(connections::serve(listener, endpoint, limits, async move {
             let _ = metrics_stopped.await;
         }));

@@ -61,6 +61,7 @@ mod mfa;
 mod oauth;
 mod posts;
 mod scopes;
+mod security_headers;
 mod sessions;
 mod support;
 mod throttling;
