@@ -191,13 +191,21 @@ fn with_no_configuration_warden_serves_from_a_sqlite_file() {
 
     assert!(dir.path().join("warden.db").exists());
     let secret = dir.path().join("warden.db.jwt-secret");
+    // The database (password hashes and all), its WAL and shared-memory files, and the secret:
+    // readable by their owner only, whatever the umask.
     #[cfg(unix)]
-    {
+    for file in [
+        "warden.db",
+        "warden.db-wal",
+        "warden.db-shm",
+        "warden.db.jwt-secret",
+    ] {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap_or_else(|err| panic!("{file}: {err}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} is {:o}", mode & 0o777);
     }
     let secret = std::fs::read_to_string(secret).unwrap();
     let log = warden.log();
