@@ -50,6 +50,7 @@ macro_rules! on_both_backends {
 
 mod account;
 mod cors;
+mod deadline;
 mod devices;
 mod errors;
 mod events;
