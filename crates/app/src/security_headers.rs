@@ -91,11 +91,14 @@ async fn docs_policy(response: &mut Response, path: &str, docs: &DocsPolicies) -
     }
     // The page is a string in memory: reading it cannot fail.
     let page = response.take_body().into_bytes().await.unwrap_or_default();
-    let policy = page_policy(&String::from_utf8_lossy(&page));
+    let page_text = String::from_utf8_lossy(&page);
+    let scripts = inline_scripts(&page_text).len();
+    let policy = page_policy(&page_text);
     response.set_body(page);
     let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(API_POLICY));
+    // Only a page seen whole is kept: the answer to a HEAD has no body, so no scripts.
     let mut kept = docs.0.lock().unwrap_or_else(PoisonError::into_inner);
-    if kept.len() < KEPT {
+    if scripts > 0 && kept.len() < KEPT {
         kept.insert(path.to_owned(), policy.clone());
     }
     policy
