@@ -4,8 +4,9 @@ A user registers, opens /docs, presses Authorize, logs in with the password flow
 calls /login, with its empty Basic header), and calls GET /users/me with "Try it out": the
 answer must be 200 with their account. Then another user, who made a personal access token,
 pastes it into Authorize's PersonalAccessToken box and calls GET /users/me the same way (how a
-Swagger UI user with a second factor gets in). A screenshot of each end is left beside the
-server log.
+Swagger UI user with a second factor gets in). Throughout, the browser must report nothing
+refused by the pages' Content-Security-Policy, and no script error. A screenshot of each end is
+left beside the server log.
 """
 
 import os
@@ -25,6 +26,18 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+
+
+# What the browser reported refusing under the Content-Security-Policy, and script errors.
+REFUSED = []
+
+
+def new_page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.on("console", lambda message: REFUSED.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: REFUSED.append(f"script error: {error}"))
+    return page
 
 
 def register():
@@ -69,7 +82,7 @@ def call_get_me(page):
 
 
 def with_password(browser, email):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = new_page(browser)
     try:
         page.goto(f"{BASE_URL}/docs")
         page.click("button.authorize", timeout=30000)
@@ -86,7 +99,7 @@ def with_password(browser, email):
 
 
 def with_personal_token(browser, token):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = new_page(browser)
     try:
         page.goto(f"{BASE_URL}/docs")
         page.click("button.authorize", timeout=30000)
@@ -120,6 +133,9 @@ def main():
                          f"answered {status}: {body[:300]}")
             print(f"Swagger UI: a personal access token of {token_email} pasted into Authorize; "
                   "GET /users/me answered 200")
+            if REFUSED:
+                sys.exit("Swagger UI's pages were refused something: " + "; ".join(REFUSED))
+            print("Swagger UI: nothing refused under its Content-Security-Policy")
         finally:
             browser.close()
 

@@ -50,6 +50,23 @@ pub fn sqlite_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
     Ok((!in_memory).then(|| options.get_filename().to_path_buf()))
 }
 
+/// Creates the SQLite database `file`, empty, readable and writable by its owner only (0600),
+/// unless it exists. SQLite gives the `-wal` and `-shm` files it makes beside it the database
+/// file's permissions, so they are private too. (sqlx would create it 0644, less the umask:
+/// readable by every local user, password hashes and all.) An existing file is left as it is.
+fn create_private(file: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err)
+            .with_context(|| format!("cannot create the SQLite database {}", file.display())),
+    }
+}
+
 /// Connection-pool settings.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -207,6 +224,9 @@ impl Store {
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         let store = match Backend::of_url(url)? {
             Backend::Sqlite => {
+                if let Some(file) = sqlite_file(url)? {
+                    create_private(&file)?;
+                }
                 let connect = SqliteConnectOptions::from_str(url)
                     .context("invalid SQLite URL")?
                     .create_if_missing(true)

@@ -122,8 +122,15 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub http_header_timeout_seconds: u64,
 
+    /// A request's body must have arrived this long after its head, in seconds; else the
+    /// request is answered 408 and its connection closed, so that a body trickled a byte at a
+    /// time cannot hold a connection.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_body_timeout_seconds: u64,
+
     /// A connection on which nothing is sent or received for this long is closed, in seconds
-    /// (a trickled body, a client that does not read its answer).
+    /// (a client that does not read its answer, say).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub http_idle_timeout_seconds: u64,
@@ -134,6 +141,13 @@ pub struct ServerConfig {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub http_max_connections: u32,
+
+    /// Connections open at once from one client address (for IPv6, one /64), at most; past it
+    /// the client's new connections are closed at once, so that one client cannot take every
+    /// connection. 0 turns it off. Not applied with `TRUSTED_PROXY_HOPS` set: every connection
+    /// then comes from a proxy, which should bound its clients' connections itself.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 100)]
+    pub http_max_connections_per_address: u32,
 
     /// How long shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]

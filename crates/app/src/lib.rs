@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod metrics;
+pub mod security_headers;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

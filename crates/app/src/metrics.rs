@@ -90,6 +90,11 @@ fn describe() {
         "warden_connection_limit_reached_total",
         "Times the server had HTTP_MAX_CONNECTIONS connections open and new ones had to wait."
     );
+    describe_counter!(
+        "warden_connections_refused_total",
+        "Connections closed at once because their client address had \
+         HTTP_MAX_CONNECTIONS_PER_ADDRESS open."
+    );
 }
 
 /// The `method` label: a standard method, or `other`.

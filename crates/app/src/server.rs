@@ -27,10 +27,12 @@ use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
 use crate::config::{Config, SecretSource, mailer, resolve_jwt_keys, resolve_mfa_key};
 use crate::cors::{CorsOrigins, cors};
+use crate::security_headers::{DocsPolicies, security_headers};
 use crate::throttle::Throttle;
 
 pub mod background;
 pub mod connections;
+pub mod deadline;
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ pub struct AppState {
     /// Email: the account flows that go through a mailbox, and the outbox's delivery. `None`
     /// when mail is off (no `SMTP_URL`).
     pub email: Option<Email>,
+    /// `HTTP_BODY_TIMEOUT_SECONDS`: how long after its head a request's body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// What email needs, when it is on.
@@ -189,6 +193,7 @@ impl AppState {
             draining: Arc::default(),
             public_url: config.server.public_url.clone(),
             email,
+            body_timeout: Duration::from_secs(config.server.http_body_timeout_seconds),
         })
     }
 }
@@ -215,6 +220,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let cors_allowed = Arc::clone(&allowed);
     let origins = Arc::clone(&state.cors);
     let draining = Arc::clone(&state.draining);
+    let body_timeout = state.body_timeout;
+    let docs_policies = Arc::new(DocsPolicies::default());
     let mut routes = Route::new()
         .at("/openapi.json", poem::get(spec))
         .nest("/docs", poem::get(docs));
@@ -224,6 +231,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     routes
         .nest("/", service)
         .around(limit_body)
+        .around(move |next, req| deadline::body_deadline(next, req, body_timeout))
         // `/users/` is `/users`, as with FastAPI's redirect but without the round trip.
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(state)
@@ -270,6 +278,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                 Ok(response)
             }
         })
+        // Outermost: on every answer, errors and CORS preflights included.
+        .around(move |next, req| security_headers(next, req, Arc::clone(&docs_policies)))
 }
 
 /// Refuses a body declared larger than [`MAX_BODY_BYTES`] with 413, and caps a body of unknown
@@ -413,6 +423,12 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(server.http_header_timeout_seconds),
         idle_timeout: Duration::from_secs(server.http_idle_timeout_seconds),
         max_connections: usize::try_from(server.http_max_connections).unwrap_or(usize::MAX),
+        // Behind proxies every connection comes from one of them: they bound their clients.
+        max_per_address: match server.http_max_connections_per_address {
+            0 => None,
+            _ if config.throttling.trusted_proxy_hops > 0 => None,
+            max => Some(usize::try_from(max).unwrap_or(usize::MAX)),
+        },
         shutdown_timeout: Duration::from_secs(server.shutdown_timeout_seconds),
     };
     // With METRICS_ADDR, /metrics has a listener of its own, stopped when the API's stops.
@@ -424,7 +440,8 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics");
         let endpoint = Route::new()
             .at("/metrics", poem::get(metrics_endpoint))
-            .data(state.clone());
+            .data(state.clone())
+            .around(|next, req| security_headers(next, req, Arc::default()));
         tokio::spawn(connections::serve(listener, endpoint, limits, async move {
             let _ = metrics_stopped.await;
         }));

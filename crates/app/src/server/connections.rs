@@ -8,18 +8,27 @@
 //!   which polls the in-flight request to completion, so a hung-up login still hashes its
 //!   password. Here a connection that ends is dropped, and its request with it.
 //! - **Slow clients are bounded.** hyper can time out a request head that arrives too slowly
-//!   (`header_read_timeout`), but only with a timer, which poem never sets. Here every HTTP/1
+//!   (`header_read_timeout`), but only with a timer, which poem never sets. Here every
 //!   connection gets one: a client that sends half a head and then nothing, or keeps an idle
 //!   keep-alive connection open, is closed after `header_timeout`. A connection on which nothing
-//!   at all is read or written for `idle_timeout` (a trickled body, say) is closed too.
+//!   at all is read or written for `idle_timeout` is closed too. (A body has a deadline of its
+//!   own, in the app: [`super::deadline`].)
+//! - **HTTP/1.1 only.** Warden serves plain HTTP behind a TLS-terminating proxy, so HTTP/2
+//!   could only come as h2c with prior knowledge, which no proxy in front of Warden needs and
+//!   whose connections stay busy on PINGs and other frames that are no request at all. A
+//!   connection that opens with HTTP/2's preface is closed at once.
 //! - **Connections are capped.** At most `max_connections` are open at once; past that the
-//!   accept loop waits (new clients wait in the kernel's backlog) and says so in the log.
+//!   accept loop waits (new clients wait in the kernel's backlog) and says so in the log. At most
+//!   `max_per_address` are open from one client address (an IPv6 /64 counts as one); past that
+//!   the client's new connections are closed at once, so one client cannot take them all.
 //!
 //! Shutdown stops accepting, asks every connection to finish its request in flight and close,
 //! and waits for them up to the shutdown timeout.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +36,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
@@ -47,6 +56,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Connections open at once, at most.
     pub max_connections: usize,
+    /// Connections open at once from one client address, at most; `None`: no such limit.
+    pub max_per_address: Option<usize>,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
 }
@@ -64,15 +75,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = Arc::new(app.map_to_response().boxed());
     let local = listener.local_addr()?;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = GracefulShutdown::new();
     let mut last_full_warning: Option<Instant> = None;
+    let mut last_refusal_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let full = permits.available_permits() == 0;
@@ -105,6 +117,27 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = match limits.max_per_address {
+            None => None,
+            Some(max) => match per_address.take(remote.ip(), max) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics::counter!("warden_connections_refused_total").increment(1);
+                    if last_refusal_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10))
+                    {
+                        tracing::warn!(
+                            client = %remote.ip(),
+                            max_per_address = max,
+                            "a client has the most connections one address may open: closing its \
+                             new ones"
+                        );
+                        last_refusal_warning = Some(Instant::now());
+                    }
+                    // Closed unread, and its permit is free again.
+                    continue;
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked {
@@ -124,7 +157,7 @@ pub async fn serve(
             }
         });
         let builder = Arc::clone(&builder);
-        let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             tokio::select! {
                 // Ended, or failed (the client went away): either way it is dropped here, with
@@ -134,6 +167,7 @@ pub async fn serve(
                     tracing::debug!(%remote, "closing an idle connection");
                 }
             }
+            drop(slot);
             drop(permit);
         });
     }
@@ -149,6 +183,64 @@ pub async fn serve(
         tracing::warn!("shutdown timeout: closing connections with requests still in flight");
     }
     Ok(())
+}
+
+/// The connections open from each client address.
+#[derive(Debug, Default)]
+struct PerAddress(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+impl PerAddress {
+    /// One more connection from `ip`, unless its client has `max` open already.
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let client = client(ip);
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(client).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+/// What counts as one client: an IPv4 address, or an IPv6 /64 (one host's usual share).
+fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// A connection counted against its client; uncounted when dropped.
+#[derive(Debug)]
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    client: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// When a connection last read or wrote anything.
@@ -240,5 +332,42 @@ impl AsyncWrite for Tracked {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(client(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            client(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(client(ip("2001:db8:1:2::1")), client(ip("2001:db8:1:3::1")));
+    }
+
+    #[test]
+    fn a_client_gets_its_connections_back_as_they_close() {
+        let table = Arc::new(PerAddress::default());
+        let (one, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let first = table.take(one, 2).unwrap();
+        let second = table.take(one, 2).unwrap();
+        assert!(table.take(one, 2).is_none());
+        assert!(
+            table.take(other, 2).is_some(),
+            "another client is not counted"
+        );
+        drop(first);
+        let third = table.take(one, 2).unwrap();
+        drop((second, third));
+        assert!(
+            table.0.lock().unwrap().is_empty(),
+            "closed clients are forgotten"
+        );
     }
 }

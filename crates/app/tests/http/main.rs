@@ -50,6 +50,7 @@ macro_rules! on_both_backends {
 
 mod account;
 mod cors;
+mod deadline;
 mod devices;
 mod errors;
 mod events;
@@ -61,6 +62,7 @@ mod mfa;
 mod oauth;
 mod posts;
 mod scopes;
+mod security_headers;
 mod sessions;
 mod support;
 mod takeover;
