@@ -12,8 +12,8 @@ use poem_openapi::{ApiResponse, Object};
 use warden_domain::Scope;
 use warden_domain::ports::is_unavailable;
 use warden_domain::services::{
-    CreatePostError, DeleteAccountError, ListEventsError, ListPostsError, ListTokensError,
-    ListUsersError, LogoutError, MfaStatusError, SessionsError,
+    CreatePostError, ListEventsError, ListPostsError, ListTokensError, ListUsersError, LogoutError,
+    MfaStatusError, SessionsError,
 };
 
 /// An error answer.
@@ -187,7 +187,6 @@ macro_rules! unknown_only {
 
 unknown_only!(
     CreatePostError,
-    DeleteAccountError,
     ListEventsError,
     ListPostsError,
     ListUsersError,

@@ -8,7 +8,9 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ChangeEmailError, ChangePasswordError, GetUserError, RegisterError};
+use warden_domain::services::{
+    ChangeEmailError, ChangePasswordError, DeleteAccountError, GetUserError, RegisterError,
+};
 use warden_domain::{EmailAddress, Password, User, UserId};
 
 use super::ApiTags;
@@ -187,6 +189,9 @@ enum DeleteMeResponse {
     /// The account is gone, with its posts, votes and sessions.
     #[oai(status = 204)]
     Deleted,
+    /// The account is the only active admin (`at least one active admin must remain`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -343,7 +348,9 @@ impl UsersApi {
         state: Data<&AppState>,
     ) -> Result<DeleteMeResponse, ApiError> {
         let id = auth.0.user.id;
-        state.users.delete(id).await?;
+        if let Err(err) = state.users.delete(id).await {
+            return err.answer();
+        }
         tracing::info!(user_id = %id, "account deleted");
         Ok(DeleteMeResponse::Deleted)
     }
@@ -398,6 +405,15 @@ impl ErrorAnswer<GetUserResponse> for GetUserError {
         match self {
             Self::NotFound(_) => Ok(GetUserResponse::NotFound(detail_of(&self))),
             Self::Unknown(err) => Err(err.into()),
+        }
+    }
+}
+
+impl ErrorAnswer<DeleteMeResponse> for DeleteAccountError {
+    fn answer(self) -> Result<DeleteMeResponse, ApiError> {
+        match self {
+            Self::LastAdmin => Ok(DeleteMeResponse::Conflict(detail_of(&self))),
+            Self::Unknown(cause) => Err(cause.into()),
         }
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::ports::{PasswordHasher, SaveUserError, SessionRepository, UserRepository};
+use crate::ports::{
+    PasswordHasher, SaveUserError, SessionRepository, UserChangeError, UserRepository,
+};
 use crate::services::Principal;
 use crate::{EmailAddress, NewUser, Password, SecurityEventKind, User, UserId};
 
@@ -50,8 +52,21 @@ pub enum FindUserError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteAccountError {
+    /// The account is the only active admin: deleting it would leave nobody to administer the
+    /// service.
+    #[error("at least one active admin must remain")]
+    LastAdmin,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
+}
+
+impl From<UserChangeError> for DeleteAccountError {
+    fn from(err: UserChangeError) -> Self {
+        match err {
+            UserChangeError::LastAdmin => Self::LastAdmin,
+            UserChangeError::Unknown(cause) => Self::Unknown(cause),
+        }
+    }
 }
 
 impl From<SaveUserError> for RegisterError {
@@ -195,7 +210,8 @@ impl UserService {
         Ok(())
     }
 
-    /// Deletes the account with its posts, votes and sessions.
+    /// Deletes the account with its posts, votes and sessions, unless it is the only active
+    /// admin (decided by the store, as the account is deleted).
     pub async fn delete(&self, id: UserId) -> Result<(), DeleteAccountError> {
         self.users.delete_user(id).await?;
         Ok(())

@@ -287,3 +287,22 @@ async fn deleting_an_account_deletes_the_user() {
 
     service.delete(UserId::new(1)).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_delete_their_account() {
+    let mut users = MockUserRepository::new();
+    users
+        .expect_delete_user()
+        .times(1)
+        .returning(|_| Err(crate::ports::UserChangeError::LastAdmin));
+    let service = service(
+        users,
+        MockSessionRepository::new(),
+        MockPasswordHasher::new(),
+    );
+
+    let err = service.delete(UserId::new(1)).await.unwrap_err();
+
+    assert!(matches!(err, DeleteAccountError::LastAdmin), "{err:?}");
+    assert_eq!(err.to_string(), "at least one active admin must remain");
+}
