@@ -79,14 +79,21 @@ fn default_session_limit() -> i64 {
     SessionPage::DEFAULT_LIMIT
 }
 
-/// The page `limit` and `before` name. The document's validators bound `limit` already; the
-/// domain's type says so once more.
-fn page(limit: i64, before: Option<&str>) -> Result<SessionPage, ApiError> {
+/// The page `limit` and `before` name, or `None` when `before` is not even a UUID, so names
+/// none of the caller's sessions (an empty page, as for any other such id). The document's
+/// validators bound `limit` already; the domain's type says so once more.
+fn page(limit: i64, before: Option<&str>) -> Result<Option<SessionPage>, ApiError> {
     let limit = EventLimit::new(limit).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
-    let before = before
-        .map(|id| SessionId::parse(id).ok_or_else(|| ApiError::invalid("before: not a session id")))
-        .transpose()?;
-    Ok(SessionPage { before, limit })
+    Ok(match before {
+        None => Some(SessionPage {
+            before: None,
+            limit,
+        }),
+        Some(id) => SessionId::parse(id).map(|id| SessionPage {
+            before: Some(id),
+            limit,
+        }),
+    })
 }
 
 #[derive(Debug, Default)]
@@ -120,10 +127,10 @@ impl SessionsApi {
         before: Query<Option<String>>,
     ) -> Result<ListSessionsResponse, ApiError> {
         let principal = &auth.0;
-        let sessions = state
-            .auth
-            .sessions(principal, page(limit.0, before.0.as_deref())?)
-            .await?;
+        let Some(page) = page(limit.0, before.0.as_deref())? else {
+            return Ok(ListSessionsResponse::Ok(Json(Vec::new())));
+        };
+        let sessions = state.auth.sessions(principal, page).await?;
         Ok(ListSessionsResponse::Ok(Json(
             sessions
                 .into_iter()

@@ -362,8 +362,12 @@ async fn a_page_size_out_of_range_is_422(app: TestApp) {
                 .assert_status_is_ok();
         }
     }
-    let response = app
-        .get_with("/users/me/sessions?before=not-a-session", &ann.bearer)
-        .await;
-    response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    // A `before` that names none of the caller's sessions, a UUID or not, gives an empty page.
+    for before in ["not-a-session", "00000000-0000-0000-0000-000000000000"] {
+        let response = app
+            .get_with(&format!("/users/me/sessions?before={before}"), &ann.bearer)
+            .await;
+        response.assert_status_is_ok();
+        assert_eq!(json_of(response).await, json!([]));
+    }
 }
