@@ -5,9 +5,11 @@
 //! `mail`); this module holds the pool plumbing they share. The
 //! SQL is written once: it is portable, and uses `$1`-style parameters, which sqlx's SQLite
 //! driver binds by number just as PostgreSQL does. Only the schema differs, in
-//! `migrations/{postgres,sqlite}`, and two statements, each in two forms: the title search
-//! (pg_trgm or FTS5) and the outbox's claim (PostgreSQL's `FOR UPDATE SKIP LOCKED`, which
-//! SQLite's single writer needs no more than it has). The alternative, one type per database, would repeat every
+//! `migrations/{postgres,sqlite}`, and a few statements, each in two forms: the title search
+//! (pg_trgm or FTS5), and the row locks of PostgreSQL that SQLite's single writer needs no more
+//! than it has: the outbox's claim (`FOR UPDATE SKIP LOCKED`), the active admins' rows that a
+//! change which could take the last admin away locks (`users.rs`), and the user's row that a
+//! login or a new personal token locks to count against its cap ([`Store::user_locked`]). The alternative, one type per database, would repeat every
 //! query and every row conversion.
 
 use std::str::FromStr;
@@ -194,6 +196,7 @@ mod mail;
 mod mfa;
 mod personal_tokens;
 mod posts;
+mod retention;
 mod sessions;
 mod throttle;
 mod users;
@@ -296,6 +299,18 @@ impl Store {
     /// nobody waits is kept for the next).
     pub fn mail_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
         std::sync::Arc::clone(&self.mail_queued)
+    }
+
+    /// On PostgreSQL, the statement that locks user `$1`'s row until the transaction ends, so
+    /// that what one transaction counts of the user's sessions or tokens another cannot change
+    /// before it commits (under READ COMMITTED, a transaction waiting for the lock then reads
+    /// what the one before it committed). `FOR NO KEY UPDATE` does not block inserting rows
+    /// that refer to the user. SQLite's single writer queues such transactions already.
+    fn user_locked(&self) -> Option<&'static str> {
+        match self.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE"),
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -177,7 +177,11 @@ async fn session(store: &Store, user: UserId, name: &str) -> SessionId {
         hash: hash(name),
         expires_at: now + TimeDelta::days(7),
     };
-    store.create_session(&new, &refresh, &[]).await.unwrap().id
+    store
+        .create_session(&new, &refresh, 100, &[])
+        .await
+        .unwrap()
+        .id
 }
 
 async fn a_new_account_and_its_verification_mail_are_stored_together(store: Store) {

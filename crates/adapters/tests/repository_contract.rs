@@ -9,10 +9,15 @@ use warden_domain::ports::{
 };
 use warden_domain::{
     AuthMethods, ClientId, EmailAddress, EventContext, EventId, EventLimit, EventQuery,
-    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, PasswordHash, PostContent,
-    PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes, SearchTerm,
-    SecurityEventKind, SessionId, SessionOrigin, User, UserFlags, UserId,
+    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, PasswordHash, PersonalTokenPage,
+    PostContent, PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes,
+    SearchTerm, SecurityEventKind, SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
 };
+
+/// The caps the app holds accounts to by default (`MAX_SESSIONS_PER_ACCOUNT`,
+/// `MAX_PERSONAL_TOKENS`).
+const MAX_SESSIONS: u32 = 100;
+const MAX_TOKENS: u32 = 50;
 
 warden_adapters::on_both_stores!(
     a_created_user_can_be_found_by_id_and_email,
@@ -92,7 +97,12 @@ async fn expired_session(store: &Store, user: UserId, now: chrono::DateTime<Utc>
         ..session_created_at(user, now - TimeDelta::days(31))
     };
     store
-        .create_session(&expired, &refresh_token("expired", TimeDelta::days(1)), &[])
+        .create_session(
+            &expired,
+            &refresh_token("expired", TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
     expired.id
@@ -140,7 +150,12 @@ async fn rotate(store: &Store, presented: &str, next: &str) -> Rotation {
 async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
     let new = new_session(user);
     store
-        .create_session(&new, &refresh_token(first, TimeDelta::days(1)), &[])
+        .create_session(
+            &new,
+            &refresh_token(first, TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
     new.id
@@ -231,7 +246,12 @@ async fn a_created_session_can_be_found(store: Store) {
     let new = new_session(user.id);
 
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
+        .create_session(
+            &new,
+            &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
     let found = store.find_session(new.id).await.unwrap().unwrap();
@@ -250,7 +270,12 @@ async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
         .unwrap();
     let new = new_session(user.id);
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
+        .create_session(
+            &new,
+            &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
 
@@ -294,6 +319,7 @@ async fn a_session_needs_an_existing_user(store: Store) {
         .create_session(
             &new_session(UserId::new(4242)),
             &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
             &[],
         )
         .await;
@@ -309,7 +335,12 @@ async fn timestamps_round_trip_exactly(store: Store) {
         .unwrap();
     let new = new_session(user.id);
     store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
+        .create_session(
+            &new,
+            &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
 
@@ -931,7 +962,12 @@ async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
     let ann = user(&store, "ann@example.com").await;
     let new = new_session(ann.id);
     store
-        .create_session(&new, &refresh_token("stale", TimeDelta::seconds(-1)), &[])
+        .create_session(
+            &new,
+            &refresh_token("stale", TimeDelta::seconds(-1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
 
@@ -1065,6 +1101,7 @@ async fn a_sessions_origin_round_trips(store: Store) {
             .create_session(
                 &new,
                 &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+                MAX_SESSIONS,
                 &[],
             )
             .await
@@ -1095,6 +1132,7 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
             .create_session(
                 &new,
                 &refresh_token(&new.id.to_string(), TimeDelta::days(1)),
+                MAX_SESSIONS,
                 &[],
             )
             .await
@@ -1106,7 +1144,7 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
     session_with(&store, bob.id, "bobs").await;
 
     let listed: Vec<SessionId> = store
-        .list_active_sessions(ann.id, Utc::now())
+        .list_active_sessions(ann.id, Utc::now(), SessionPage::first())
         .await
         .unwrap()
         .into_iter()
@@ -1181,7 +1219,12 @@ async fn a_sessions_use_moves_forward_only_and_a_refresh_is_a_use(store: Store) 
     let new = session_created_at(ann.id, Utc::now() - TimeDelta::minutes(10));
     let id = new.id;
     let created = store
-        .create_session(&new, &refresh_token("first", TimeDelta::days(1)), &[])
+        .create_session(
+            &new,
+            &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
+            &[],
+        )
         .await
         .unwrap();
 
@@ -1285,7 +1328,7 @@ async fn a_session_inserted_by_the_previous_release_is_read_with_defaults(
         "{found:?}"
     );
     let listed = store
-        .list_active_sessions(ann.id, Utc::now())
+        .list_active_sessions(ann.id, Utc::now(), SessionPage::first())
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -1342,6 +1385,7 @@ async fn events_are_stored_with_the_change_they_record_and_only_if_it_happened(s
         .create_session(
             &new,
             &refresh_token("first", TimeDelta::days(1)),
+            MAX_SESSIONS,
             std::slice::from_ref(&login),
         )
         .await
@@ -1454,7 +1498,12 @@ async fn an_event_of_a_refused_change_is_not_stored(store: Store) {
     )];
     assert!(
         store
-            .create_session(&ghost, &refresh_token("ghost", TimeDelta::days(1)), &login)
+            .create_session(
+                &ghost,
+                &refresh_token("ghost", TimeDelta::days(1)),
+                MAX_SESSIONS,
+                &login
+            )
             .await
             .is_err()
     );
@@ -1930,24 +1979,43 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
     let bob = user(&store, "bob@example.com").await;
     let created = [event(ann.id, SecurityEventKind::PersonalTokenCreated, None)];
     let ci = store
-        .create_personal_token(&new_token(ann.id, "ci", TimeDelta::days(30)), &created)
+        .create_personal_token(
+            &new_token(ann.id, "ci", TimeDelta::days(30)),
+            MAX_TOKENS,
+            &created,
+        )
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(ci.name.as_str(), "ci");
     assert_eq!(ci.scopes, Scopes::parse("profile posts:read").unwrap());
     assert_eq!(ci.last_used_at, None);
     let old = store
-        .create_personal_token(&new_token(ann.id, "old", -TimeDelta::seconds(1)), &[])
+        .create_personal_token(
+            &new_token(ann.id, "old", -TimeDelta::seconds(1)),
+            MAX_TOKENS,
+            &[],
+        )
         .await
+        .unwrap()
         .unwrap();
     let newer = store
-        .create_personal_token(&new_token(ann.id, "newer", TimeDelta::days(1)), &[])
+        .create_personal_token(
+            &new_token(ann.id, "newer", TimeDelta::days(1)),
+            MAX_TOKENS,
+            &[],
+        )
         .await
+        .unwrap()
         .unwrap();
     // A hash is stored once.
     assert!(
         store
-            .create_personal_token(&new_token(bob.id, "ci", TimeDelta::days(1)), &[])
+            .create_personal_token(
+                &new_token(bob.id, "ci", TimeDelta::days(1)),
+                MAX_TOKENS,
+                &[]
+            )
             .await
             .is_err()
     );
@@ -1967,7 +2035,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
             .is_none()
     );
     let listed = store
-        .list_personal_tokens(ann.id, Utc::now())
+        .list_personal_tokens(ann.id, Utc::now(), PersonalTokenPage::first())
         .await
         .unwrap();
     assert_eq!(
@@ -1984,7 +2052,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
         .await
         .unwrap();
     let used = store
-        .list_personal_tokens(ann.id, Utc::now())
+        .list_personal_tokens(ann.id, Utc::now(), PersonalTokenPage::first())
         .await
         .unwrap();
     assert_eq!(
@@ -2014,7 +2082,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
     );
     assert_eq!(
         store
-            .list_personal_tokens(ann.id, Utc::now())
+            .list_personal_tokens(ann.id, Utc::now(), PersonalTokenPage::first())
             .await
             .unwrap()
             .len(),

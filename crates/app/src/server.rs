@@ -20,7 +20,8 @@ use warden_domain::EventRetention;
 use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
     AdminService, AuthPorts, AuthService, EmailPorts, EmailService, EventService, Lifetimes,
-    MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, UserService,
+    MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, RetentionService,
+    UserService,
 };
 
 use crate::api;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub events: EventService,
     pub mfa: MfaService,
     pub personal_tokens: PersonalTokenService,
+    /// Pruning ended sessions, refresh tokens and personal tokens.
+    pub retention: RetentionService,
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
@@ -150,7 +153,9 @@ impl AppState {
                 refresh_token: TimeDelta::days(config.tokens.refresh_token_expire_days.into()),
             },
         )
-        .requiring_verified_email(config.mail.require_verified_email);
+        .requiring_verified_email(config.mail.require_verified_email)
+        .holding_sessions(config.accounts.max_sessions_per_account);
+        let retention = EventRetention::days(config.accounts.event_retention_days);
         let email = mailer(config)?.map(|mailer| Email {
             flows: EmailService::new(
                 EmailPorts {
@@ -180,11 +185,10 @@ impl AppState {
                 repository.clone(),
                 Arc::new(Sha256RefreshTokens),
                 password_check,
-            ),
-            events: EventService::new(
-                repository,
-                EventRetention::days(config.accounts.event_retention_days),
-            ),
+            )
+            .holding_tokens(config.accounts.max_personal_tokens),
+            retention: RetentionService::new(repository.clone(), repository.clone(), retention),
+            events: EventService::new(repository, retention),
             tokens,
             throttle: Arc::new(throttle(&store, config)),
             store,

@@ -203,7 +203,8 @@ pub struct SecurityEvent {
     pub context: EventContext,
 }
 
-/// How many events one page holds: 1 to 200 (50 when the caller does not say).
+/// How many items one page of a keyset-paged list holds (events, sessions, personal tokens):
+/// 1 to 200 (for events 50 when the caller does not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventLimit(u8);
 

@@ -33,7 +33,7 @@ pub use mfa::{
 };
 pub use personal_token::{
     NewPersonalToken, PERSONAL_TOKEN_PREFIX, PersonalToken, PersonalTokenId, PersonalTokenLifetime,
-    PersonalTokenLifetimeError, PersonalTokenName,
+    PersonalTokenLifetimeError, PersonalTokenName, PersonalTokenPage,
 };
 pub use post::{
     MAX_COUNTED_POSTS, Page, PageError, Post, PostContent, PostDraft, PostId, PostList, PostQuery,
@@ -42,7 +42,7 @@ pub use post::{
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{
     AuthMethods, ClientId, ClientIdError, NewRefreshToken, NewSession, RefreshTokenHash, Rotation,
-    Session, SessionId, SessionOrigin,
+    Session, SessionId, SessionOrigin, SessionPage,
 };
 pub use throttle::{Rate, Rates, ThrottleKey, ThrottleKind};
 pub use token::{AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, TokenDetails};

@@ -123,6 +123,29 @@ pub struct NewPersonalToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Which page of a user's live personal tokens to list, newest first: those older than token
+/// `before` when given, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonalTokenPage {
+    /// Only tokens older than this one (the last of the previous page).
+    pub before: Option<PersonalTokenId>,
+    pub limit: crate::EventLimit,
+}
+
+impl PersonalTokenPage {
+    /// The default page: 50 tokens, as many as an account holds by default
+    /// (`MAX_PERSONAL_TOKENS`), so that the first page is the whole list.
+    pub const DEFAULT_LIMIT: i64 = 50;
+
+    /// The first page, of the default size.
+    pub fn first() -> Self {
+        Self {
+            before: None,
+            limit: crate::EventLimit::new(Self::DEFAULT_LIMIT).expect("within 1..=200"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
     NewSecurityEvent, NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId,
-    PostList, PostQuery, RefreshTokenHash, Rotation, Session, SessionId, ThrottleKey, User,
-    UserCredentials, UserFlags, UserId,
+    PostList, PostQuery, RefreshTokenHash, Rotation, Session, SessionId, SessionPage, ThrottleKey,
+    User, UserCredentials, UserFlags, UserId,
 };
 
 /// What is behind a port cannot serve right now: the connection to the storage was refused or
@@ -34,6 +34,18 @@ pub enum SaveUserError {
     /// Another account already has this email, compared case-insensitively.
     #[error("a user with email {email} already exists")]
     Duplicate { email: String },
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Why changing an account's flags, or deleting it, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserChangeError {
+    /// The change would leave the service without an active admin. Decided in the database,
+    /// against the admins as they are when the change is made, so that two admins demoting
+    /// each other at once leave one.
+    #[error("at least one active admin must remain")]
+    LastAdmin,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -120,20 +132,22 @@ pub trait UserRepository: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// As [`UserRepository::find_user`].
+    /// [`UserChangeError::LastAdmin`], changing nothing, when the user is the only active
+    /// admin and would no longer be one; otherwise as [`UserRepository::find_user`].
     async fn update_user_flags(
         &self,
         id: UserId,
         flags: UserFlags,
         events: &[NewSecurityEvent],
-    ) -> anyhow::Result<Option<User>>;
+    ) -> Result<Option<User>, UserChangeError>;
 
     /// Deletes a user with their sessions, posts and votes. Returns whether the user existed.
     ///
     /// # Errors
     ///
-    /// A failure of the storage (marked [`Unavailable`] when transient); nothing is deleted then.
-    async fn delete_user(&self, id: UserId) -> anyhow::Result<bool>;
+    /// [`UserChangeError::LastAdmin`] when the user is the only active admin; a failure of the
+    /// storage (marked [`Unavailable`] when transient). Nothing is deleted then.
+    async fn delete_user(&self, id: UserId) -> Result<bool, UserChangeError>;
 }
 
 mod accounts;
@@ -147,17 +161,21 @@ pub use mail::*;
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
     /// Stores a new session and its first refresh token, both or neither, and returns the
-    /// session.
+    /// session. If the user holds `max_sessions` active sessions or more, the least recently
+    /// used are ended in the same transaction, so that they hold `max_sessions` with the new
+    /// one; each ended one is recorded as a `session_revoked` event from the new login's
+    /// origin. Concurrent logins of one user never leave more.
     /// `events` are recorded with the change, in the same transaction, and only if it
     /// happened.
     ///
     /// # Errors
     ///
-    /// Any failure, including a user id that does not exist; then nothing is stored.
+    /// Any failure, including a user id that does not exist; then nothing is stored or ended.
     async fn create_session(
         &self,
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
+        max_sessions: u32,
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<Session>;
 
@@ -220,8 +238,8 @@ pub trait SessionRepository: Send + Sync + 'static {
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool>;
 
-    /// The sessions of `user` that are active at `now` (neither ended nor expired), newest
-    /// first.
+    /// One page of the sessions of `user` that are active at `now` (neither ended nor
+    /// expired), newest first (ties in id order).
     ///
     /// # Errors
     ///
@@ -230,7 +248,17 @@ pub trait SessionRepository: Send + Sync + 'static {
         &self,
         user: UserId,
         now: DateTime<Utc>,
+        page: SessionPage,
     ) -> anyhow::Result<Vec<Session>>;
+
+    /// Deletes the sessions that ended or expired before `cutoff` (with their refresh
+    /// tokens), and the refresh tokens that were spent or expired before `cutoff`. Returns how
+    /// many rows it deleted.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`] when transient).
+    async fn delete_sessions_ended_before(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
 
     /// Ends session `id` at `at` if it is `user`'s and active at `at`. Returns whether it
     /// ended it: `false` for an unknown, ended, expired or someone else's session.

@@ -7,14 +7,15 @@ pub mod events;
 pub mod mail;
 pub mod mfa;
 pub mod posts;
+pub mod retention;
 pub mod tokens;
 pub mod users;
 
 pub use admin::{AdminService, EndSessionsError, ListUsersError, PromoteError, UpdateUserError};
 pub use auth::{
-    AuthPorts, AuthService, AuthenticateError, EndSessionError, IntrospectError, Lifetimes,
-    LoginError, LogoutError, MfaLogin, PasswordLogin, Principal, RefreshError, RefreshLogin,
-    SessionsError, TokenGrant,
+    AuthPorts, AuthService, AuthenticateError, DEFAULT_MAX_SESSIONS, EndSessionError,
+    IntrospectError, Lifetimes, LoginError, LogoutError, MfaLogin, PasswordLogin, Principal,
+    RefreshError, RefreshLogin, SessionsError, TokenGrant,
 };
 pub use events::{EventPage, EventService, ListEventsError};
 pub use mail::{
@@ -28,9 +29,10 @@ pub use mfa::{
 pub use posts::{
     ChangePostError, CreatePostError, GetPostError, ListPostsError, PostService, VoteError,
 };
+pub use retention::RetentionService;
 pub use tokens::{
-    CreateTokenError, CreatedToken, ListTokensError, PersonalTokenService, RevokeTokenError,
-    TokenRequest,
+    CreateTokenError, CreatedToken, DEFAULT_MAX_PERSONAL_TOKENS, ListTokensError,
+    PersonalTokenService, RevokeTokenError, TokenRequest,
 };
 pub use users::{
     ChangeEmailError, ChangePasswordError, DeleteAccountError, FindUserError, GetUserError,

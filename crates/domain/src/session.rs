@@ -228,6 +228,30 @@ pub enum Rotation {
     Invalid,
 }
 
+/// Which page of a user's active sessions to list (newest first, as `GET /users/me/sessions`
+/// pages them): those listed after session `before` when given, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPage {
+    /// Only sessions listed after this one (the last of the previous page); an id that names
+    /// none of the user's sessions gives an empty page.
+    pub before: Option<SessionId>,
+    pub limit: crate::EventLimit,
+}
+
+impl SessionPage {
+    /// The default page: 100 sessions, as many as an account holds by default
+    /// (`MAX_SESSIONS_PER_ACCOUNT`), so that the first page is the whole list.
+    pub const DEFAULT_LIMIT: i64 = 100;
+
+    /// The first page, of the default size.
+    pub fn first() -> Self {
+        Self {
+            before: None,
+            limit: crate::EventLimit::new(Self::DEFAULT_LIMIT).expect("within 1..=200"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;

@@ -7,7 +7,7 @@ use sqlx::Acquire as _;
 use warden_domain::ports::PersonalTokenRepository;
 use warden_domain::{
     NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId, PersonalTokenName,
-    RefreshTokenHash, Scopes, User, UserId,
+    PersonalTokenPage, RefreshTokenHash, Scopes, User, UserId,
 };
 
 use super::events::log_events;
@@ -63,34 +63,59 @@ impl PersonalTokenRepository for Store {
     async fn create_personal_token(
         &self,
         token: &NewPersonalToken,
+        max_tokens: u32,
         events: &[NewSecurityEvent],
-    ) -> anyhow::Result<PersonalToken> {
+    ) -> anyhow::Result<Option<PersonalToken>> {
+        // Times compare as text on SQLite in time order (see `stored_time`).
+        const LIVE: &str = "SELECT COUNT(*) FROM personal_tokens \
+                            WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
         const SQL: &str = "INSERT INTO personal_tokens \
                            (user_id, name, scopes, token_hash, created_at, expires_at) \
                            VALUES ($1, $2, $3, $4, $5, $6) \
                            RETURNING id, user_id, name, scopes, created_at, expires_at, \
                                      last_used_at, revoked_at";
+        let created_at = stored_time(token.created_at);
+        let lock_user = self.user_locked();
         let row = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
+                // Concurrent creations for one user queue here, so that each counts the tokens
+                // the one before it left (see `Store::user_locked`).
+                if let Some(lock_user) = lock_user {
+                    sqlx::query(lock_user)
+                        .bind(token.user_id.get())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let live: i64 = sqlx::query_scalar(LIVE)
+                    .bind(token.user_id.get())
+                    .bind(created_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if live >= i64::from(max_tokens) {
+                    return Ok(None);
+                }
                 let row = sqlx::query_as::<_, TokenRow>(SQL)
                     .bind(token.user_id.get())
                     .bind(token.name.as_str())
                     .bind(token.scopes.to_string())
                     .bind(token.hash.as_str())
-                    .bind(stored_time(token.created_at))
+                    .bind(created_at)
                     .bind(stored_time(token.expires_at))
                     .fetch_one(&mut *tx)
                     .await?;
                 insert_events!(tx, events);
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
+                Ok::<_, sqlx::Error>(Some(row))
             }
             .await
         })
         .db_context("cannot insert a personal token")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         log_events(events);
-        PersonalToken::try_from(row)
+        PersonalToken::try_from(row).map(Some)
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -98,22 +123,34 @@ impl PersonalTokenRepository for Store {
         &self,
         user: UserId,
         now: DateTime<Utc>,
+        page: PersonalTokenPage,
     ) -> anyhow::Result<Vec<PersonalToken>> {
         // Times compare as text on SQLite in time order (see `stored_time`).
         const SQL: &str = "SELECT id, user_id, name, scopes, created_at, expires_at, \
                                   last_used_at, revoked_at \
                            FROM personal_tokens \
                            WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                           ORDER BY id DESC";
+                             AND ($3 IS NULL OR id < $3) \
+                           ORDER BY id DESC LIMIT $4";
         let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, TokenRow>(SQL)
                 .bind(user.get())
                 .bind(stored_time(now))
+                .bind(page.before.map(PersonalTokenId::get))
+                .bind(i64::from(page.limit.get()))
                 .fetch_all(pool)
                 .await
         })
         .db_context("cannot list personal tokens")?;
         rows.into_iter().map(PersonalToken::try_from).collect()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn delete_personal_tokens_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        super::retention::delete_ended_personal_tokens(self, cutoff).await
     }
 
     #[tracing::instrument(skip_all, err)]

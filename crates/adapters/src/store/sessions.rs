@@ -7,8 +7,9 @@ use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    AuthMethods, ClientId, NewRefreshToken, NewSecurityEvent, NewSession, RefreshTokenHash,
-    Rotation, Scopes, Session, SessionId, SessionOrigin, User, UserId,
+    AuthMethods, ClientId, EventContext, NewRefreshToken, NewSecurityEvent, NewSession,
+    RefreshTokenHash, Rotation, Scopes, SecurityEventKind, Session, SessionId, SessionOrigin,
+    SessionPage, User, UserId,
 };
 
 use super::events::log_events;
@@ -118,6 +119,7 @@ impl SessionRepository for Store {
         &self,
         new_session: &NewSession,
         refresh_token: &NewRefreshToken,
+        max_sessions: u32,
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<Session> {
         const SESSION: &str = concat!(
@@ -129,11 +131,36 @@ impl SessionRepository for Store {
         const REFRESH: &str = "INSERT INTO refresh_tokens \
                                (token_hash, session_id, created_at, expires_at) \
                                VALUES ($1, $2, $3, $4)";
+        // Ends the user's active sessions past the `$3` most recently used (`$4`: no limit,
+        // which SQLite needs before an OFFSET), so that with the new one they hold
+        // `max_sessions`.
+        const END_LEAST_RECENTLY_USED: &str = "UPDATE sessions SET revoked_at = $2 \
+             WHERE id IN (SELECT id FROM sessions \
+                          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                          ORDER BY COALESCE(last_used_at, created_at) DESC, created_at DESC, id \
+                          LIMIT $4 OFFSET $3) \
+             RETURNING id";
         let scopes = new_session.scopes.to_string();
         let created_at = stored_time(new_session.created_at);
-        let row = on_writer!(self, |pool| {
+        let lock_user = self.user_locked();
+        let (row, ended) = on_writer!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
+                // Concurrent logins of one user queue here, so that each counts the sessions
+                // the one before it left.
+                if let Some(lock_user) = lock_user {
+                    sqlx::query(lock_user)
+                        .bind(new_session.user_id.get())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let ended: Vec<Uuid> = sqlx::query_scalar(END_LEAST_RECENTLY_USED)
+                    .bind(new_session.user_id.get())
+                    .bind(created_at)
+                    .bind(i64::from(max_sessions.saturating_sub(1)))
+                    .bind(i64::MAX)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 let row = sqlx::query_as::<_, SessionRow>(SESSION)
                     .bind(new_session.id.as_uuid())
                     .bind(new_session.user_id.get())
@@ -153,14 +180,17 @@ impl SessionRepository for Store {
                     .bind(stored_time(refresh_token.expires_at))
                     .execute(&mut *tx)
                     .await?;
+                let ended = ended_events(new_session, &ended);
                 insert_events!(tx, events);
+                insert_events!(tx, &ended);
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
+                Ok::<_, sqlx::Error>((row, ended))
             }
             .await
         })
         .db_context("cannot insert session")?;
         log_events(events);
+        log_events(&ended);
         Session::try_from(row)
     }
 
@@ -327,23 +357,37 @@ impl SessionRepository for Store {
         &self,
         user: UserId,
         now: DateTime<Utc>,
+        page: SessionPage,
     ) -> anyhow::Result<Vec<Session>> {
-        // Times compare as text on SQLite in time order (see `stored_time`).
+        // Times compare as text on SQLite in time order (see `stored_time`). The page starts
+        // after session `$3` in the list's order (created_at descending, then id), and is empty
+        // when `$3` names none of the user's sessions.
         const SQL: &str = concat!(
             "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             ORDER BY created_at DESC, id"
+            session_columns!("s"),
+            " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+               AND ($3 IS NULL OR EXISTS (SELECT 1 FROM sessions c \
+                    WHERE c.id = $3 AND c.user_id = $1 \
+                      AND (s.created_at < c.created_at \
+                           OR (s.created_at = c.created_at AND s.id > c.id)))) \
+             ORDER BY s.created_at DESC, s.id LIMIT $4"
         );
         let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, SessionRow>(SQL)
                 .bind(user.get())
                 .bind(stored_time(now))
+                .bind(page.before.map(SessionId::as_uuid))
+                .bind(i64::from(page.limit.get()))
                 .fetch_all(pool)
                 .await
         })
         .db_context("cannot list sessions")?;
         rows.into_iter().map(Session::try_from).collect()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn delete_sessions_ended_before(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        super::retention::delete_ended_sessions(self, cutoff).await
     }
 
     #[tracing::instrument(skip(self, events), err)]
@@ -407,6 +451,24 @@ impl SessionRepository for Store {
         );
         Ok(revoked)
     }
+}
+
+/// The `session_revoked` events of the sessions a login ended to stay within the account's cap:
+/// from the login's origin, about each ended session.
+fn ended_events(login: &NewSession, ended: &[Uuid]) -> Vec<NewSecurityEvent> {
+    ended
+        .iter()
+        .map(|id| NewSecurityEvent {
+            user_id: login.user_id,
+            kind: SecurityEventKind::SessionRevoked,
+            at: login.created_at,
+            context: EventContext {
+                ip_address: login.origin.ip_address,
+                user_agent: login.origin.user_agent.clone(),
+                session_id: Some(SessionId::from_uuid(*id)),
+            },
+        })
+        .collect()
 }
 
 /// [`Rotation`] before its session row is converted.

@@ -4,13 +4,14 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use warden_domain::ports::{SaveUserError, UserRepository};
+use warden_domain::ports::{SaveUserError, UserChangeError, UserRepository};
 use warden_domain::{
     EmailAddress, NewSecurityEvent, NewUser, Page, PasswordHash, User, UserCredentials, UserFlags,
     UserId,
 };
 
-use super::{DbResultExt, Pool, Store, count_to_i64, db_error, now};
+use super::events::log_events;
+use super::{Backend, DbResultExt, Pool, Store, count_to_i64, db_error, now};
 
 /// Stores a new user (`$1` email, `$2` its key, `$3` password hash, `$4` is_admin, `$5`
 /// email_verified, `$6` created_at) and returns its row.
@@ -18,6 +19,16 @@ pub(super) const INSERT_USER: &str = "INSERT INTO users \
      (email, email_key, password_hash, is_admin, email_verified, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) \
      RETURNING id, email, is_active, is_admin, email_verified, created_at";
+
+/// Whether user `$id` is the only active admin, read with `$admins`
+/// ([`Store::active_admins_locked`]) in the transaction `$tx` that is about to take their admin
+/// away (in an async block whose error type is `sqlx::Error`).
+macro_rules! is_last_admin {
+    ($tx:ident, $admins:expr, $id:expr) => {{
+        let ids: Vec<i64> = sqlx::query_scalar($admins).fetch_all(&mut *$tx).await?;
+        ids == [$id.get()]
+    }};
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -214,37 +225,89 @@ impl UserRepository for Store {
         id: UserId,
         flags: UserFlags,
         events: &[NewSecurityEvent],
-    ) -> anyhow::Result<Option<User>> {
+    ) -> Result<Option<User>, UserChangeError> {
         const SQL: &str = "UPDATE users \
                            SET is_active = COALESCE($2, is_active), \
                                is_admin = COALESCE($3, is_admin) \
                            WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, email_verified, created_at";
-        let row = recording_transaction!(self, events, |tx| {
-            sqlx::query_as::<_, UserRow>(SQL)
-                .bind(id.get())
-                .bind(flags.is_active)
-                .bind(flags.is_admin)
-                .fetch_optional(&mut *tx)
-                .await?
+        // Only disabling or demoting can take an admin away.
+        let takes_admin = flags.is_active == Some(false) || flags.is_admin == Some(false);
+        let admins = self.active_admins_locked();
+        let done = on_writer!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                if takes_admin && is_last_admin!(tx, admins, id) {
+                    return Ok(None);
+                }
+                let row = sqlx::query_as::<_, UserRow>(SQL)
+                    .bind(id.get())
+                    .bind(flags.is_active)
+                    .bind(flags.is_admin)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if row.is_some() {
+                    insert_events!(tx, events);
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(Some(row))
+            }
+            .await
         })
         .db_context("cannot update user")?;
-        row.map(User::try_from).transpose()
+        let Some(row) = done else {
+            return Err(UserChangeError::LastAdmin);
+        };
+        if row.is_some() {
+            log_events(events);
+        }
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     #[tracing::instrument(skip(self), err)]
-    async fn delete_user(&self, id: UserId) -> anyhow::Result<bool> {
+    async fn delete_user(&self, id: UserId) -> Result<bool, UserChangeError> {
         // The foreign keys cascade to sessions (and their refresh tokens), posts and votes.
         const SQL: &str = "DELETE FROM users WHERE id = $1";
+        let admins = self.active_admins_locked();
         let deleted = on_writer!(self, |pool| {
-            sqlx::query(SQL)
-                .bind(id.get())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
+            async {
+                let mut tx = pool.begin().await?;
+                if is_last_admin!(tx, admins, id) {
+                    return Ok(None);
+                }
+                let deleted = sqlx::query(SQL)
+                    .bind(id.get())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(Some(deleted))
+            }
+            .await
         })
-        .db_context("cannot delete user")?;
+        .db_context("cannot delete user")?
+        .ok_or(UserChangeError::LastAdmin)?;
         Ok(deleted > 0)
+    }
+}
+
+impl Store {
+    /// The query that reads the ids of the active admins, in id order, and on PostgreSQL locks
+    /// their rows until the transaction ends. Every change that could take the last admin away
+    /// runs it first, so such changes queue one behind the other: under READ COMMITTED, a
+    /// change waiting for the lock then reads the admins as the one before it left them (a row
+    /// that is no longer an active admin drops out of the locked set). Locking in id order
+    /// keeps two such changes from deadlocking. SQLite has one writer, which queues them
+    /// already.
+    fn active_admins_locked(&self) -> &'static str {
+        const SQL: &str = "SELECT id FROM users WHERE is_active AND is_admin ORDER BY id";
+        match self.backend() {
+            Backend::Sqlite => SQL,
+            Backend::Postgres => concat!(
+                "SELECT id FROM users WHERE is_active AND is_admin ORDER BY id",
+                " FOR UPDATE"
+            ),
+        }
     }
 }
 

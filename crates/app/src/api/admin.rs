@@ -36,9 +36,10 @@ enum UpdateUserResponse {
     /// The user as it is now.
     #[oai(status = 200)]
     Ok(Json<UserMe>),
-    /// An admin tried to disable or demote themself.
+    /// An admin tried to disable or demote themself, or the change would leave no active
+    /// admin (`at least one active admin must remain`).
     #[oai(status = 409)]
-    SelfLockout(Json<ErrorBody>),
+    Conflict(Json<ErrorBody>),
     /// No user has this id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -85,7 +86,9 @@ impl AdminApi {
     /// Enable, disable, promote or demote a user
     ///
     /// Disabling ends all of the user's sessions at once. Admins cannot disable or demote
-    /// themselves.
+    /// themselves, and no change may leave the service without an active admin (409
+    /// `at least one active admin must remain`: of two admins demoting each other at once, one
+    /// is refused).
     #[oai(
         path = "/admin/users/:id",
         method = "patch",
@@ -120,7 +123,8 @@ impl AdminApi {
     /// End all of a user's sessions
     ///
     /// Logs the user out everywhere: all their access and refresh tokens stop working at once.
-    /// The account stays active; they may log in again.
+    /// The account stays active; they may log in again. Not for your own account (403): end
+    /// your other sessions with `DELETE /users/me/sessions`.
     #[oai(
         path = "/admin/users/:id/sessions",
         method = "delete",
@@ -134,7 +138,7 @@ impl AdminApi {
         id: Path<i64>,
     ) -> Result<EndSessionsResponse, ApiError> {
         let user_id = UserId::new(id.0);
-        match state.admin.end_sessions_of(user_id).await {
+        match state.admin.end_sessions_of(auth.principal(), user_id).await {
             Ok(ended) => {
                 tracing::info!(%user_id, ended, admin_id = %auth.principal().user.id, "user's sessions ended");
                 Ok(EndSessionsResponse::Ended)
@@ -148,6 +152,7 @@ impl ErrorAnswer<EndSessionsResponse> for EndSessionsError {
     fn answer(self) -> Result<EndSessionsResponse, ApiError> {
         match self {
             Self::NotFound(_) => Ok(EndSessionsResponse::NotFound(detail_of(&self))),
+            Self::OwnAccount => Err(ApiError::not_owner(&self)),
             Self::Unknown(err) => Err(err.into()),
         }
     }
@@ -156,7 +161,9 @@ impl ErrorAnswer<EndSessionsResponse> for EndSessionsError {
 impl ErrorAnswer<UpdateUserResponse> for UpdateUserError {
     fn answer(self) -> Result<UpdateUserResponse, ApiError> {
         match self {
-            Self::SelfLockout => Ok(UpdateUserResponse::SelfLockout(detail_of(&self))),
+            Self::SelfLockout | Self::LastAdmin => {
+                Ok(UpdateUserResponse::Conflict(detail_of(&self)))
+            }
             Self::NotFound(_) => Ok(UpdateUserResponse::NotFound(detail_of(&self))),
             Self::Unknown(err) => Err(err.into()),
         }

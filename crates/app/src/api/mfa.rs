@@ -342,7 +342,8 @@ impl MfaApi {
     /// Reset a user's two-factor authentication
     ///
     /// Removes the user's second factor and recovery codes (a lost phone): they log in with
-    /// their password alone, and may enrol again.
+    /// their password alone, and may enrol again. Not for your own account (403): disable your
+    /// own with your password and a code (`POST /users/me/mfa/disable`).
     #[oai(
         path = "/admin/users/:id/mfa/reset",
         method = "post",
@@ -351,12 +352,12 @@ impl MfaApi {
     )]
     async fn reset(
         &self,
-        #[oai(scope = "ApiScope::ADMIN")] _auth: Caller,
+        #[oai(scope = "ApiScope::ADMIN")] auth: Caller,
         state: Data<&AppState>,
         /// The user's id.
         id: Path<i64>,
     ) -> Result<ResetResponse, ApiError> {
-        match state.mfa.reset(UserId::new(id.0)).await {
+        match state.mfa.reset(auth.principal(), UserId::new(id.0)).await {
             Ok(()) => Ok(ResetResponse::Reset),
             Err(err) => err.answer(),
         }
@@ -411,6 +412,7 @@ impl ErrorAnswer<ResetResponse> for ResetMfaError {
     fn answer(self) -> Result<ResetResponse, ApiError> {
         match self {
             Self::NotFound(_) => Ok(ResetResponse::NotFound(detail_of(&self))),
+            Self::OwnAccount => Err(ApiError::not_owner(&self)),
             Self::Unknown(cause) => Err(cause.into()),
         }
     }

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use warden_domain::services::EndSessionError;
-use warden_domain::{Session, SessionId};
+use warden_domain::{EventLimit, Session, SessionId, SessionPage};
 
 use super::ApiTags;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
@@ -53,7 +53,7 @@ impl SessionView {
 
 #[derive(Debug, ApiResponse)]
 enum ListSessionsResponse {
-    /// The account's active sessions, newest first.
+    /// One page of the account's active sessions, newest first.
     #[oai(status = 200)]
     Ok(Json<Vec<SessionView>>),
 }
@@ -75,6 +75,27 @@ enum EndOtherSessionsResponse {
     Ended,
 }
 
+fn default_session_limit() -> i64 {
+    SessionPage::DEFAULT_LIMIT
+}
+
+/// The page `limit` and `before` name, or `None` when `before` is not even a UUID, so names
+/// none of the caller's sessions (an empty page, as for any other such id). The document's
+/// validators bound `limit` already; the domain's type says so once more.
+fn page(limit: i64, before: Option<&str>) -> Result<Option<SessionPage>, ApiError> {
+    let limit = EventLimit::new(limit).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
+    Ok(match before {
+        None => Some(SessionPage {
+            before: None,
+            limit,
+        }),
+        Some(id) => SessionId::parse(id).map(|id| SessionPage {
+            before: Some(id),
+            limit,
+        }),
+    })
+}
+
 #[derive(Debug, Default)]
 pub struct SessionsApi;
 
@@ -83,7 +104,9 @@ impl SessionsApi {
     /// Your sessions (devices)
     ///
     /// Every login that is still active, newest first, with where it came from; `current`
-    /// marks the one making this request.
+    /// marks the one making this request. An account holds at most `MAX_SESSIONS_PER_ACCOUNT`
+    /// (100 by default): a login past it ends the least recently used. Pages go newest first;
+    /// the next page starts `before` the last id seen.
     #[oai(
         path = "/users/me/sessions",
         method = "get",
@@ -93,9 +116,21 @@ impl SessionsApi {
         &self,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
+        /// How many sessions to return, 1 to 200.
+        #[oai(
+            default = "default_session_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        /// Only sessions listed after this one: the `id` of the last session of the previous
+        /// page. An id that is none of your sessions gives an empty page.
+        before: Query<Option<String>>,
     ) -> Result<ListSessionsResponse, ApiError> {
         let principal = &auth.0;
-        let sessions = state.auth.sessions(principal).await?;
+        let Some(page) = page(limit.0, before.0.as_deref())? else {
+            return Ok(ListSessionsResponse::Ok(Json(Vec::new())));
+        };
+        let sessions = state.auth.sessions(principal, page).await?;
         Ok(ListSessionsResponse::Ok(Json(
             sessions
                 .into_iter()

@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
 use warden_domain::services::{CreateTokenError, RevokeTokenError, TokenRequest};
 use warden_domain::{
-    Password, PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName,
+    EventLimit, Password, PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName,
+    PersonalTokenPage,
 };
 
 use super::ApiTags;
@@ -77,6 +78,10 @@ enum CreateTokenResponse {
     /// The token, with its secret, shown only now.
     #[oai(status = 201)]
     Created(Json<CreatedTokenView>),
+    /// The account holds `MAX_PERSONAL_TOKENS` live tokens (50 by default) already: revoke
+    /// one first.
+    #[oai(status = 409)]
+    TooMany(Json<ErrorBody>),
     /// `current_password` is wrong (`Incorrect password`).
     #[oai(status = 400)]
     IncorrectPassword(Json<ErrorBody>),
@@ -94,7 +99,7 @@ impl TooManyAttempts for CreateTokenResponse {
 
 #[derive(Debug, ApiResponse)]
 enum ListTokensResponse {
-    /// The account's live tokens, newest first, without their secrets.
+    /// One page of the account's live tokens, newest first, without their secrets.
     #[oai(status = 200)]
     Ok(Json<Vec<TokenView>>),
 }
@@ -107,6 +112,10 @@ enum RevokeTokenResponse {
     /// No live token of yours has this id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+}
+
+fn default_token_limit() -> i64 {
+    PersonalTokenPage::DEFAULT_LIMIT
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +183,9 @@ impl TokensApi {
     }
 
     /// Your personal access tokens
+    ///
+    /// The live ones (neither revoked nor expired), newest first. Pages go newest first; the
+    /// next page starts `before` the last id seen.
     #[oai(
         path = "/users/me/tokens",
         method = "get",
@@ -183,8 +195,22 @@ impl TokensApi {
         &self,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
+        /// How many tokens to return, 1 to 200.
+        #[oai(
+            default = "default_token_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+        /// Only tokens older than this one: the `id` of the last token of the previous page.
+        before: Query<Option<i64>>,
     ) -> Result<ListTokensResponse, ApiError> {
-        let tokens = state.personal_tokens.list(&auth.0).await?;
+        let limit =
+            EventLimit::new(limit.0).map_err(|err| ApiError::invalid(format!("limit: {err}")))?;
+        let page = PersonalTokenPage {
+            before: before.0.map(PersonalTokenId::new),
+            limit,
+        };
+        let tokens = state.personal_tokens.list(&auth.0, page).await?;
         Ok(ListTokensResponse::Ok(Json(
             tokens.into_iter().map(TokenView::from).collect(),
         )))
@@ -220,6 +246,7 @@ impl ErrorAnswer<CreateTokenResponse> for CreateTokenError {
         match self {
             Self::InvalidScope(_) => Err(ApiError::invalid(self.to_string())),
             Self::IncorrectPassword => Ok(CreateTokenResponse::IncorrectPassword(detail_of(&self))),
+            Self::TooMany(_) => Ok(CreateTokenResponse::TooMany(detail_of(&self))),
             Self::Unknown(cause) => Err(cause.into()),
         }
     }

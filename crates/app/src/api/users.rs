@@ -225,6 +225,9 @@ enum DeleteMeResponse {
     /// The account is gone, with its posts, votes and sessions.
     #[oai(status = 204)]
     Deleted,
+    /// The account is the only active admin (`at least one active admin must remain`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// `current_password` is wrong (`Incorrect password`).
     #[oai(status = 400)]
     IncorrectPassword(Json<ErrorBody>),
@@ -533,6 +536,7 @@ impl ErrorAnswer<DeleteMeResponse> for DeleteAccountError {
     fn answer(self) -> Result<DeleteMeResponse, ApiError> {
         match self {
             Self::IncorrectPassword => Ok(DeleteMeResponse::IncorrectPassword(detail_of(&self))),
+            Self::LastAdmin => Ok(DeleteMeResponse::Conflict(detail_of(&self))),
             Self::Unknown(err) => Err(err.into()),
         }
     }

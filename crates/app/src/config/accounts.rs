@@ -16,6 +16,19 @@ pub struct AccountConfig {
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub event_retention_days: u32,
 
+    /// How many active sessions one account holds: a login past it ends the least recently
+    /// used one. Ended and expired sessions (and spent refresh tokens) are deleted after
+    /// `EVENT_RETENTION_DAYS`.
+    #[arg(long, env = "MAX_SESSIONS_PER_ACCOUNT", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_sessions_per_account: u32,
+
+    /// How many live personal access tokens one account holds: creating one more is refused
+    /// (409). Revoked and expired tokens are deleted after `EVENT_RETENTION_DAYS`.
+    #[arg(long, env = "MAX_PERSONAL_TOKENS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_personal_tokens: u32,
+
     /// Key material (at least 32 bytes) that TOTP secrets are sealed with in the database.
     /// Unset: derived from the JWT signing secret (`JWT_SECRET`, or with SQLite the generated
     /// one), so rotating that secret then needs this set to the old one first. Required with

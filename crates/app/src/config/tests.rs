@@ -149,6 +149,8 @@ fn the_mfa_key_is_its_own_setting_or_else_the_jwt_secret() {
         secret.as_bytes()
     );
     assert_eq!(derived.accounts.event_retention_days, 90);
+    assert_eq!(derived.accounts.max_sessions_per_account, 100);
+    assert_eq!(derived.accounts.max_personal_tokens, 50);
 
     let own = config(&[
         "--database-url",

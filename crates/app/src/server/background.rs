@@ -14,8 +14,9 @@ use super::AppState;
 /// instances, and for retries that came due.
 pub const MAIL_POLL: Duration = Duration::from_secs(2);
 
-/// Starts the background tasks of `state`: throttle pruning every minute; event, challenge and
-/// token pruning at start and then hourly; and, when email is on, the mail worker.
+/// Starts the background tasks of `state`: throttle pruning every minute; pruning of events,
+/// ended sessions and personal tokens, challenges and email tokens at start and then hourly;
+/// and, when email is on, the mail worker.
 pub fn spawn(state: &AppState) {
     let throttle = Arc::clone(&state.throttle);
     tokio::spawn(async move {
@@ -26,6 +27,7 @@ pub fn spawn(state: &AppState) {
         }
     });
     let events = state.events.clone();
+    let retention = state.retention.clone();
     let mfa = state.mfa.clone();
     let email = state.email.as_ref().map(|email| email.flows.clone());
     tokio::spawn(async move {
@@ -34,6 +36,11 @@ pub fn spawn(state: &AppState) {
         loop {
             every_hour.tick().await;
             log_pruned("security events", events.prune().await);
+            log_pruned("ended sessions", retention.prune_sessions().await);
+            log_pruned(
+                "ended personal tokens",
+                retention.prune_personal_tokens().await,
+            );
             log_pruned("expired mfa challenges", mfa.prune().await);
             if let Some(email) = &email {
                 log_pruned("expired email tokens", email.prune().await);

@@ -56,6 +56,7 @@ mod errors;
 mod events;
 mod hostile;
 mod keys;
+mod limits;
 mod mail;
 mod metrics;
 mod mfa;

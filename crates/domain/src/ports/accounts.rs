@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     EventQuery, MfaChallenge, NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId,
-    RecoveryCodeHash, RecoveryCodes, RefreshTokenHash, SealedTotpSecret, SecurityEvent,
-    TotpEnrolment, TotpFactor, TotpSecret, User, UserId,
+    PersonalTokenPage, RecoveryCodeHash, RecoveryCodes, RefreshTokenHash, SealedTotpSecret,
+    SecurityEvent, TotpEnrolment, TotpFactor, TotpSecret, User, UserId,
 };
 
 /// Stores the security event log (contract section 11). Events that record a change are stored
@@ -232,7 +232,10 @@ pub trait TotpCodec: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PersonalTokenRepository: Send + Sync + 'static {
-    /// Stores a new token and returns it with its id.
+    /// Stores a new token and returns it with its id, unless the user holds `max_tokens` live
+    /// tokens (neither revoked nor expired at the new token's `created_at`) already: then it
+    /// stores nothing and returns `None`. Decided atomically: concurrent calls for one user
+    /// never store more.
     /// `events` are recorded with it, in the same transaction.
     ///
     /// # Errors
@@ -241,10 +244,12 @@ pub trait PersonalTokenRepository: Send + Sync + 'static {
     async fn create_personal_token(
         &self,
         token: &NewPersonalToken,
+        max_tokens: u32,
         events: &[NewSecurityEvent],
-    ) -> anyhow::Result<PersonalToken>;
+    ) -> anyhow::Result<Option<PersonalToken>>;
 
-    /// The user's tokens that are active at `now` (neither revoked nor expired), newest first.
+    /// One page of the user's tokens that are active at `now` (neither revoked nor expired),
+    /// newest first.
     ///
     /// # Errors
     ///
@@ -253,7 +258,18 @@ pub trait PersonalTokenRepository: Send + Sync + 'static {
         &self,
         user: UserId,
         now: DateTime<Utc>,
+        page: PersonalTokenPage,
     ) -> anyhow::Result<Vec<PersonalToken>>;
+
+    /// Deletes the tokens that were revoked or expired before `cutoff`. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
+    async fn delete_personal_tokens_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> anyhow::Result<u64>;
 
     /// The token hashed as `hash` with its user, read together (one indexed lookup), active or
     /// not, or `None` (also when its user was deleted).

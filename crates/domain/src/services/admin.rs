@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::ports::{SessionRepository, UserRepository};
+use crate::ports::{SessionRepository, UserChangeError, UserRepository};
 use crate::services::Principal;
 use crate::{EventContext, NewSecurityEvent, Page, SecurityEventKind, User, UserFlags, UserId};
 
@@ -15,8 +15,20 @@ pub enum UpdateUserError {
     /// Admins may not disable or demote themselves: it could leave nobody to undo it.
     #[error("admins cannot disable or demote themselves")]
     SelfLockout,
+    /// The change would leave no active admin (two admins demoting each other at once).
+    #[error("at least one active admin must remain")]
+    LastAdmin,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
+}
+
+impl From<UserChangeError> for UpdateUserError {
+    fn from(err: UserChangeError) -> Self {
+        match err {
+            UserChangeError::LastAdmin => Self::LastAdmin,
+            UserChangeError::Unknown(cause) => Self::Unknown(cause),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +49,10 @@ pub enum PromoteError {
 pub enum EndSessionsError {
     #[error("User with id: {0} does not exist")]
     NotFound(UserId),
+    /// An admin's own sessions are theirs to end (`DELETE /users/me/sessions`), not an admin
+    /// operation's: a stolen admin token must not be able to log its owner out everywhere.
+    #[error("admins cannot end their own sessions through the admin operations")]
+    OwnAccount,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -94,8 +110,15 @@ impl AdminService {
     }
 
     /// Ends every session of user `id`: all their tokens stop working at once. Returns how many
-    /// sessions were ended.
-    pub async fn end_sessions_of(&self, id: UserId) -> Result<u64, EndSessionsError> {
+    /// sessions were ended. An admin cannot end their own sessions this way.
+    pub async fn end_sessions_of(
+        &self,
+        actor: &Principal,
+        id: UserId,
+    ) -> Result<u64, EndSessionsError> {
+        if id == actor.user.id {
+            return Err(EndSessionsError::OwnAccount);
+        }
         if self.users.find_user(id).await?.is_none() {
             return Err(EndSessionsError::NotFound(id));
         }
@@ -120,7 +143,12 @@ impl AdminService {
             .ok_or(PromoteError::NotFound(id))?;
         self.users
             .update_user_flags(id, flags, &flag_events(&before, flags))
-            .await?
+            .await
+            .map_err(|err| match err {
+                // Promoting never takes an admin away.
+                UserChangeError::LastAdmin => anyhow::anyhow!("{err}"),
+                UserChangeError::Unknown(cause) => cause,
+            })?
             .ok_or(PromoteError::NotFound(id))
     }
 }
@@ -324,7 +352,13 @@ mod tests {
             .returning(|_, _, _, _| Ok(2));
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
 
-        assert_eq!(service.end_sessions_of(UserId::new(2)).await.unwrap(), 2);
+        assert_eq!(
+            service
+                .end_sessions_of(&admin(), UserId::new(2))
+                .await
+                .unwrap(),
+            2
+        );
     }
 
     #[tokio::test]
@@ -335,11 +369,53 @@ mod tests {
         sessions.expect_revoke_sessions_of_user().never();
         let service = AdminService::new(Arc::new(users), Arc::new(sessions));
 
-        let err = service.end_sessions_of(UserId::new(9)).await.unwrap_err();
+        let err = service
+            .end_sessions_of(&admin(), UserId::new(9))
+            .await
+            .unwrap_err();
 
         assert!(
             matches!(err, EndSessionsError::NotFound(id) if id == UserId::new(9)),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_admin_cannot_end_their_own_sessions_as_an_admin_operation() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user().never();
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke_sessions_of_user().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        let err = service
+            .end_sessions_of(&admin(), UserId::new(1))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, EndSessionsError::OwnAccount), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_change_that_would_leave_no_active_admin_is_refused() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_user()
+            .returning(|_| Ok(Some(user(2, true, true))));
+        users
+            .expect_update_user_flags()
+            .times(1)
+            .returning(|_, _, _| Err(UserChangeError::LastAdmin));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke_sessions_of_user().never();
+        let service = AdminService::new(Arc::new(users), Arc::new(sessions));
+
+        let err = service
+            .update_user(&admin(), UserId::new(2), disable())
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, UpdateUserError::LastAdmin), "{err:?}");
+        assert_eq!(err.to_string(), "at least one active admin must remain");
     }
 }

@@ -156,7 +156,12 @@ pub struct AuthService {
     /// `REQUIRE_VERIFIED_EMAIL`: a password login of an account whose address is not verified
     /// is refused.
     require_verified_email: bool,
+    /// `MAX_SESSIONS_PER_ACCOUNT`: a login past it ends the least recently used session.
+    max_sessions: u32,
 }
+
+/// How many active sessions an account holds by default (`MAX_SESSIONS_PER_ACCOUNT`).
+pub const DEFAULT_MAX_SESSIONS: u32 = 100;
 
 /// How long logins last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +228,16 @@ impl AuthService {
             personal_tokens,
             lifetimes,
             require_verified_email: false,
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
+    }
+
+    /// Holds each account to `max` active sessions (at least 1): a login past it ends the
+    /// least recently used one.
+    #[must_use]
+    pub fn holding_sessions(mut self, max: u32) -> Self {
+        self.max_sessions = max.max(1);
+        self
     }
 
     /// Refuses password logins of accounts whose address is not verified, when `require` is

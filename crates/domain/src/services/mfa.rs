@@ -104,6 +104,13 @@ pub enum ChangeMfaError {
 pub enum ResetMfaError {
     #[error("User with id: {0} does not exist")]
     NotFound(UserId),
+    /// An admin's own second factor is removed with their password and a code
+    /// (`POST /users/me/mfa/disable`), never by an admin operation: a stolen admin token must
+    /// not be able to strip its owner's second factor.
+    #[error(
+        "admins cannot reset their own second factor; disable it with your password and a code"
+    )]
+    OwnAccount,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -269,8 +276,12 @@ impl MfaService {
             .await
     }
 
-    /// An admin removes user `id`'s second factor and recovery codes (a lost phone).
-    pub async fn reset(&self, id: UserId) -> Result<(), ResetMfaError> {
+    /// An admin removes user `id`'s second factor and recovery codes (a lost phone). Not their
+    /// own: that takes the password and a code.
+    pub async fn reset(&self, admin: &Principal, id: UserId) -> Result<(), ResetMfaError> {
+        if id == admin.user.id {
+            return Err(ResetMfaError::OwnAccount);
+        }
         if self.ports.users.find_user(id).await?.is_none() {
             return Err(ResetMfaError::NotFound(id));
         }

@@ -8,7 +8,7 @@ use crate::ports::{PersonalTokenRepository, RefreshTokenCodec};
 use crate::services::{PasswordCheck, Principal};
 use crate::{
     NewPersonalToken, PERSONAL_TOKEN_PREFIX, Password, PersonalToken, PersonalTokenId,
-    PersonalTokenLifetime, PersonalTokenName, Scopes, SecurityEventKind,
+    PersonalTokenLifetime, PersonalTokenName, PersonalTokenPage, Scopes, SecurityEventKind,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,9 @@ pub enum CreateTokenError {
     /// No scope, or one the account may not hold.
     #[error("scopes: {0}")]
     InvalidScope(String),
+    /// The account holds as many live tokens as it may (`MAX_PERSONAL_TOKENS`).
+    #[error("an account holds at most {0} personal access tokens: revoke one first")]
+    TooMany(u32),
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
 }
@@ -62,7 +65,12 @@ pub struct PersonalTokenService {
     tokens: Arc<dyn PersonalTokenRepository>,
     codec: Arc<dyn RefreshTokenCodec>,
     password: PasswordCheck,
+    /// `MAX_PERSONAL_TOKENS`: how many live tokens an account may hold.
+    max_tokens: u32,
 }
+
+/// How many live personal tokens an account holds by default (`MAX_PERSONAL_TOKENS`).
+pub const DEFAULT_MAX_PERSONAL_TOKENS: u32 = 50;
 
 impl std::fmt::Debug for PersonalTokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,7 +89,15 @@ impl PersonalTokenService {
             tokens,
             codec,
             password,
+            max_tokens: DEFAULT_MAX_PERSONAL_TOKENS,
         }
+    }
+
+    /// Holds each account to `max` live tokens (at least 1): creating one more is refused.
+    #[must_use]
+    pub fn holding_tokens(mut self, max: u32) -> Self {
+        self.max_tokens = max.max(1);
+        self
     }
 
     /// A new token of the caller's, given the current password, with a non-empty subset of the
@@ -128,20 +144,26 @@ impl PersonalTokenService {
                     created_at: now,
                     expires_at: now + request.lifetime.as_delta(),
                 },
+                self.max_tokens,
                 &[event],
             )
-            .await?;
+            .await?
+            .ok_or(CreateTokenError::TooMany(self.max_tokens))?;
         Ok(CreatedToken {
             token,
             secret: secret.into(),
         })
     }
 
-    /// The caller's live tokens, newest first.
-    pub async fn list(&self, caller: &Principal) -> Result<Vec<PersonalToken>, ListTokensError> {
+    /// One page of the caller's live tokens, newest first.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        page: PersonalTokenPage,
+    ) -> Result<Vec<PersonalToken>, ListTokensError> {
         Ok(self
             .tokens
-            .list_personal_tokens(caller.user.id, Utc::now())
+            .list_personal_tokens(caller.user.id, Utc::now(), page)
             .await?)
     }
 
@@ -245,16 +267,17 @@ mod tests {
         let mut tokens = MockPersonalTokenRepository::new();
         tokens
             .expect_create_personal_token()
-            .withf(|new, events| {
-                new.hash.as_str() == "hash-of-wdn_pat_random"
+            .withf(|new, max, events| {
+                *max == DEFAULT_MAX_PERSONAL_TOKENS
+                    && new.hash.as_str() == "hash-of-wdn_pat_random"
                     && new.scopes == Scopes::parse("posts:read").unwrap()
                     && new.expires_at - new.created_at == chrono::TimeDelta::days(30)
                     && matches!(events, [event]
                         if event.kind == SecurityEventKind::PersonalTokenCreated)
             })
             .times(1)
-            .returning(|new, _| {
-                Ok(PersonalToken {
+            .returning(|new, _, _| {
+                Ok(Some(PersonalToken {
                     id: PersonalTokenId::new(7),
                     user_id: new.user_id,
                     name: new.name.clone(),
@@ -263,7 +286,7 @@ mod tests {
                     expires_at: new.expires_at,
                     last_used_at: None,
                     revoked_at: None,
-                })
+                }))
             });
         let service = service(tokens);
 
@@ -311,5 +334,23 @@ mod tests {
                 "{scopes}: {err:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_past_the_accounts_cap_is_refused() {
+        let mut tokens = MockPersonalTokenRepository::new();
+        tokens
+            .expect_create_personal_token()
+            .withf(|_, max, _| *max == 3)
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let service = service(tokens).holding_tokens(3);
+
+        let err = service
+            .create(&caller(false), request("posts:read"))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, CreateTokenError::TooMany(3)), "{err:?}");
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::ports::{PasswordHasher, SaveUserError, SessionRepository, UserRepository};
+use crate::ports::{
+    PasswordHasher, SaveUserError, SessionRepository, UserChangeError, UserRepository,
+};
 use crate::services::Principal;
 use crate::{EmailAddress, NewUser, Password, SecurityEventKind, User, UserId};
 
@@ -57,8 +59,21 @@ pub enum DeleteAccountError {
     /// The current password given is wrong.
     #[error("Incorrect password")]
     IncorrectPassword,
+    /// The account is the only active admin: deleting it would leave nobody to administer the
+    /// service.
+    #[error("at least one active admin must remain")]
+    LastAdmin,
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
+}
+
+impl From<UserChangeError> for DeleteAccountError {
+    fn from(err: UserChangeError) -> Self {
+        match err {
+            UserChangeError::LastAdmin => Self::LastAdmin,
+            UserChangeError::Unknown(cause) => Self::Unknown(cause),
+        }
+    }
 }
 
 impl From<SaveUserError> for RegisterError {
@@ -244,7 +259,8 @@ impl UserService {
     }
 
     /// Deletes the caller's account with its posts, votes and sessions, given the current
-    /// password.
+    /// password, unless it is the only active admin (decided by the store, as the account is
+    /// deleted).
     pub async fn delete(
         &self,
         caller: &Principal,

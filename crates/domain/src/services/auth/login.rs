@@ -268,6 +268,7 @@ impl AuthService {
                     hash: refresh_hash,
                     expires_at: now + self.lifetimes.refresh_token,
                 },
+                self.max_sessions,
                 &[event],
             )
             .await?;

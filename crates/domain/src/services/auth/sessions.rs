@@ -6,7 +6,7 @@ use chrono::Utc;
 use super::{AuthService, AuthenticateError, LogoutError, Principal};
 use crate::{
     AccessClaims, EventContext, NewSecurityEvent, PERSONAL_TOKEN_PREFIX, RequestOrigin,
-    SecurityEventKind, Session, SessionId,
+    SecurityEventKind, Session, SessionId, SessionPage,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +31,15 @@ pub enum EndSessionError {
 }
 
 impl AuthService {
-    /// The caller's active sessions, newest first.
-    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, SessionsError> {
+    /// One page of the caller's active sessions, newest first.
+    pub async fn sessions(
+        &self,
+        principal: &Principal,
+        page: SessionPage,
+    ) -> Result<Vec<Session>, SessionsError> {
         Ok(self
             .sessions
-            .list_active_sessions(principal.user.id, Utc::now())
+            .list_active_sessions(principal.user.id, Utc::now(), page)
             .await?)
     }
 

@@ -150,8 +150,9 @@ impl Mocks {
     fn issuing(mut self) -> Self {
         self.sessions
             .expect_create_session()
-            .withf(|new, refresh, events| {
-                refresh.hash.as_str() == "hash-of-next-refresh"
+            .withf(|new, refresh, max_sessions, events| {
+                *max_sessions == crate::services::DEFAULT_MAX_SESSIONS
+                    && refresh.hash.as_str() == "hash-of-next-refresh"
                     && refresh.expires_at > new.created_at + TimeDelta::days(13)
                     && new.expires_at > new.created_at + TimeDelta::days(29)
                     // The login is recorded with its session, from where it came.
@@ -162,7 +163,7 @@ impl Mocks {
                         && event.context.user_agent == new.origin.user_agent)
             })
             .times(1)
-            .returning(|new, _, _| {
+            .returning(|new, _, _, _| {
                 Ok(Session {
                     id: new.id,
                     user_id: new.user_id,

@@ -272,10 +272,33 @@ async fn an_admin_resets_an_existing_users_factor_without_their_own_context() {
         .returning(|_, _| Ok(true));
     let service = mocks.service();
 
-    service.reset(UserId::new(1)).await.unwrap();
-    let err = service.reset(UserId::new(9)).await.unwrap_err();
+    service.reset(&admin(), UserId::new(1)).await.unwrap();
+    let err = service.reset(&admin(), UserId::new(9)).await.unwrap_err();
     assert!(
         matches!(err, ResetMfaError::NotFound(id) if id == UserId::new(9)),
         "{err:?}"
     );
+}
+
+/// An admin, with id 2.
+fn admin() -> Principal {
+    let mut user = ann();
+    user.id = UserId::new(2);
+    user.is_admin = true;
+    Principal {
+        user,
+        scopes: Scopes::allowed_for(true),
+        ..caller()
+    }
+}
+
+#[tokio::test]
+async fn an_admin_cannot_reset_their_own_factor() {
+    let mut mocks = Mocks::new(true);
+    mocks.mfa.expect_remove_totp().never();
+    let service = mocks.service();
+
+    let err = service.reset(&admin(), UserId::new(2)).await.unwrap_err();
+
+    assert!(matches!(err, ResetMfaError::OwnAccount), "{err:?}");
 }

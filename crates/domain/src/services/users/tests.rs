@@ -337,3 +337,22 @@ async fn a_stolen_access_token_cannot_delete_the_account_without_the_password() 
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_delete_their_account() {
+    let mut users = MockUserRepository::new();
+    with_credentials(&mut users);
+    users
+        .expect_delete_user()
+        .times(1)
+        .returning(|_| Err(crate::ports::UserChangeError::LastAdmin));
+    let service = service(users, MockSessionRepository::new(), verifying_old());
+
+    let err = service
+        .delete(&caller(), &password("current pw"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, DeleteAccountError::LastAdmin), "{err:?}");
+    assert_eq!(err.to_string(), "at least one active admin must remain");
+}

@@ -15,6 +15,10 @@ fn principal(session_id: SessionId) -> Principal {
 
 #[tokio::test]
 async fn the_list_is_the_callers_active_sessions() {
+    let page = crate::SessionPage {
+        before: Some(SessionId::random()),
+        limit: crate::EventLimit::new(2).unwrap(),
+    };
     let listed = vec![
         session_of(UserId::new(1), false, "profile"),
         session_of(UserId::new(1), false, "profile"),
@@ -24,13 +28,13 @@ async fn the_list_is_the_callers_active_sessions() {
     mocks
         .sessions
         .expect_list_active_sessions()
-        .with(eq(UserId::new(1)), always())
+        .with(eq(UserId::new(1)), always(), eq(page))
         .times(1)
-        .returning(move |_, _| Ok(listed.clone()));
+        .returning(move |_, _, _| Ok(listed.clone()));
 
     let sessions = mocks
         .service()
-        .sessions(&principal(expected[0].id))
+        .sessions(&principal(expected[0].id), page)
         .await
         .unwrap();
 
