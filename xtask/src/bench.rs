@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
+use crate::net::{self, http};
 use crate::postgres::{self, psql};
-use crate::{cargo, exec, net, root};
+use crate::warden::{Launch, Probe, Profile, Warden};
+use crate::{exec, root};
 
 const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "a-bench-signing-secret-of-more-than-32-bytes";
@@ -85,9 +87,7 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<()> {
         Command::new("wrk").arg("--version").output().is_ok(),
         "wrk is not installed (`apt-get install wrk`; .ci/run installs it)"
     );
-    let mut build = cargo();
-    build.args(["build", "--release", "--locked", "--package", "warden"]);
-    exec(build)?;
+    Profile::Release.build()?;
 
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
@@ -188,13 +188,11 @@ impl Database {
                 let name = "warden_bench".to_owned();
                 let url = postgres::fresh_database(admin, &name)?;
                 // Migrated directly, as through the pooler it cannot be.
-                let mut migrate = Command::new(root().join("target/release/warden"));
-                migrate
-                    .arg("migrate")
-                    .current_dir(dir)
-                    .env_clear()
+                let mut migrate = Launch::new(&Profile::Release.binary(), dir)
                     .env("DATABASE_URL", &url)
-                    .stdout(Stdio::null());
+                    .args(&["migrate"])
+                    .command();
+                migrate.stdout(Stdio::null());
                 exec(migrate)?;
                 // As many server connections as Warden's pool would open by itself.
                 // Server connections stay open, so that their CPU time is counted.
@@ -245,7 +243,7 @@ impl Database {
 
 /// The release `warden`, running.
 struct Server {
-    child: Child,
+    warden: Warden,
     addr: String,
 }
 
@@ -261,91 +259,37 @@ impl Server {
         name: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let port = net::free_port()?;
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(root().join("target/release/warden"))
-            .current_dir(dir)
-            .env_clear()
+        let warden = Launch::new(&Profile::Release.binary(), dir)
             .env("DATABASE_URL", &database.serve_url)
             .env(
                 "DATABASE_TRANSACTION_POOLING",
                 database.pooler.is_some().to_string(),
             )
-            .env("WARDEN_ADDR", &addr)
             .env("JWT_SECRET", SECRET)
             .env("ACCESS_TOKEN_EXPIRE_MINUTES", "1440")
             .env("LOGIN_MAX_FAILURES_PER_USERNAME", "0")
             .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
             .env("REGISTRATIONS_PER_ADDRESS", "0")
             .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                dir.join(format!("{name}.log")),
-            )?))
-            .spawn()
-            .context("cannot start warden")?;
-        let server = Self { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http(&server.addr, "GET", "/health/ready", &[], "")?.0 != 200 {
-            ensure!(Instant::now() < deadline, "warden did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
+            .envs(env)
+            .serve(
+                net::free_port()?,
+                &dir.join(format!("{name}.log")),
+                Probe::Ready,
+            )?;
+        Ok(Self {
+            addr: warden.addr(),
+            warden,
+        })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.warden.pid()
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection: (status, body), status 0 when nothing listens.
-/// For seeding and probing, not for load.
-pub(crate) fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> anyhow::Result<(u16, String)> {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
-        return Ok((0, String::new()));
-    };
-    // A server that accepts and then hangs fails the caller rather than stalling it.
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        let _ = write!(request, "{name}: {value}\r\n");
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_owned();
-    Ok((status, body))
 }
 
 /// Registers `email` and logs in: (user id, access token).
