@@ -185,9 +185,7 @@ impl Server {
             )
             .env("JWT_SECRET", SECRET)
             .env("ACCESS_TOKEN_EXPIRE_MINUTES", "1440")
-            .env("LOGIN_MAX_FAILURES_PER_USERNAME", "0")
-            .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
-            .env("REGISTRATIONS_PER_ADDRESS", "0")
+            .unthrottled()
             .env("RUST_LOG", "warn")
             .envs(env)
             .serve(

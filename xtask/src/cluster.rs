@@ -40,12 +40,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let direct = postgres::fresh_database(postgres.url(), "warden_cluster")?;
     // The schema is migrated once, directly, as a deployment step; the instances reach the
     // database only through the pooler, where migrations cannot run.
-    let mut migrate = Launch::new(&binary, &dir)
-        .env("DATABASE_URL", &direct)
-        .args(&["migrate"])
-        .command();
-    migrate.stdout(Stdio::null());
-    exec(migrate)?;
+    Launch::new(&binary, &dir).migrate(&direct)?;
     let bouncer = PgBouncer::start("cluster", postgres.url(), 8, 60)?;
     let pooled = bouncer.database_url("warden_cluster");
 

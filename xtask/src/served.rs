@@ -80,8 +80,6 @@ fn configured(binary: &Path, dir: &Path) -> Launch {
     Launch::new(binary, dir)
         .with_path()
         .env("ACCESS_TOKEN_EXPIRE_MINUTES", "240")
-        .env("LOGIN_MAX_FAILURES_PER_USERNAME", "0")
-        .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
-        .env("REGISTRATIONS_PER_ADDRESS", "0")
+        .unthrottled()
         .env("RUST_LOG", "warn")
 }

@@ -84,14 +84,33 @@ impl Launch {
         self
     }
 
+    /// Throttling off: no failed-login budget per username or address, and no registration
+    /// limit per address (the checks and the bench do all they do from one address).
+    pub(crate) fn unthrottled(self) -> Self {
+        self.env("LOGIN_MAX_FAILURES_PER_USERNAME", "0")
+            .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "0")
+            .env("REGISTRATIONS_PER_ADDRESS", "0")
+    }
+
     pub(crate) fn args(mut self, args: &[&str]) -> Self {
         self.command.args(args);
         self
     }
 
-    /// The command, for a one-shot subcommand (`migrate`, `create-admin`, `check-config`).
+    /// The command, for a one-shot subcommand (`create-admin`, `check-config`).
     pub(crate) fn command(self) -> Command {
         self.command
+    }
+
+    /// `warden migrate` on `database_url`, directly: a database that `warden serve` will reach
+    /// through a transaction pooler, where migrations cannot run, is migrated this way first.
+    pub(crate) fn migrate(self, database_url: &str) -> anyhow::Result<()> {
+        let mut migrate = self
+            .env("DATABASE_URL", database_url)
+            .args(&["migrate"])
+            .command();
+        migrate.stdout(Stdio::null());
+        exec(migrate)
     }
 
     /// Starts it serving on 127.0.0.1:`port` (`WARDEN_ADDR`), its stderr to `log`, and waits

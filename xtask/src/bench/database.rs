@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, ensure};
 
 use super::Backend;
-use crate::exec;
 use crate::postgres::{self, psql};
 use crate::warden::{Launch, Profile};
 
@@ -51,12 +50,7 @@ impl Database {
                 let name = "warden_bench".to_owned();
                 let url = postgres::fresh_database(admin, &name)?;
                 // Migrated directly, as through the pooler it cannot be.
-                let mut migrate = Launch::new(&Profile::Release.binary(), dir)
-                    .env("DATABASE_URL", &url)
-                    .args(&["migrate"])
-                    .command();
-                migrate.stdout(Stdio::null());
-                exec(migrate)?;
+                Launch::new(&Profile::Release.binary(), dir).migrate(&url)?;
                 // As many server connections as Warden's pool would open by itself.
                 // Server connections stay open, so that their CPU time is counted.
                 let pooler = crate::pgbouncer::PgBouncer::start("bench", admin, 10, 3600)?;
