@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 
 use crate::pgbouncer::PgBouncer;
-use crate::{cargo, exec, net, postgres, python, root};
+use crate::warden::{Launch, Probe, Profile, Warden};
+use crate::{exec, net, postgres, python, root};
 
 const JWT_SECRET: &str = "a-cluster-signing-secret-shared-by-every-instance";
 /// How long a signalled instance goes on serving while HAProxy takes it out: well over the
@@ -30,10 +31,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .find(|path| path.is_file())
         .context("HAProxy is not installed: `apt-get install haproxy` (.ci/run does)")?;
-    let mut build = cargo();
-    build.args(["build", "--quiet", "--locked", "--package", "warden"]);
-    exec(build)?;
-    let binary = root().join("target/debug/warden");
+    let binary = Profile::Debug.build()?;
     let dir = root().join("target/cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -42,13 +40,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let direct = postgres::fresh_database(postgres.url(), "warden_cluster")?;
     // The schema is migrated once, directly, as a deployment step; the instances reach the
     // database only through the pooler, where migrations cannot run.
-    let mut migrate = Command::new(&binary);
-    migrate
-        .arg("migrate")
-        .current_dir(&dir)
-        .env("DATABASE_URL", &direct)
-        .stdout(Stdio::null());
-    exec(migrate)?;
+    Launch::new(&binary, &dir).migrate(&direct)?;
     let bouncer = PgBouncer::start("cluster", postgres.url(), 8, 60)?;
     let pooled = bouncer.database_url("warden_cluster");
 
@@ -113,7 +105,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
 struct Instance {
     name: &'static str,
     port: u16,
-    child: Child,
+    warden: Warden,
     /// How many times it has been started.
     starts: u32,
 }
@@ -126,18 +118,16 @@ impl Instance {
         port: u16,
         database_url: &str,
     ) -> anyhow::Result<Self> {
-        let mut instance = Self {
+        Ok(Self {
             name,
             port,
-            child: spawn(binary, dir, name, 0, port, database_url)?,
+            warden: serve(binary, dir, name, 0, port, database_url)?,
             starts: 1,
-        };
-        instance.wait_until_ready()?;
-        Ok(instance)
+        })
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.warden.url()
     }
 
     fn log_path(&self, start: u32) -> PathBuf {
@@ -149,75 +139,34 @@ impl Instance {
     /// SIGTERM, a clean exit after the drain, and a new process on the same port.
     fn restart(&mut self, binary: &Path, dir: &Path, database_url: &str) -> anyhow::Result<()> {
         eprintln!("==> SIGTERM to instance {}", self.name);
-        let mut term = Command::new("kill");
-        term.args(["-TERM", &self.child.id().to_string()]);
-        exec(term)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "instance {} did not stop",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = self
+            .warden
+            .terminate()
+            .with_context(|| format!("instance {}", self.name))?;
         ensure!(
             status.success(),
             "instance {} exited with {status}",
             self.name
         );
         eprintln!("==> starting instance {} again", self.name);
-        self.child = spawn(binary, dir, self.name, self.starts, self.port, database_url)?;
+        self.warden = serve(binary, dir, self.name, self.starts, self.port, database_url)?;
         self.starts += 1;
-        self.wait_until_ready()
-    }
-
-    fn wait_until_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(self.port, "/health/ready").0 != 200 {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "instance {} exited ({status}); see {}",
-                    self.name,
-                    self.log_path(self.starts - 1).display()
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "instance {} did not become ready",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Ok(())
     }
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(
+/// Instance `name`'s `start`th run (from 0), logging to `warden-<name>-<start>.log`, ready.
+fn serve(
     binary: &Path,
     dir: &Path,
     name: &str,
     start: u32,
     port: u16,
     database_url: &str,
-) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(dir.join(format!("warden-{name}-{start}.log")))?;
-    Command::new(binary)
-        .args(["serve", "--no-migrate"])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("WARDEN_ADDR", format!("127.0.0.1:{port}"))
+) -> anyhow::Result<Warden> {
+    Launch::new(binary, dir)
+        .args(&["serve", "--no-migrate"])
+        .with_path()
         .env("DATABASE_URL", database_url)
         .env("DATABASE_TRANSACTION_POOLING", "true")
         .env("JWT_SECRET", JWT_SECRET)
@@ -228,15 +177,17 @@ fn spawn(
         // budgets keep their defaults (5 per username, 20 per address).
         .env("REGISTRATIONS_PER_ADDRESS", "1000")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .context("cannot start warden")
+        .serve(
+            port,
+            &dir.join(format!("warden-{name}-{start}.log")),
+            Probe::Ready,
+        )
+        .with_context(|| format!("instance {name}"))
 }
 
 /// `GET path` on 127.0.0.1:`port`: (status, body), status 0 without an answer.
 fn get(port: u16, path: &str) -> (u16, String) {
-    crate::bench::http(&format!("127.0.0.1:{port}"), "GET", path, &[], "").unwrap_or_default()
+    net::http(&format!("127.0.0.1:{port}"), "GET", path, &[], "").unwrap_or_default()
 }
 
 /// Waits until HAProxy sends requests to both instances again: its stats page (on the

@@ -26,6 +26,7 @@ mod smtp;
 #[cfg(test)]
 mod tidy;
 mod tls;
+mod warden;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -15,15 +15,13 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::{cargo, exec, postgres, root};
+use crate::warden::{Launch, Profile};
+use crate::{exec, postgres};
 
 const SECRET: &str = "a-tls-check-signing-secret-of-more-than-32-bytes";
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    let mut build = cargo();
-    build.args(["build", "--quiet", "--locked", "--package", "warden"]);
-    exec(build)?;
-    let warden = root().join("target/debug/warden");
+    let warden = Profile::Debug.build()?;
 
     let dir = std::env::temp_dir().join(format!("warden-xtask-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -119,12 +117,11 @@ fn expect(
     args: &[&str],
     expected: Result<&str, &str>,
 ) -> anyhow::Result<()> {
-    let output = Command::new(warden)
-        .current_dir(dir)
-        .env_clear()
+    let output = Launch::new(warden, dir)
         .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", SECRET)
         .args(args)
+        .command()
         .output()
         .context("cannot run warden")?;
     let (stdout, stderr) = (

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use serde_json::json;
 
-use crate::bench::http;
+use crate::net::http;
 use crate::python;
 use crate::served::{PASSWORD, Served};
 use crate::smtp::{Listener, MailServer};
