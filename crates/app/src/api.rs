@@ -1,5 +1,6 @@
 //! The HTTP API: the operations, grouped by tag, and the OpenAPI service that serves them.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -39,7 +40,8 @@ pub type Apis = (
     auth::AuthApi,
     jwks::JwksApi,
     oauth::OAuthApi,
-    users::UsersApi,
+    // Grouped: std implements `Default` for tuples of at most twelve.
+    (users::UsersApi, account::AccountApi),
     mail::MailApi,
     sessions::SessionsApi,
     events::EventsApi,

@@ -13,11 +13,9 @@ use poem::{Body, Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Resp
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
-    Argon2Hasher, JwtConfig, JwtTokens, MemoryThrottle, Sha256RefreshTokens, Store, StoreOptions,
-    TotpSecrets,
+    Argon2Hasher, JwtConfig, JwtTokens, Sha256RefreshTokens, Store, StoreOptions, TotpSecrets,
 };
 use warden_domain::EventRetention;
-use warden_domain::ports::ThrottleStore;
 use warden_domain::services::{
     AdminService, AuthPorts, AuthService, EmailPorts, EmailService, EventService, Lifetimes,
     MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, RetentionService,
@@ -190,7 +188,7 @@ impl AppState {
             retention: RetentionService::new(repository.clone(), repository.clone(), retention),
             events: EventService::new(repository, retention),
             tokens,
-            throttle: Arc::new(throttle(&store, config)),
+            throttle: Arc::new(Throttle::for_store(&store, &config.throttle())),
             store,
             metrics_with_api: config.server.metrics_addr.is_none(),
             cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
@@ -200,18 +198,6 @@ impl AppState {
             body_timeout: Duration::from_secs(config.server.http_body_timeout_seconds),
         })
     }
-}
-
-/// The brute-force throttle: with PostgreSQL its budgets live in the database, shared by every
-/// instance on it; with SQLite (one instance) in memory.
-fn throttle(store: &Store, config: &Config) -> Throttle {
-    let settings = config.throttle();
-    let rates = settings.rates();
-    let counts: Arc<dyn ThrottleStore> = match store.shared_throttle(rates) {
-        Some(shared) => Arc::new(shared),
-        None => Arc::new(MemoryThrottle::new(&rates)),
-    };
-    Throttle::new(counts, &settings)
 }
 
 /// The whole HTTP application: the API, `/openapi.json`, Swagger UI at `/docs`, and the

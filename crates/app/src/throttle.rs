@@ -18,6 +18,7 @@ use std::time::Duration;
 use poem::Request;
 use poem::web::RemoteAddr;
 use poem_openapi::payload::Json;
+use warden_adapters::{MemoryThrottle, Store};
 use warden_domain::ports::ThrottleStore;
 use warden_domain::{Rate, Rates, RequestOrigin, ThrottleKey, User};
 
@@ -81,6 +82,17 @@ impl Throttle {
             store,
             trusted_proxy_hops: config.trusted_proxy_hops,
         }
+    }
+
+    /// The throttle of `settings` for `store`: with PostgreSQL its budgets live in the
+    /// database, shared by every instance on it; with SQLite (one instance) in memory.
+    pub fn for_store(store: &Store, settings: &ThrottleConfig) -> Self {
+        let rates = settings.rates();
+        let counts: Arc<dyn ThrottleStore> = match store.shared_throttle(rates) {
+            Some(shared) => Arc::new(shared),
+            None => Arc::new(MemoryThrottle::new(&rates)),
+        };
+        Self::new(counts, settings)
     }
 
     /// The client's address: the peer, or with `trusted_proxy_hops` = n > 0, the n-th address
