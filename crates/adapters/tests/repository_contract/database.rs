@@ -1,0 +1,42 @@
+//! The database as a whole: migrations and transaction pooling.
+
+use crate::support::*;
+
+warden_adapters::on_both_stores!(a_migrated_database_has_no_pending_migration,);
+
+async fn a_migrated_database_has_no_pending_migration(store: Store) {
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+/// Behind a transaction pooler (here PostgreSQL itself, in the same mode), every operation still
+/// works, and migrating is refused with the reason.
+#[tokio::test]
+async fn in_transaction_pooling_mode_operations_work_and_migrating_is_refused() {
+    let db = warden_adapters::testing::TestDb::postgres().await;
+    let options = warden_adapters::StoreOptions {
+        transaction_pooling: true,
+        ..warden_adapters::StoreOptions::default()
+    };
+    let store = Store::open(db.url(), &options).await.unwrap();
+    let ann = user(&store, "ann@example.com").await;
+    let id = session_with(&store, ann.id, "first").await;
+    assert!(matches!(
+        rotate(&store, "first", "second").await,
+        Rotation::Rotated(_)
+    ));
+    assert!(store.find_session(id).await.unwrap().is_some());
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+    store.ping().await.unwrap();
+
+    let err = store.migrate().await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cannot run through a transaction pooler"),
+        "{err:#}"
+    );
+}
