@@ -21,8 +21,9 @@ async fn in_transaction_pooling_mode_operations_work_and_migrating_is_refused() 
         ..warden_adapters::StoreOptions::default()
     };
     let store = Store::open(db.url(), &options).await.unwrap();
-    let ann = user(&store, "ann@example.com").await;
-    let id = session_with(&store, ann.id, "first").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let id = seed.session(&ann, "first").await;
     assert!(matches!(
         rotate(&store, "first", "second").await,
         Rotation::Rotated(_)

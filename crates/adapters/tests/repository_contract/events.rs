@@ -12,7 +12,8 @@ warden_adapters::on_both_stores!(
 
 async fn events_are_stored_with_the_change_they_record_and_only_if_it_happened(store: Store) {
     use SecurityEventKind::*;
-    let ann = user(&store, "ann@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
     let new = new_session(ann.id);
     let login = event(ann.id, Login, Some(new.id));
     store
@@ -38,7 +39,7 @@ async fn events_are_stored_with_the_change_they_record_and_only_if_it_happened(s
             .await
             .unwrap()
     );
-    let other = session_with(&store, ann.id, "second").await;
+    let other = seed.session(&ann, "second").await;
     let revoked = [event(ann.id, SessionRevoked, Some(other))];
     assert!(
         !store
@@ -115,8 +116,9 @@ async fn events_are_stored_with_the_change_they_record_and_only_if_it_happened(s
 }
 
 async fn an_event_of_a_refused_change_is_not_stored(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     let taken = EmailAddress::new("BOB@example.com").unwrap();
     let changed = [event(ann.id, SecurityEventKind::EmailChanged, None)];
     assert!(matches!(
@@ -152,8 +154,9 @@ async fn an_event_of_a_refused_change_is_not_stored(store: Store) {
 
 async fn events_are_listed_newest_first_by_page_user_kind_and_age(store: Store) {
     use SecurityEventKind::*;
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     let mut old = event(ann.id, Login, None);
     old.at = Utc::now() - TimeDelta::days(100);
     store.record_events(&[old]).await.unwrap();
@@ -224,8 +227,9 @@ async fn events_are_listed_newest_first_by_page_user_kind_and_age(store: Store) 
 }
 
 async fn old_events_are_deleted_and_an_accounts_go_with_it(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     let mut old = event(ann.id, SecurityEventKind::Login, None);
     old.at = Utc::now() - TimeDelta::days(91);
     let fresh = event(ann.id, SecurityEventKind::Logout, None);
@@ -260,7 +264,7 @@ async fn old_events_are_deleted_and_an_accounts_go_with_it(store: Store) {
 }
 
 async fn a_detached_event_is_stored_after_the_call_returns(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     store.record_events_detached(vec![event(ann.id, SecurityEventKind::LoginFailed, None)]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

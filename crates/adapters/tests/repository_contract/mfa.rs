@@ -38,7 +38,7 @@ where
 
 /// Ann, with a TOTP factor confirmed at step 100 and recovery codes `one` and `two`.
 async fn with_confirmed_factor(store: &Store) -> UserId {
-    let ann = user(store, "ann@example.com").await;
+    let ann = Seed(store).user("ann").await;
     assert!(
         store
             .save_pending_totp(ann.id, &sealed("a"), Utc::now())
@@ -55,7 +55,7 @@ async fn with_confirmed_factor(store: &Store) -> UserId {
 }
 
 async fn a_pending_factor_is_replaced_until_a_code_confirms_it(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     assert_eq!(store.find_totp(ann.id).await.unwrap(), None);
     assert!(
         store
@@ -128,7 +128,7 @@ async fn each_code_step_is_accepted_once_and_never_an_older_one(store: Store) {
     .await;
     assert_eq!(won, 1);
     // No factor, no step.
-    let bob = user(&store, "bob@example.com").await;
+    let bob = Seed(&store).user("bob").await;
     assert!(!store.use_totp_step(bob.id, 500).await.unwrap());
     store
         .save_pending_totp(bob.id, &sealed("p"), Utc::now())
@@ -185,7 +185,7 @@ async fn recovery_codes_are_single_use_and_replaced_as_a_set(store: Store) {
             .await
             .unwrap()
     );
-    let bob = user(&store, "bob@example.com").await;
+    let bob = Seed(&store).user("bob").await;
     assert!(
         !store
             .replace_recovery_codes(bob.id, &codes(&["x"]))
@@ -218,7 +218,7 @@ async fn recovery_codes_are_single_use_and_replaced_as_a_set(store: Store) {
 }
 
 async fn an_mfa_challenge_is_spent_once_and_tried_at_most_five_times_even_racing(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let now = Utc::now();
     let challenge = |name: &str, expires_at| warden_domain::MfaChallenge {
         token_hash: RefreshTokenHash::new(format!("hash-of-{name}")),

@@ -21,8 +21,9 @@ fn new_token(user: UserId, name: &str, expires_in: TimeDelta) -> warden_domain::
 async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revoked_once(
     store: Store,
 ) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     let created = [event(ann.id, SecurityEventKind::PersonalTokenCreated, None)];
     let ci = store
         .create_personal_token(

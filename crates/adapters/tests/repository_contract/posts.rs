@@ -25,7 +25,7 @@ async fn titles(store: &Store, query: &PostQuery) -> Vec<String> {
 }
 
 async fn a_created_post_can_be_found_with_its_owner_and_no_votes(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
 
     let created = store
         .create_post(ann.id, &draft("Hello", false))
@@ -43,7 +43,7 @@ async fn a_created_post_can_be_found_with_its_owner_and_no_votes(store: Store) {
 }
 
 async fn replacing_a_post_changes_it_and_its_update_time(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let created = store
         .create_post(ann.id, &draft("Hello", true))
         .await
@@ -89,8 +89,9 @@ async fn replacing_or_deleting_a_missing_post_says_so(store: Store) {
 }
 
 async fn the_list_shows_published_posts_and_the_viewers_own_newest_first(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     for (owner, title, published) in [
         (&ann, "ann public 1", true),
         (&ann, "ann draft", false),
@@ -115,7 +116,7 @@ async fn the_list_shows_published_posts_and_the_viewers_own_newest_first(store: 
 }
 
 async fn the_list_pages_and_counts_every_match(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     for i in 1..=5 {
         store
             .create_post(ann.id, &draft(&format!("post {i}"), true))
@@ -145,7 +146,7 @@ async fn the_list_pages_and_counts_every_match(store: Store) {
 }
 
 async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     for title in [
         "Rust Tips",
         "TRUSTED advice",
@@ -190,7 +191,7 @@ async fn the_list_searches_titles_ignoring_case_and_wildcards(store: Store) {
 }
 
 async fn the_title_index_follows_every_change_of_a_title(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let quoted = store
         .create_post(ann.id, &draft(r#"He said "hello world" twice"#, true))
         .await
@@ -234,7 +235,7 @@ async fn the_title_index_follows_every_change_of_a_title(store: Store) {
 }
 
 async fn the_total_is_counted_up_to_the_cap(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let cap = warden_domain::MAX_COUNTED_POSTS;
     for i in 0..=cap {
         store

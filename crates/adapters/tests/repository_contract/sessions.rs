@@ -47,10 +47,7 @@ async fn expired_session(store: &Store, user: UserId, now: chrono::DateTime<Utc>
 }
 
 async fn a_created_session_can_be_found(store: Store) {
-    let user = store
-        .create_user(&new_user("ann@example.com"))
-        .await
-        .unwrap();
+    let user = Seed(&store).user("ann").await;
     let new = new_session(user.id);
 
     let created = store
@@ -72,10 +69,7 @@ async fn a_created_session_can_be_found(store: Store) {
 }
 
 async fn a_session_is_read_with_its_user_as_the_user_is_now(store: Store) {
-    let user = store
-        .create_user(&new_user("ann@example.com"))
-        .await
-        .unwrap();
+    let user = Seed(&store).user("ann").await;
     let new = new_session(user.id);
     let created = store
         .create_session(
@@ -130,10 +124,7 @@ async fn a_session_needs_an_existing_user(store: Store) {
 }
 
 async fn timestamps_round_trip_exactly(store: Store) {
-    let user = store
-        .create_user(&new_user("ann@example.com"))
-        .await
-        .unwrap();
+    let user = Seed(&store).user("ann").await;
     let new = new_session(user.id);
     store
         .create_session(
@@ -158,15 +149,17 @@ async fn timestamps_round_trip_exactly(store: Store) {
 }
 
 async fn sessions_remember_their_scopes(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let id = session_with(&store, ann.id, "first").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let id = seed.session(&ann, "first").await;
     let found = store.find_session(id).await.unwrap().unwrap();
     assert_eq!(found.scopes.to_string(), "profile posts:read");
 }
 
 async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let id = session_with(&store, ann.id, "first").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let id = seed.session(&ann, "first").await;
     let first = RefreshTokenHash::new("hash-of-first".into());
 
     let rotated = rotate(&store, "first", "second").await;
@@ -199,7 +192,7 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
 }
 
 async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let new = new_session(ann.id);
     store
         .create_session(
@@ -220,8 +213,9 @@ async fn unknown_and_expired_refresh_tokens_are_invalid(store: Store) {
 }
 
 async fn concurrent_rotations_of_one_token_let_exactly_one_through(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let id = session_with(&store, ann.id, "contested").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let id = seed.session(&ann, "contested").await;
 
     let attempts: Vec<_> = (0..16)
         .map(|i| {
@@ -254,8 +248,9 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through(store: Store)
 }
 
 async fn a_session_is_revoked_once(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let id = session_with(&store, ann.id, "first").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let id = seed.session(&ann, "first").await;
     let at = Utc::now();
 
     assert!(store.revoke_session(id, at, &[]).await.unwrap());
@@ -279,12 +274,13 @@ async fn a_session_is_revoked_once(store: Store) {
 }
 
 async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
-    let keep = session_with(&store, ann.id, "a1").await;
-    let end1 = session_with(&store, ann.id, "a2").await;
-    let end2 = session_with(&store, ann.id, "a3").await;
-    let bobs = session_with(&store, bob.id, "b1").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
+    let keep = seed.session(&ann, "a1").await;
+    let end1 = seed.session(&ann, "a2").await;
+    let end2 = seed.session(&ann, "a3").await;
+    let bobs = seed.session(&bob, "b1").await;
 
     assert_eq!(
         store
@@ -322,7 +318,7 @@ async fn all_sessions_of_a_user_but_one_are_revoked(store: Store) {
 }
 
 async fn a_sessions_origin_round_trips(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     for origin in [
         new_session(ann.id).origin,
         SessionOrigin::default(),
@@ -362,8 +358,9 @@ fn stored_now_of(new: &NewSession) -> chrono::DateTime<Utc> {
 }
 
 async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
     let now = Utc::now();
     let mut ids = Vec::new();
     for minutes_ago in [30, 10, 20, 40] {
@@ -381,7 +378,7 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
     }
     expired_session(&store, ann.id, now).await;
     store.revoke_session(ids[3], now, &[]).await.unwrap();
-    session_with(&store, bob.id, "bobs").await;
+    seed.session(&bob, "bobs").await;
 
     let listed: Vec<SessionId> = store
         .list_active_sessions(ann.id, Utc::now(), SessionPage::first())
@@ -395,9 +392,10 @@ async fn active_sessions_are_listed_newest_first_without_ended_or_expired_ones(s
 }
 
 async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
-    let annes = session_with(&store, ann.id, "a1").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
+    let annes = seed.session(&ann, "a1").await;
     let now = Utc::now();
 
     // Bob cannot end Ann's session; an unknown id ends nothing.
@@ -455,7 +453,7 @@ async fn a_session_is_revoked_only_for_its_own_active_user(store: Store) {
 }
 
 async fn a_sessions_use_moves_forward_only_and_a_refresh_is_a_use(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let new = session_created_at(ann.id, Utc::now() - TimeDelta::minutes(10));
     let id = new.id;
     let created = store
@@ -503,7 +501,7 @@ async fn a_session_inserted_by_the_previous_release_is_read_with_defaults(
     const OLD_INSERT: &str = "INSERT INTO sessions (id, user_id, created_at, expires_at, scopes) \
                               VALUES ($1, $2, $3, $4, $5)";
     let store = db.store();
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let new = new_session(ann.id);
     let created_at = {
         use chrono::SubsecRound;

@@ -1,5 +1,5 @@
-//! What the contract's modules share: the imports, the caps, and the helpers that build
-//! users, sessions, posts and events.
+//! What the contract's modules share: the imports, the caps, the [`Seed`] a test starts from,
+//! and the helpers that build sessions, posts and events.
 
 pub(crate) use chrono::{TimeDelta, Utc};
 pub(crate) use warden_adapters::Store;
@@ -66,23 +66,38 @@ pub(crate) async fn rotate(store: &Store, presented: &str, next: &str) -> Rotati
         .unwrap()
 }
 
-/// Opens a session for `user` whose refresh token is `first`.
-pub(crate) async fn session_with(store: &Store, user: UserId, first: &str) -> SessionId {
-    let new = new_session(user);
-    store
-        .create_session(
-            &new,
-            &refresh_token(first, TimeDelta::days(1)),
-            MAX_SESSIONS,
-            &[],
-        )
-        .await
-        .unwrap();
-    new.id
-}
+/// What a test starts from, put in its store: `seed.user("ann")`, `seed.post(&ann, "Hello")`.
+pub(crate) struct Seed<'a>(pub(crate) &'a Store);
 
-pub(crate) async fn user(store: &Store, email: &str) -> User {
-    store.create_user(&new_user(email)).await.unwrap()
+impl Seed<'_> {
+    /// `<name>@example.com`: an active, unverified non-admin with a fixed password hash.
+    pub(crate) async fn user(&self, name: &str) -> User {
+        let email = format!("{name}@example.com");
+        self.0.create_user(&new_user(&email)).await.unwrap()
+    }
+
+    /// A session of `user` whose refresh token is `first` (stored as `hash-of-<first>`).
+    pub(crate) async fn session(&self, user: &User, first: &str) -> SessionId {
+        let new = new_session(user.id);
+        self.0
+            .create_session(
+                &new,
+                &refresh_token(first, TimeDelta::days(1)),
+                MAX_SESSIONS,
+                &[],
+            )
+            .await
+            .unwrap();
+        new.id
+    }
+
+    /// A published post of `owner`'s.
+    pub(crate) async fn post(&self, owner: &User, title: &str) -> warden_domain::Post {
+        self.0
+            .create_post(owner.id, &draft(title, true))
+            .await
+            .unwrap()
+    }
 }
 
 pub(crate) fn draft(title: &str, published: bool) -> PostDraft {

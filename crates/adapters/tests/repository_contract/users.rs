@@ -101,7 +101,7 @@ async fn users_are_created_as_admins_when_asked(store: Store) {
 }
 
 async fn credentials_are_found_by_id(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
     assert_eq!(credentials.user, ann);
     assert_eq!(
@@ -120,7 +120,7 @@ async fn credentials_are_found_by_id(store: Store) {
 async fn users_are_listed_in_pages_by_id(store: Store) {
     let mut ids = Vec::new();
     for name in ["a", "b", "c", "d"] {
-        ids.push(user(&store, &format!("{name}@example.com")).await.id);
+        ids.push(Seed(&store).user(name).await.id);
     }
     let page: Vec<UserId> = store
         .list_users(Page::new(2, 1).unwrap())
@@ -140,8 +140,9 @@ async fn users_are_listed_in_pages_by_id(store: Store) {
 }
 
 async fn emails_change_unless_taken(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    user(&store, "bob@example.com").await;
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    seed.user("bob").await;
 
     let changed = store
         .update_email(ann.id, &EmailAddress::new("Ann@New.example").unwrap(), &[])
@@ -172,7 +173,7 @@ async fn emails_change_unless_taken(store: Store) {
 }
 
 async fn passwords_and_flags_change(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
 
     assert!(
         store
@@ -228,17 +229,12 @@ async fn passwords_and_flags_change(store: Store) {
 }
 
 async fn deleting_a_user_deletes_their_sessions_posts_and_votes(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
-    let session = session_with(&store, ann.id, "anns-token").await;
-    let anns_post = store
-        .create_post(ann.id, &draft("Ann's", true))
-        .await
-        .unwrap();
-    let bobs_post = store
-        .create_post(bob.id, &draft("Bob's", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
+    let session = seed.session(&ann, "anns-token").await;
+    let anns_post = seed.post(&ann, "Ann's").await;
+    let bobs_post = seed.post(&bob, "Bob's").await;
     store.add_vote(ann.id, bobs_post.id).await.unwrap();
     store.add_vote(bob.id, anns_post.id).await.unwrap();
 

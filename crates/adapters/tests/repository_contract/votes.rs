@@ -12,14 +12,12 @@ warden_adapters::on_both_stores!(
 );
 
 async fn vote_counts_follow_votes_taken_back_and_voters_deleted(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let post = store
-        .create_post(ann.id, &draft("counted", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let post = seed.post(&ann, "counted").await;
     let mut voters = Vec::new();
     for name in ["bob", "cy", "di"] {
-        let voter = user(&store, &format!("{name}@example.com")).await;
+        let voter = seed.user(name).await;
         store.add_vote(voter.id, post.id).await.unwrap();
         voters.push(voter);
     }
@@ -39,16 +37,11 @@ async fn vote_counts_follow_votes_taken_back_and_voters_deleted(store: Store) {
 }
 
 async fn votes_are_counted_wherever_a_post_is_read(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
-    let post = store
-        .create_post(ann.id, &draft("Hello", true))
-        .await
-        .unwrap();
-    let other = store
-        .create_post(ann.id, &draft("Other", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let bob = seed.user("bob").await;
+    let post = seed.post(&ann, "Hello").await;
+    let other = seed.post(&ann, "Other").await;
 
     store.add_vote(ann.id, post.id).await.unwrap();
     store.add_vote(bob.id, post.id).await.unwrap();
@@ -71,11 +64,9 @@ async fn votes_are_counted_wherever_a_post_is_read(store: Store) {
 }
 
 async fn a_user_votes_once_per_post(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let post = store
-        .create_post(ann.id, &draft("Hello", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let post = seed.post(&ann, "Hello").await;
 
     store.add_vote(ann.id, post.id).await.unwrap();
     let err = store.add_vote(ann.id, post.id).await.unwrap_err();
@@ -90,7 +81,7 @@ async fn a_user_votes_once_per_post(store: Store) {
 }
 
 async fn voting_on_a_missing_post_is_refused(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let err = store.add_vote(ann.id, PostId::new(4242)).await.unwrap_err();
     assert!(
         matches!(err, AddVoteError::PostNotFound(id) if id == PostId::new(4242)),
@@ -99,11 +90,9 @@ async fn voting_on_a_missing_post_is_refused(store: Store) {
 }
 
 async fn concurrent_votes_by_one_user_store_exactly_one(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let post = store
-        .create_post(ann.id, &draft("Hello", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let post = seed.post(&ann, "Hello").await;
 
     let attempts: Vec<_> = (0..16)
         .map(|_| {
@@ -126,11 +115,9 @@ async fn concurrent_votes_by_one_user_store_exactly_one(store: Store) {
 }
 
 async fn deleting_a_post_deletes_its_votes(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let post = store
-        .create_post(ann.id, &draft("Hello", true))
-        .await
-        .unwrap();
+    let seed = Seed(&store);
+    let ann = seed.user("ann").await;
+    let post = seed.post(&ann, "Hello").await;
     store.add_vote(ann.id, post.id).await.unwrap();
 
     assert!(store.delete_post(post.id).await.unwrap());
