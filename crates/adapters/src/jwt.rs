@@ -357,7 +357,7 @@ impl TokenIssuer for JwtTokens {
 
 #[async_trait]
 impl TokenVerifier for JwtTokens {
-    async fn verify(&self, token: &str) -> Result<AccessClaims, InvalidTokenError> {
+    async fn verify_access_token(&self, token: &str) -> Result<AccessClaims, InvalidTokenError> {
         self.decode(token)
     }
 }

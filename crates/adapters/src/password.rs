@@ -262,7 +262,11 @@ impl PasswordHasher for Argon2Hasher {
         }
     }
 
-    async fn verify(&self, candidate: &Password, hash: &PasswordHash) -> anyhow::Result<bool> {
+    async fn verify_password(
+        &self,
+        candidate: &Password,
+        hash: &PasswordHash,
+    ) -> anyhow::Result<bool> {
         self.verify_phc(candidate, hash.as_str().into()).await
     }
 

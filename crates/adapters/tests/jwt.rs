@@ -67,7 +67,7 @@ fn at_jwt(alg: Algorithm) -> Header {
 }
 
 async fn assert_refused(token: &str, why: &str) {
-    let result = jwt().verify(token).await;
+    let result = jwt().verify_access_token(token).await;
     assert!(result.is_err(), "{why}: token was accepted");
 }
 
@@ -76,7 +76,7 @@ async fn an_issued_token_verifies_to_what_it_was_issued_for() {
     let grant = grant();
     let issued = jwt().issue(&grant).await.unwrap();
 
-    let claims = jwt().verify(&issued.token).await.unwrap();
+    let claims = jwt().verify_access_token(&issued.token).await.unwrap();
 
     assert_eq!(claims.user_id, grant.user_id);
     assert_eq!(claims.session_id, grant.session_id);
@@ -133,7 +133,10 @@ async fn a_well_forged_token_with_the_right_secret_is_accepted() {
     // The baseline for the refusals below: each changes one thing of this token.
     let sid = SessionId::random();
     let token = sign(&at_jwt(Algorithm::HS256), &valid_claims(sid), SECRET);
-    assert_eq!(jwt().verify(&token).await.unwrap().session_id, sid);
+    assert_eq!(
+        jwt().verify_access_token(&token).await.unwrap().session_id,
+        sid
+    );
 }
 
 #[tokio::test]
@@ -229,7 +232,7 @@ async fn the_media_type_form_of_the_type_is_accepted() {
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("application/AT+JWT".into());
     let token = sign(&header, &valid_claims(SessionId::random()), SECRET);
-    assert!(jwt().verify(&token).await.is_ok());
+    assert!(jwt().verify_access_token(&token).await.is_ok());
 }
 
 #[tokio::test]
@@ -320,7 +323,10 @@ async fn eddsa_tokens_carry_the_signing_keys_id_and_verify() {
     let kid = header.kid.unwrap();
     assert_eq!(jwt.public_keys()[0].kid, kid);
     assert_eq!(kid.len(), 43, "an RFC 7638 SHA-256 thumbprint, base64url");
-    assert_eq!(jwt.verify(&issued).await.unwrap().user_id, UserId::new(42));
+    assert_eq!(
+        jwt.verify_access_token(&issued).await.unwrap().user_id,
+        UserId::new(42)
+    );
 }
 
 #[tokio::test]
@@ -336,12 +342,12 @@ async fn during_a_rotation_the_previous_key_is_accepted_and_a_retired_one_refuse
     let from_after = after.issue(&grant()).await.unwrap().token;
     let from_retired = retired.issue(&grant()).await.unwrap().token;
 
-    assert!(after.verify(&from_after).await.is_ok());
+    assert!(after.verify_access_token(&from_after).await.is_ok());
     assert!(
-        after.verify(&from_before).await.is_ok(),
+        after.verify_access_token(&from_before).await.is_ok(),
         "the previous key was refused"
     );
-    let err = after.verify(&from_retired).await.unwrap_err();
+    let err = after.verify_access_token(&from_retired).await.unwrap_err();
     assert!(err.reason.contains("kid"), "{err:?}");
     let kids: Vec<&str> = after
         .public_keys()
@@ -455,7 +461,7 @@ fn ed_key(pem: &str) -> EncodingKey {
 
 async fn assert_refused_by(jwt: &JwtTokens, token: &str, why: &str) {
     assert!(
-        jwt.verify(token).await.is_err(),
+        jwt.verify_access_token(token).await.is_err(),
         "{why}: token was accepted"
     );
 }

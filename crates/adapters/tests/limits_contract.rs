@@ -14,7 +14,7 @@ use warden_domain::ports::{
 use warden_domain::{
     AuthMethods, ClientId, EmailAddress, EventContext, EventLimit, EventQuery, NewPersonalToken,
     NewRefreshToken, NewSecurityEvent, NewSession, NewUser, PasswordHash, PersonalTokenId,
-    PersonalTokenName, PersonalTokenPage, RefreshTokenHash, Rotation, Scopes, SecurityEventKind,
+    PersonalTokenName, PersonalTokenPage, Rotation, Scopes, SecretHash, SecurityEventKind,
     SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
 };
 
@@ -201,7 +201,7 @@ fn session_at(user: UserId, created_at: DateTime<Utc>, expires_in: TimeDelta) ->
 
 fn refresh(name: &str, expires_at: DateTime<Utc>) -> NewRefreshToken {
     NewRefreshToken {
-        hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        hash: SecretHash::new(format!("hash-of-{name}")),
         expires_at,
     }
 }
@@ -294,7 +294,7 @@ async fn a_login_past_the_cap_ends_the_least_recently_used_session(store: Store)
     // Its refresh token goes nowhere now: the session it would refresh has ended.
     let Rotation::Rotated(session) = store
         .rotate_refresh_token(
-            &RefreshTokenHash::new("hash-of-middle".into()),
+            &SecretHash::new("hash-of-middle".into()),
             &refresh("after-middle", now + TimeDelta::days(1)),
             Utc::now(),
         )
@@ -347,7 +347,7 @@ fn new_token(user: UserId, name: &str, created_at: DateTime<Utc>, days: i64) -> 
         user_id: user,
         name: PersonalTokenName::new(name.into()).unwrap(),
         scopes: Scopes::parse("posts:read").unwrap(),
-        hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        hash: SecretHash::new(format!("hash-of-{name}")),
         created_at,
         expires_at: created_at + TimeDelta::days(days),
     }
@@ -368,7 +368,7 @@ async fn create_token(
 
 async fn found(store: &Store, name: &str) -> bool {
     store
-        .find_personal_token(&RefreshTokenHash::new(format!("hash-of-{name}")))
+        .find_personal_token(&SecretHash::new(format!("hash-of-{name}")))
         .await
         .unwrap()
         .is_some()
@@ -448,7 +448,7 @@ async fn concurrent_personal_tokens_never_exceed_the_cap(store: Store) {
 async fn rotation(store: &Store, presented: &str, next: &str, at: DateTime<Utc>) -> Rotation {
     store
         .rotate_refresh_token(
-            &RefreshTokenHash::new(format!("hash-of-{presented}")),
+            &SecretHash::new(format!("hash-of-{presented}")),
             &refresh(next, at + TimeDelta::days(200)),
             at,
         )
@@ -536,7 +536,7 @@ async fn pruning_deletes_sessions_and_refresh_tokens_that_ended_before_the_cutof
         Rotation::Rotated(_)
     ));
     for gone in ["ended-long-ago", "expired-long-ago"] {
-        let hash = RefreshTokenHash::new(format!("hash-of-{gone}"));
+        let hash = SecretHash::new(format!("hash-of-{gone}"));
         assert!(
             store
                 .find_session_by_refresh_token(&hash)

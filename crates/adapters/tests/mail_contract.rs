@@ -13,8 +13,8 @@ use warden_domain::ports::{
 use warden_domain::{
     AuthMethods, ClientId, EmailAddress, EmailTokenPurpose, EventContext, EventLimit, EventQuery,
     MailKind, MailToken, NewEmailToken, NewRefreshToken, NewSecurityEvent, NewSession, NewUser,
-    OutgoingMail, PasswordHash, RefreshTokenHash, Scopes, SecurityEventKind, SessionId,
-    SessionOrigin, User, UserId,
+    OutgoingMail, PasswordHash, Scopes, SecretHash, SecurityEventKind, SessionId, SessionOrigin,
+    User, UserId,
 };
 
 warden_adapters::on_both_stores!(
@@ -99,7 +99,7 @@ fn token(
     let now = Utc::now();
     NewEmailToken {
         purpose,
-        hash: RefreshTokenHash::new(hash.into()),
+        hash: SecretHash::new(hash.into()),
         email: email(address),
         created_at: now,
         expires_at: now + expires_in,
@@ -114,8 +114,8 @@ fn mail(kind: MailKind, to: &str, token: Option<&str>) -> OutgoingMail {
     }
 }
 
-fn hash(raw: &str) -> RefreshTokenHash {
-    RefreshTokenHash::new(raw.into())
+fn hash(raw: &str) -> SecretHash {
+    SecretHash::new(raw.into())
 }
 
 fn event(user: UserId, kind: SecurityEventKind) -> NewSecurityEvent {

@@ -13,9 +13,10 @@ use poem::{Body, Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Resp
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use warden_adapters::{
-    Argon2Hasher, JwtConfig, JwtTokens, Sha256RefreshTokens, Store, StoreOptions, TotpSecrets,
+    Argon2Hasher, JwtConfig, JwtTokens, Sha256Secrets, Store, StoreOptions, TotpSecrets,
 };
 use warden_domain::EventRetention;
+use warden_domain::ports::SecretCodec;
 use warden_domain::services::{
     AdminService, AuthPorts, AuthService, EmailPorts, EmailService, EventService, Lifetimes,
     MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, RetentionService,
@@ -130,6 +131,8 @@ impl AppState {
             config.password_hash_queue(),
         )?);
         let repository = Arc::new(store.clone());
+        // Refresh tokens, `mfa_token`s, mailed and personal tokens: one codec for every secret.
+        let secrets: Arc<dyn SecretCodec> = Arc::new(Sha256Secrets);
         let totp = Arc::new(TotpSecrets::new(secrecy::ExposeSecret::expose_secret(
             &resolve_mfa_key(config)?,
         ))?);
@@ -140,7 +143,7 @@ impl AppState {
                 hasher: hasher.clone(),
                 issuer: tokens.clone(),
                 verifier: tokens.clone(),
-                refresh_tokens: Arc::new(Sha256RefreshTokens),
+                secrets: secrets.clone(),
                 events: repository.clone(),
                 mfa: repository.clone(),
                 totp: totp.clone(),
@@ -160,7 +163,7 @@ impl AppState {
                     users: repository.clone(),
                     mail: repository.clone(),
                     hasher: hasher.clone(),
-                    tokens: Arc::new(Sha256RefreshTokens),
+                    secrets: secrets.clone(),
                 },
                 config.mail.lifetimes(),
             ),
@@ -179,12 +182,8 @@ impl AppState {
             }),
             posts: PostService::new(repository.clone(), repository.clone()),
             admin: AdminService::new(repository.clone(), repository.clone()),
-            personal_tokens: PersonalTokenService::new(
-                repository.clone(),
-                Arc::new(Sha256RefreshTokens),
-                password_check,
-            )
-            .holding_tokens(config.accounts.max_personal_tokens),
+            personal_tokens: PersonalTokenService::new(repository.clone(), secrets, password_check)
+                .holding_tokens(config.accounts.max_personal_tokens),
             retention: RetentionService::new(repository.clone(), repository.clone(), retention),
             events: EventService::new(repository, retention),
             tokens,

@@ -41,7 +41,7 @@ pub use post::{
 };
 pub use scope::{Scope, Scopes, UnknownScopeError};
 pub use session::{
-    AuthMethods, ClientId, ClientIdError, NewRefreshToken, NewSession, RefreshTokenHash, Rotation,
+    AuthMethods, ClientId, ClientIdError, NewRefreshToken, NewSession, Rotation, SecretHash,
     Session, SessionId, SessionOrigin, SessionPage,
 };
 pub use throttle::{Rate, Rates, ThrottleKey, ThrottleKind};

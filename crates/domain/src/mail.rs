@@ -9,7 +9,7 @@ use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{EmailAddress, RefreshTokenHash, UserId};
+use crate::{EmailAddress, SecretHash, UserId};
 
 /// What an emailed token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +48,7 @@ impl EmailTokenPurpose {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEmailToken {
     pub purpose: EmailTokenPurpose,
-    pub hash: RefreshTokenHash,
+    pub hash: SecretHash,
     pub email: EmailAddress,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

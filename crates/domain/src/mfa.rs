@@ -10,7 +10,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::{ClientId, RefreshTokenHash, Scopes, UserId};
+use crate::{ClientId, Scopes, SecretHash, UserId};
 
 /// A TOTP shared secret, as the authenticator app and Warden both hold it. Never prints.
 pub struct TotpSecret(SecretSlice<u8>);
@@ -129,7 +129,7 @@ impl RecoveryCodes {
 /// finish: stored under the hash of its `mfa_token` (made like a refresh token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
-    pub token_hash: RefreshTokenHash,
+    pub token_hash: SecretHash,
     pub user_id: UserId,
     /// The scopes the login will get.
     pub scopes: Scopes,
@@ -173,7 +173,7 @@ mod tests {
     fn a_challenge_is_live_until_spent_expired_or_failed_five_times() {
         let now = Utc::now();
         let mut challenge = MfaChallenge {
-            token_hash: RefreshTokenHash::new("h".into()),
+            token_hash: SecretHash::new("h".into()),
             user_id: UserId::new(1),
             scopes: Scopes::allowed_for(false),
             client_id: ClientId::default(),

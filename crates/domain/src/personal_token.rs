@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::post::check_text;
 use crate::text::TextKind;
-use crate::{RefreshTokenHash, Scopes, TextError, UserId};
+use crate::{Scopes, SecretHash, TextError, UserId};
 
 /// The prefix of every personal access token, so that it is told from a JWT at a glance (and
 /// by secret scanners).
@@ -118,7 +118,7 @@ pub struct NewPersonalToken {
     pub name: PersonalTokenName,
     pub scopes: Scopes,
     /// The hash of the token (made like a refresh token's).
-    pub hash: RefreshTokenHash,
+    pub hash: SecretHash,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

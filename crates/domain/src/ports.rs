@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     AccessClaims, AccessGrant, EmailAddress, InvalidTokenError, IssuedToken, NewRefreshToken,
     NewSecurityEvent, NewSession, NewUser, Page, Password, PasswordHash, Post, PostDraft, PostId,
-    PostList, PostQuery, RefreshTokenHash, Rotation, Session, SessionId, SessionPage, ThrottleKey,
-    User, UserCredentials, UserFlags, UserId,
+    PostList, PostQuery, Rotation, SecretHash, Session, SessionId, SessionPage, ThrottleKey, User,
+    UserCredentials, UserFlags, UserId,
 };
 
 /// What is behind a port cannot serve right now: the connection to the storage was refused or
@@ -205,7 +205,7 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// As [`SessionRepository::find_session`].
     async fn find_session_by_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
+        presented: &SecretHash,
     ) -> anyhow::Result<Option<Session>>;
 
     /// Spends the refresh token hashed as `presented` and stores `next` for the same session,
@@ -219,7 +219,7 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// A failure of the storage; then neither token changed.
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
+        presented: &SecretHash,
         next: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Rotation>;
@@ -300,15 +300,16 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> anyhow::Result<u64>;
 }
 
-/// Makes refresh tokens: opaque random secrets for clients, and the hashes stored in their
-/// place.
+/// Makes the secrets Warden hands out and recognises later (refresh tokens, `mfa_token`s, mailed
+/// tokens, personal access tokens): opaque random secrets for clients, and the hashes stored in
+/// their place.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-pub trait RefreshTokenCodec: Send + Sync + 'static {
+pub trait SecretCodec: Send + Sync + 'static {
     /// A new secret (at least 256 random bits) and its hash.
-    fn generate(&self) -> (String, RefreshTokenHash);
+    fn generate(&self) -> (String, SecretHash);
 
     /// The hash of a secret a client presents.
-    fn hash(&self, presented: &str) -> RefreshTokenHash;
+    fn hash(&self, presented: &str) -> SecretHash;
 }
 
 /// Stores posts.
@@ -406,7 +407,11 @@ pub trait PasswordHasher: Send + Sync + 'static {
     /// # Errors
     ///
     /// A hash that cannot be parsed; otherwise as [`PasswordHasher::hash`].
-    async fn verify(&self, candidate: &Password, hash: &PasswordHash) -> anyhow::Result<bool>;
+    async fn verify_password(
+        &self,
+        candidate: &Password,
+        hash: &PasswordHash,
+    ) -> anyhow::Result<bool>;
 
     /// Does the same work as [`PasswordHasher::verify`] against a hash of no real account, and
     /// throws the answer away. Login calls it when there is no hash to check, so that unknown
@@ -475,5 +480,5 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`InvalidTokenError`] with the reason (for logs, never for clients).
-    async fn verify(&self, token: &str) -> Result<AccessClaims, InvalidTokenError>;
+    async fn verify_access_token(&self, token: &str) -> Result<AccessClaims, InvalidTokenError>;
 }

@@ -189,11 +189,12 @@ pub struct NewSession {
     pub origin: SessionOrigin,
 }
 
-/// A refresh token as stored: a hash of the secret the client holds, never the secret itself.
+/// A secret as stored (a refresh token, an `mfa_token`, a mailed or a personal access token): a
+/// hash of the secret the client holds, never the secret itself.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshTokenHash(String);
+pub struct SecretHash(String);
 
-impl RefreshTokenHash {
+impl SecretHash {
     pub fn new(hash: String) -> Self {
         Self(hash)
     }
@@ -203,16 +204,16 @@ impl RefreshTokenHash {
     }
 }
 
-impl fmt::Debug for RefreshTokenHash {
+impl fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshTokenHash([REDACTED])")
+        f.write_str("SecretHash([REDACTED])")
     }
 }
 
 /// A refresh token to store for a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRefreshToken {
-    pub hash: RefreshTokenHash,
+    pub hash: SecretHash,
     pub expires_at: DateTime<Utc>,
 }
 

@@ -17,13 +17,13 @@ async fn a_hash_verifies_its_password_and_no_other() {
     assert!(!hash.as_str().contains("correct horse"));
     assert!(
         hasher
-            .verify(&password("correct horse"), &hash)
+            .verify_password(&password("correct horse"), &hash)
             .await
             .unwrap()
     );
     assert!(
         !hasher
-            .verify(&password("battery staple"), &hash)
+            .verify_password(&password("battery staple"), &hash)
             .await
             .unwrap()
     );
@@ -51,7 +51,7 @@ async fn hashes_are_standard_phc_strings_both_ways() {
     );
     assert!(
         hasher
-            .verify(&password("correct horse"), &theirs)
+            .verify_password(&password("correct horse"), &theirs)
             .await
             .unwrap()
     );
@@ -71,7 +71,7 @@ async fn an_unreadable_hash_is_an_error_not_a_mismatch() {
     let broken = PasswordHash::new("not a phc string".into());
     assert!(
         hasher
-            .verify(&password("correct horse"), &broken)
+            .verify_password(&password("correct horse"), &broken)
             .await
             .is_err()
     );
@@ -95,7 +95,7 @@ async fn no_more_hashes_run_at_once_than_the_concurrency_even_when_callers_hang_
         let (hasher, hash) = (hasher.clone(), hash.clone());
         tasks.push(tokio::spawn(async move {
             let candidate = password("correct horse");
-            let verify = hasher.verify(&candidate, &hash);
+            let verify = hasher.verify_password(&candidate, &hash);
             if i % 2 == 0 {
                 // A client that gives up after 5 ms: its future is dropped mid-hash or before.
                 let _ = tokio::time::timeout(Duration::from_millis(5), verify).await;
@@ -126,14 +126,18 @@ async fn a_request_abandoned_before_its_hash_starts_never_hashes() {
     // One verification keeps the only thread busy...
     let busy = {
         let (hasher, hash) = (hasher.clone(), hash.clone());
-        tokio::spawn(async move { hasher.verify(&password("correct horse"), &hash).await })
+        tokio::spawn(async move {
+            hasher
+                .verify_password(&password("correct horse"), &hash)
+                .await
+        })
     };
     while hasher.stats().started() == started {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // ...while another is queued and abandoned by its caller...
     let candidate = password("correct horse");
-    let abandoned = hasher.verify(&candidate, &hash);
+    let abandoned = hasher.verify_password(&candidate, &hash);
     assert!(
         tokio::time::timeout(Duration::from_millis(1), abandoned)
             .await
@@ -142,7 +146,7 @@ async fn a_request_abandoned_before_its_hash_starts_never_hashes() {
     // ...and a third waits behind it.
     assert!(
         hasher
-            .verify(&password("correct horse"), &hash)
+            .verify_password(&password("correct horse"), &hash)
             .await
             .unwrap()
     );
@@ -162,7 +166,11 @@ async fn a_full_queue_is_unavailable_at_once_not_a_longer_wait() {
     let attempts: Vec<_> = (0..12)
         .map(|_| {
             let (hasher, hash) = (hasher.clone(), hash.clone());
-            tokio::spawn(async move { hasher.verify(&password("correct horse"), &hash).await })
+            tokio::spawn(async move {
+                hasher
+                    .verify_password(&password("correct horse"), &hash)
+                    .await
+            })
         })
         .collect();
     let mut refused = 0;

@@ -13,8 +13,7 @@ use sqlx::Acquire as _;
 use warden_domain::ports::{MailRepository, SaveUserError};
 use warden_domain::{
     EmailAddress, EmailToken, EmailTokenPurpose, MailId, MailKind, MailToken, NewEmailToken,
-    NewSecurityEvent, NewUser, OutgoingMail, PasswordHash, QueuedMail, RefreshTokenHash, User,
-    UserId,
+    NewSecurityEvent, NewUser, OutgoingMail, PasswordHash, QueuedMail, SecretHash, User, UserId,
 };
 
 use super::users::{INSERT_USER, UserRow, unique_email};
@@ -214,10 +213,7 @@ impl MailRepository for Store {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn find_email_token(
-        &self,
-        hash: &RefreshTokenHash,
-    ) -> anyhow::Result<Option<EmailToken>> {
+    async fn find_email_token(&self, hash: &SecretHash) -> anyhow::Result<Option<EmailToken>> {
         const SQL: &str = "SELECT user_id, purpose, email, expires_at, used_at \
                            FROM email_tokens WHERE token_hash = $1";
         let row = on_pool!(self, |pool| {
@@ -233,7 +229,7 @@ impl MailRepository for Store {
     #[tracing::instrument(skip(self, token, hash, events), err)]
     async fn reset_password(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         hash: &PasswordHash,
         now: DateTime<Utc>,
@@ -274,7 +270,7 @@ impl MailRepository for Store {
     #[tracing::instrument(skip(self, token, email, events), err)]
     async fn verify_email(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         email: &EmailAddress,
         now: DateTime<Utc>,
@@ -307,7 +303,7 @@ impl MailRepository for Store {
     #[tracing::instrument(skip(self, token, email, events), err)]
     async fn change_email_confirmed(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         email: &EmailAddress,
         now: DateTime<Utc>,

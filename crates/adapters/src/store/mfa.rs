@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
 use warden_domain::ports::MfaRepository;
 use warden_domain::{
-    ClientId, MfaChallenge, NewSecurityEvent, RecoveryCodeHash, RefreshTokenHash, Scopes,
-    SealedTotpSecret, TotpFactor, UserId,
+    ClientId, MfaChallenge, NewSecurityEvent, RecoveryCodeHash, Scopes, SealedTotpSecret,
+    SecretHash, TotpFactor, UserId,
 };
 
 use super::{DbResultExt, Pool, Store, stored_time};
@@ -54,7 +54,7 @@ impl TryFrom<ChallengeRow> for MfaChallenge {
             scopes: Scopes::parse(&row.scopes).with_context(|| invalid("scopes"))?,
             client_id: ClientId::new(&row.client_id).with_context(|| invalid("client_id"))?,
             failures: u32::try_from(row.failures).with_context(|| invalid("failures"))?,
-            token_hash: RefreshTokenHash::new(row.token_hash),
+            token_hash: SecretHash::new(row.token_hash),
             user_id: UserId::new(row.user_id),
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -271,7 +271,7 @@ impl MfaRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn find_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
     ) -> anyhow::Result<Option<MfaChallenge>> {
         const SQL: &str = "SELECT token_hash, user_id, scopes, client_id, created_at, \
                                   expires_at, failures, spent_at \
@@ -289,7 +289,7 @@ impl MfaRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn try_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         // The WHERE is the check and the SET the count, in one statement: racing tries queue
@@ -317,7 +317,7 @@ impl MfaRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn spend_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         // The code that spends it was counted by `try_mfa_challenge`, among the MAX_FAILURES.

@@ -7,7 +7,7 @@ use sqlx::Acquire as _;
 use warden_domain::ports::PersonalTokenRepository;
 use warden_domain::{
     NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId, PersonalTokenName,
-    PersonalTokenPage, RefreshTokenHash, Scopes, User, UserId,
+    PersonalTokenPage, Scopes, SecretHash, User, UserId,
 };
 
 use super::events::log_events;
@@ -156,7 +156,7 @@ impl PersonalTokenRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn find_personal_token(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &SecretHash,
     ) -> anyhow::Result<Option<(PersonalToken, User)>> {
         const SQL: &str = "SELECT t.id, t.user_id, t.name, t.scopes, t.created_at, \
                                   t.expires_at, t.last_used_at, t.revoked_at, \

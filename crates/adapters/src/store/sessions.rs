@@ -7,9 +7,9 @@ use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    AuthMethods, ClientId, EventContext, NewRefreshToken, NewSecurityEvent, NewSession,
-    RefreshTokenHash, Rotation, Scopes, SecurityEventKind, Session, SessionId, SessionOrigin,
-    SessionPage, User, UserId,
+    AuthMethods, ClientId, EventContext, NewRefreshToken, NewSecurityEvent, NewSession, Rotation,
+    Scopes, SecretHash, SecurityEventKind, Session, SessionId, SessionOrigin, SessionPage, User,
+    UserId,
 };
 
 use super::events::log_events;
@@ -242,7 +242,7 @@ impl SessionRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn find_session_by_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
+        presented: &SecretHash,
     ) -> anyhow::Result<Option<Session>> {
         const SQL: &str = concat!(
             "SELECT ",
@@ -263,7 +263,7 @@ impl SessionRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
+        presented: &SecretHash,
         next: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Rotation> {

@@ -221,7 +221,7 @@ async fn an_mfa_challenge_is_spent_once_and_tried_at_most_five_times_even_racing
     let ann = Seed(&store).user("ann").await;
     let now = Utc::now();
     let challenge = |name: &str, expires_at| warden_domain::MfaChallenge {
-        token_hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        token_hash: SecretHash::new(format!("hash-of-{name}")),
         user_id: ann.id,
         scopes: Scopes::parse("profile posts:read").unwrap(),
         client_id: ClientId::new("cli").unwrap(),
@@ -322,7 +322,7 @@ async fn an_mfa_challenge_is_spent_once_and_tried_at_most_five_times_even_racing
     );
     assert!(
         store
-            .find_mfa_challenge(&RefreshTokenHash::new("hash-of-unknown".into()))
+            .find_mfa_challenge(&SecretHash::new("hash-of-unknown".into()))
             .await
             .unwrap()
             .is_none()

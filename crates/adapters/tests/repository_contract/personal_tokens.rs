@@ -12,7 +12,7 @@ fn new_token(user: UserId, name: &str, expires_in: TimeDelta) -> warden_domain::
         user_id: user,
         name: warden_domain::PersonalTokenName::new(name.into()).unwrap(),
         scopes: Scopes::parse("profile posts:read").unwrap(),
-        hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        hash: SecretHash::new(format!("hash-of-{name}")),
         created_at: now,
         expires_at: now + expires_in,
     }
@@ -68,7 +68,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
     );
 
     let (found, owner) = store
-        .find_personal_token(&RefreshTokenHash::new("hash-of-ci".into()))
+        .find_personal_token(&SecretHash::new("hash-of-ci".into()))
         .await
         .unwrap()
         .unwrap();
@@ -76,7 +76,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
     assert_eq!(owner.id, ann.id);
     assert!(
         store
-            .find_personal_token(&RefreshTokenHash::new("hash-of-nothing".into()))
+            .find_personal_token(&SecretHash::new("hash-of-nothing".into()))
             .await
             .unwrap()
             .is_none()
@@ -146,7 +146,7 @@ async fn personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revok
     store.delete_user(ann.id).await.unwrap();
     assert!(
         store
-            .find_personal_token(&RefreshTokenHash::new("hash-of-newer".into()))
+            .find_personal_token(&SecretHash::new("hash-of-newer".into()))
             .await
             .unwrap()
             .is_none()

@@ -160,7 +160,7 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
     let seed = Seed(&store);
     let ann = seed.user("ann").await;
     let id = seed.session(&ann, "first").await;
-    let first = RefreshTokenHash::new("hash-of-first".into());
+    let first = SecretHash::new("hash-of-first".into());
 
     let rotated = rotate(&store, "first", "second").await;
     let Rotation::Rotated(session) = rotated else {
@@ -176,7 +176,7 @@ async fn a_refresh_token_rotates_once_and_a_replay_is_reported(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(by_token.id, id);
-    let nothing = RefreshTokenHash::new("hash-of-nothing".into());
+    let nothing = SecretHash::new("hash-of-nothing".into());
     assert_eq!(
         store.find_session_by_refresh_token(&nothing).await.unwrap(),
         None
@@ -221,7 +221,7 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through(store: Store)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let presented = RefreshTokenHash::new("hash-of-contested".into());
+                let presented = SecretHash::new("hash-of-contested".into());
                 let next = refresh_token(&format!("next-{i}"), TimeDelta::days(1));
                 store
                     .rotate_refresh_token(&presented, &next, Utc::now())

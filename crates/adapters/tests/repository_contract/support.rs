@@ -10,8 +10,8 @@ pub(crate) use warden_domain::ports::{
 pub(crate) use warden_domain::{
     AuthMethods, ClientId, EmailAddress, EventContext, EventId, EventLimit, EventQuery,
     NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, PasswordHash, PersonalTokenPage,
-    PostContent, PostDraft, PostId, PostQuery, PostTitle, RefreshTokenHash, Rotation, Scopes,
-    SearchTerm, SecurityEventKind, SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
+    PostContent, PostDraft, PostId, PostQuery, PostTitle, Rotation, Scopes, SearchTerm, SecretHash,
+    SecurityEventKind, SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
 };
 
 /// The caps the app holds accounts to by default (`MAX_SESSIONS_PER_ACCOUNT`,
@@ -47,7 +47,7 @@ pub(crate) fn new_session(user_id: UserId) -> NewSession {
 
 pub(crate) fn refresh_token(name: &str, expires_in: TimeDelta) -> NewRefreshToken {
     NewRefreshToken {
-        hash: RefreshTokenHash::new(format!("hash-of-{name}")),
+        hash: SecretHash::new(format!("hash-of-{name}")),
         expires_at: Utc::now() + expires_in,
     }
 }
@@ -55,7 +55,7 @@ pub(crate) fn refresh_token(name: &str, expires_in: TimeDelta) -> NewRefreshToke
 /// Presents the refresh token called `presented` (stored as `hash-of-<name>`) and, if it is
 /// live, stores `next` after it, valid for a day.
 pub(crate) async fn rotate(store: &Store, presented: &str, next: &str) -> Rotation {
-    let presented = RefreshTokenHash::new(format!("hash-of-{presented}"));
+    let presented = SecretHash::new(format!("hash-of-{presented}"));
     store
         .rotate_refresh_token(
             &presented,

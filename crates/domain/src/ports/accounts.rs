@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     EventQuery, MfaChallenge, NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId,
-    PersonalTokenPage, RecoveryCodeHash, RecoveryCodes, RefreshTokenHash, SealedTotpSecret,
+    PersonalTokenPage, RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, SecretHash,
     SecurityEvent, TotpEnrolment, TotpFactor, TotpSecret, User, UserId,
 };
 
@@ -149,7 +149,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// A failure of the storage, or a stored row that does not pass the domain's validation.
     async fn find_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
     ) -> anyhow::Result<Option<MfaChallenge>>;
 
     /// Counts one code tried against the challenge, before the code is checked, if the
@@ -162,7 +162,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
     async fn try_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
@@ -175,7 +175,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// A failure of the storage (marked [`Unavailable`](super::Unavailable) when transient).
     async fn spend_mfa_challenge(
         &self,
-        token_hash: &RefreshTokenHash,
+        token_hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
@@ -279,7 +279,7 @@ pub trait PersonalTokenRepository: Send + Sync + 'static {
     /// As [`PersonalTokenRepository::list_personal_tokens`].
     async fn find_personal_token(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &SecretHash,
     ) -> anyhow::Result<Option<(PersonalToken, User)>>;
 
     /// Revokes token `id` at `at` if it is `user`'s and not revoked already. Returns whether it

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::SaveUserError;
 use crate::{
     EmailAddress, EmailToken, MailId, NewEmailToken, NewSecurityEvent, NewUser, OutgoingMail,
-    PasswordHash, QueuedMail, RefreshTokenHash, User, UserId,
+    PasswordHash, QueuedMail, SecretHash, User, UserId,
 };
 
 /// Stores emailed tokens and the outbox. Every method that issues a token stores the mails that
@@ -45,8 +45,7 @@ pub trait MailRepository: Send + Sync + 'static {
     /// # Errors
     ///
     /// A failure of the storage, or a stored row that does not pass the domain's validation.
-    async fn find_email_token(&self, hash: &RefreshTokenHash)
-    -> anyhow::Result<Option<EmailToken>>;
+    async fn find_email_token(&self, hash: &SecretHash) -> anyhow::Result<Option<EmailToken>>;
 
     /// Spends the reset token `token` of `user` if it is live at `now`, and then, in the same
     /// transaction: sets the password hash, marks the address verified if it is still the one
@@ -61,7 +60,7 @@ pub trait MailRepository: Send + Sync + 'static {
     /// then nothing changed.
     async fn reset_password(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         hash: &PasswordHash,
         now: DateTime<Utc>,
@@ -78,7 +77,7 @@ pub trait MailRepository: Send + Sync + 'static {
     /// As [`MailRepository::reset_password`].
     async fn verify_email(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         email: &EmailAddress,
         now: DateTime<Utc>,
@@ -97,7 +96,7 @@ pub trait MailRepository: Send + Sync + 'static {
     /// nothing changed, and the token is still live); a failure of the storage is `Unknown`.
     async fn change_email_confirmed(
         &self,
-        token: &RefreshTokenHash,
+        token: &SecretHash,
         user: UserId,
         email: &EmailAddress,
         now: DateTime<Utc>,

@@ -7,9 +7,8 @@ use chrono::{TimeDelta, Utc};
 
 use super::mfa::SecondFactor;
 use crate::ports::{
-    MfaRepository, PasswordHasher, PersonalTokenRepository, RefreshTokenCodec,
-    SecurityEventRepository, SessionRepository, TokenIssuer, TokenVerifier, TotpCodec,
-    UserRepository,
+    MfaRepository, PasswordHasher, PersonalTokenRepository, SecretCodec, SecurityEventRepository,
+    SessionRepository, TokenIssuer, TokenVerifier, TotpCodec, UserRepository,
 };
 use crate::{
     AccessClaims, AccessGrant, EventContext, NewRefreshToken, NewSecurityEvent,
@@ -147,7 +146,7 @@ pub struct AuthService {
     hasher: Arc<dyn PasswordHasher>,
     issuer: Arc<dyn TokenIssuer>,
     verifier: Arc<dyn TokenVerifier>,
-    refresh_tokens: Arc<dyn RefreshTokenCodec>,
+    secrets: Arc<dyn SecretCodec>,
     events: Arc<dyn SecurityEventRepository>,
     mfa: Arc<dyn MfaRepository>,
     personal_tokens: Arc<dyn PersonalTokenRepository>,
@@ -188,7 +187,7 @@ pub struct AuthPorts {
     pub hasher: Arc<dyn PasswordHasher>,
     pub issuer: Arc<dyn TokenIssuer>,
     pub verifier: Arc<dyn TokenVerifier>,
-    pub refresh_tokens: Arc<dyn RefreshTokenCodec>,
+    pub secrets: Arc<dyn SecretCodec>,
     pub events: Arc<dyn SecurityEventRepository>,
     pub mfa: Arc<dyn MfaRepository>,
     pub totp: Arc<dyn TotpCodec>,
@@ -209,7 +208,7 @@ impl AuthService {
             hasher,
             issuer,
             verifier,
-            refresh_tokens,
+            secrets,
             events,
             mfa,
             totp,
@@ -221,7 +220,7 @@ impl AuthService {
             hasher,
             issuer,
             verifier,
-            refresh_tokens,
+            secrets,
             events,
             second_factor: SecondFactor::new(mfa.clone(), totp),
             mfa,
@@ -257,7 +256,7 @@ impl AuthService {
             Err(err) => return Err(RefreshError::InvalidScope(err.to_string())),
         };
         let now = Utc::now();
-        let presented = self.refresh_tokens.hash(&refresh.refresh_token);
+        let presented = self.secrets.hash(&refresh.refresh_token);
         // A request for more than the login's scopes is refused before the token is spent, so
         // that the client's token still works afterwards. (A session's scopes never change.)
         if let Some(requested) = requested
@@ -268,7 +267,7 @@ impl AuthService {
         {
             exceeding(requested, session.scopes)?;
         }
-        let (refresh_token, next_hash) = self.refresh_tokens.generate();
+        let (refresh_token, next_hash) = self.secrets.generate();
         let next = NewRefreshToken {
             hash: next_hash,
             expires_at: now + self.lifetimes.refresh_token,
@@ -375,7 +374,7 @@ impl AuthService {
     ) -> Result<(Principal, AccessClaims), AuthenticateError> {
         let claims = self
             .verifier
-            .verify(token)
+            .verify_access_token(token)
             .await
             .map_err(|err| AuthenticateError::invalid(err.reason))?;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 
 use crate::ports::{
-    MailRepository, MailSender, PasswordHasher, RefreshTokenCodec, SaveUserError, UserRepository,
+    MailRepository, MailSender, PasswordHasher, SaveUserError, SecretCodec, UserRepository,
 };
 use crate::services::{ChangeEmailError, PasswordCheck, Principal, RegisterError};
 use crate::{
@@ -50,7 +50,7 @@ pub struct EmailPorts {
     pub mail: Arc<dyn MailRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     /// Makes the tokens: 256 random bits, stored as their SHA-256.
-    pub tokens: Arc<dyn RefreshTokenCodec>,
+    pub secrets: Arc<dyn SecretCodec>,
 }
 
 impl std::fmt::Debug for EmailPorts {
@@ -279,7 +279,7 @@ impl EmailService {
         email: &EmailAddress,
         kind: MailKind,
     ) -> (NewEmailToken, OutgoingMail) {
-        let (secret, hash) = self.ports.tokens.generate();
+        let (secret, hash) = self.ports.secrets.generate();
         let lifetime = match purpose {
             EmailTokenPurpose::PasswordReset => self.lifetimes.password_reset,
             EmailTokenPurpose::EmailVerification | EmailTokenPurpose::EmailChange => {
@@ -307,8 +307,8 @@ impl EmailService {
         &self,
         presented: &str,
         purpose: EmailTokenPurpose,
-    ) -> Result<(crate::RefreshTokenHash, EmailToken), ConfirmTokenError> {
-        let hash = self.ports.tokens.hash(presented);
+    ) -> Result<(crate::SecretHash, EmailToken), ConfirmTokenError> {
+        let hash = self.ports.secrets.hash(presented);
         let token = self
             .ports
             .mail

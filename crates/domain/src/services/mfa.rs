@@ -328,7 +328,7 @@ impl MfaService {
             .ok_or_else(|| anyhow::anyhow!("user {id} vanished while checking their password"))?;
         self.ports
             .hasher
-            .verify(password, &credentials.password_hash)
+            .verify_password(password, &credentials.password_hash)
             .await
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::ports::{PersonalTokenRepository, RefreshTokenCodec};
+use crate::ports::{PersonalTokenRepository, SecretCodec};
 use crate::services::{PasswordCheck, Principal};
 use crate::{
     NewPersonalToken, PERSONAL_TOKEN_PREFIX, Password, PersonalToken, PersonalTokenId,
@@ -63,7 +63,7 @@ pub struct TokenRequest {
 #[derive(Clone)]
 pub struct PersonalTokenService {
     tokens: Arc<dyn PersonalTokenRepository>,
-    codec: Arc<dyn RefreshTokenCodec>,
+    codec: Arc<dyn SecretCodec>,
     password: PasswordCheck,
     /// `MAX_PERSONAL_TOKENS`: how many live tokens an account may hold.
     max_tokens: u32,
@@ -82,7 +82,7 @@ impl std::fmt::Debug for PersonalTokenService {
 impl PersonalTokenService {
     pub fn new(
         tokens: Arc<dyn PersonalTokenRepository>,
-        codec: Arc<dyn RefreshTokenCodec>,
+        codec: Arc<dyn SecretCodec>,
         password: PasswordCheck,
     ) -> Self {
         Self {
@@ -192,11 +192,11 @@ mod tests {
 
     use super::*;
     use crate::ports::{
-        MockPasswordHasher, MockPersonalTokenRepository, MockRefreshTokenCodec, MockUserRepository,
+        MockPasswordHasher, MockPersonalTokenRepository, MockSecretCodec, MockUserRepository,
     };
     use crate::{
-        EmailAddress, PasswordHash, RefreshTokenHash, RequestOrigin, SessionId, User,
-        UserCredentials, UserId,
+        EmailAddress, PasswordHash, RequestOrigin, SecretHash, SessionId, User, UserCredentials,
+        UserId,
     };
 
     fn caller(is_admin: bool) -> Principal {
@@ -215,14 +215,14 @@ mod tests {
         }
     }
 
-    fn codec() -> MockRefreshTokenCodec {
-        let mut codec = MockRefreshTokenCodec::new();
+    fn codec() -> MockSecretCodec {
+        let mut codec = MockSecretCodec::new();
         codec
             .expect_generate()
-            .returning(|| ("random".into(), RefreshTokenHash::new("unused".into())));
+            .returning(|| ("random".into(), SecretHash::new("unused".into())));
         codec
             .expect_hash()
-            .returning(|secret| RefreshTokenHash::new(format!("hash-of-{secret}")));
+            .returning(|secret| SecretHash::new(format!("hash-of-{secret}")));
         codec
     }
 
@@ -253,7 +253,7 @@ mod tests {
         });
         let mut hasher = MockPasswordHasher::new();
         hasher
-            .expect_verify()
+            .expect_verify_password()
             .returning(|candidate, _| Ok(candidate.expose() == "right password"));
         PasswordCheck::new(Arc::new(users), Arc::new(hasher))
     }

@@ -125,7 +125,7 @@ impl PasswordCheck {
             .await?
             .ok_or_else(|| anyhow::anyhow!("user {id} vanished while checking their password"))?;
         self.hasher
-            .verify(password, &credentials.password_hash)
+            .verify_password(password, &credentials.password_hash)
             .await
     }
 }

@@ -117,7 +117,7 @@ impl AuthService {
         login: MfaLogin,
     ) -> Result<TokenGrant, LoginError> {
         let now = Utc::now();
-        let token_hash = self.refresh_tokens.hash(login.mfa_token.expose_secret());
+        let token_hash = self.secrets.hash(login.mfa_token.expose_secret());
         let challenge = self
             .mfa
             .find_mfa_challenge(&token_hash)
@@ -170,7 +170,7 @@ impl AuthService {
         &self,
         mfa_token: &SecretString,
     ) -> anyhow::Result<Option<User>> {
-        let token_hash = self.refresh_tokens.hash(mfa_token.expose_secret());
+        let token_hash = self.secrets.hash(mfa_token.expose_secret());
         let Some(challenge) = self
             .mfa
             .find_mfa_challenge(&token_hash)
@@ -194,7 +194,7 @@ impl AuthService {
         origin: &SessionOrigin,
     ) -> anyhow::Result<SecretString> {
         let now = Utc::now();
-        let (mfa_token, token_hash) = self.refresh_tokens.generate();
+        let (mfa_token, token_hash) = self.secrets.generate();
         self.mfa
             .create_mfa_challenge(&MfaChallenge {
                 token_hash,
@@ -241,7 +241,7 @@ impl AuthService {
         origin: SessionOrigin,
     ) -> anyhow::Result<TokenGrant> {
         let now = Utc::now();
-        let (refresh_token, refresh_hash) = self.refresh_tokens.generate();
+        let (refresh_token, refresh_hash) = self.secrets.generate();
         let session_id = SessionId::random();
         let request = RequestOrigin {
             ip_address: origin.ip_address,
@@ -294,7 +294,7 @@ impl AuthService {
         };
         let matches = self
             .hasher
-            .verify(password, &credentials.password_hash)
+            .verify_password(password, &credentials.password_hash)
             .await?;
         if matches && credentials.user.is_active {
             Ok(credentials.user)

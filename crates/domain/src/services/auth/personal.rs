@@ -44,7 +44,7 @@ impl AuthService {
         &self,
         token: &str,
     ) -> anyhow::Result<Option<(PersonalToken, User)>> {
-        let hash = self.refresh_tokens.hash(token);
+        let hash = self.secrets.hash(token);
         let now = Utc::now();
         Ok(self
             .personal_tokens

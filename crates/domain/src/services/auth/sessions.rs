@@ -109,14 +109,14 @@ impl AuthService {
             at: now,
             context: EventContext::of(origin, Some(session_id)),
         };
-        if let Ok(claims) = self.verifier.verify(token).await {
+        if let Ok(claims) = self.verifier.verify_access_token(token).await {
             let ended = event(claims.user_id, claims.session_id);
             self.sessions
                 .revoke_session(claims.session_id, now, &[ended])
                 .await?;
             return Ok(());
         }
-        let presented = self.refresh_tokens.hash(token);
+        let presented = self.secrets.hash(token);
         if let Some(session) = self
             .sessions
             .find_session_by_refresh_token(&presented)

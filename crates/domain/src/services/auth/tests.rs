@@ -4,13 +4,13 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::ports::{
-    MockMfaRepository, MockPasswordHasher, MockPersonalTokenRepository, MockRefreshTokenCodec,
+    MockMfaRepository, MockPasswordHasher, MockPersonalTokenRepository, MockSecretCodec,
     MockSecurityEventRepository, MockSessionRepository, MockTokenIssuer, MockTokenVerifier,
     MockTotpCodec, MockUserRepository,
 };
 use crate::{
     AccessClaims, AuthMethods, ClientId, EmailAddress, InvalidTokenError, IssuedToken, Password,
-    PasswordHash, RefreshTokenHash, SessionOrigin, UnknownScopeError, UserCredentials, UserId,
+    PasswordHash, SecretHash, SessionOrigin, UnknownScopeError, UserCredentials, UserId,
 };
 
 const EMAIL: &str = "ann@example.com";
@@ -49,7 +49,7 @@ struct Mocks {
     hasher: MockPasswordHasher,
     issuer: MockTokenIssuer,
     verifier: MockTokenVerifier,
-    codec: MockRefreshTokenCodec,
+    codec: MockSecretCodec,
     events: MockSecurityEventRepository,
     mfa: MockMfaRepository,
     totp: MockTotpCodec,
@@ -58,16 +58,16 @@ struct Mocks {
 
 impl Default for Mocks {
     fn default() -> Self {
-        let mut codec = MockRefreshTokenCodec::new();
+        let mut codec = MockSecretCodec::new();
         codec.expect_generate().returning(|| {
             (
                 "next-refresh".to_owned(),
-                RefreshTokenHash::new("hash-of-next-refresh".into()),
+                SecretHash::new("hash-of-next-refresh".into()),
             )
         });
         codec
             .expect_hash()
-            .returning(|presented| RefreshTokenHash::new(format!("hash-of-{presented}")));
+            .returning(|presented| SecretHash::new(format!("hash-of-{presented}")));
         Self {
             users: MockUserRepository::new(),
             sessions: MockSessionRepository::new(),
@@ -92,7 +92,7 @@ impl Mocks {
                 hasher: Arc::new(self.hasher),
                 issuer: Arc::new(self.issuer),
                 verifier: Arc::new(self.verifier),
-                refresh_tokens: Arc::new(self.codec),
+                secrets: Arc::new(self.codec),
                 events: Arc::new(self.events),
                 mfa: Arc::new(self.mfa),
                 totp: Arc::new(self.totp),
@@ -118,7 +118,7 @@ impl Mocks {
                 }))
             });
         self.hasher
-            .expect_verify()
+            .expect_verify_password()
             .withf(|_, hash| hash.as_str() == HASH)
             .times(1)
             .returning(move |_, _| Ok(matches));
@@ -273,7 +273,7 @@ async fn login_with_unknown_email_is_rejected_after_a_dummy_verification() {
         .users
         .expect_find_credentials_by_email()
         .returning(|_| Ok(None));
-    mocks.hasher.expect_verify().never();
+    mocks.hasher.expect_verify_password().never();
     mocks
         .hasher
         .expect_verify_dummy()
@@ -346,7 +346,7 @@ async fn with_verified_email_required_only_a_verified_account_logs_in() {
 async fn login_with_an_unknown_scope_is_rejected_before_checking_the_password() {
     let mut mocks = Mocks::default();
     mocks.users.expect_find_credentials_by_email().never();
-    mocks.hasher.expect_verify().never();
+    mocks.hasher.expect_verify_password().never();
     let service = mocks.never_issuing().service();
 
     let err = service

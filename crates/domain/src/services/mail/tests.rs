@@ -3,12 +3,9 @@ use mockall::predicate::always;
 
 use super::*;
 use crate::ports::{
-    MockMailRepository, MockMailSender, MockPasswordHasher, MockRefreshTokenCodec,
-    MockUserRepository,
+    MockMailRepository, MockMailSender, MockPasswordHasher, MockSecretCodec, MockUserRepository,
 };
-use crate::{
-    PasswordHash, QueuedMail, RefreshTokenHash, Scopes, SessionId, UserCredentials, UserId,
-};
+use crate::{PasswordHash, QueuedMail, Scopes, SecretHash, SessionId, UserCredentials, UserId};
 
 fn user(id: i64, email: &str, is_active: bool) -> User {
     User {
@@ -33,14 +30,14 @@ fn credentials(id: i64, address: &str, is_active: bool) -> UserCredentials {
 }
 
 /// A codec whose tokens are `secret` and hash as `#` + themselves.
-fn codec() -> MockRefreshTokenCodec {
-    let mut codec = MockRefreshTokenCodec::new();
+fn codec() -> MockSecretCodec {
+    let mut codec = MockSecretCodec::new();
     codec
         .expect_generate()
-        .returning(|| ("secret".to_owned(), RefreshTokenHash::new("#secret".into())));
+        .returning(|| ("secret".to_owned(), SecretHash::new("#secret".into())));
     codec
         .expect_hash()
-        .returning(|presented| RefreshTokenHash::new(format!("#{presented}")));
+        .returning(|presented| SecretHash::new(format!("#{presented}")));
     codec
 }
 
@@ -54,7 +51,7 @@ fn service(
             users: Arc::new(users),
             mail: Arc::new(mail),
             hasher: Arc::new(hasher),
-            tokens: Arc::new(codec()),
+            secrets: Arc::new(codec()),
         },
         EmailTokenLifetimes::default(),
     )
@@ -296,7 +293,7 @@ fn checking_password(users: &mut MockUserRepository) -> MockPasswordHasher {
         .returning(|id| Ok(Some(credentials(id.get(), "ann@example.com", true))));
     let mut hasher = MockPasswordHasher::new();
     hasher
-        .expect_verify()
+        .expect_verify_password()
         .returning(|candidate, _| Ok(candidate.expose() == "current pw"));
     hasher
 }

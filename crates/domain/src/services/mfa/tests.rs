@@ -61,7 +61,9 @@ impl Mocks {
             }))
         });
         let mut hasher = MockPasswordHasher::new();
-        hasher.expect_verify().returning(move |_, _| Ok(matches));
+        hasher
+            .expect_verify_password()
+            .returning(move |_, _| Ok(matches));
         let mut codec = MockTotpCodec::new();
         codec
             .expect_open()

@@ -199,9 +199,11 @@ async fn changing_to_a_taken_email_is_a_duplicate() {
 /// A hasher for which the stored `$old` matches `current pw` only.
 fn verifying_old() -> MockPasswordHasher {
     let mut hasher = MockPasswordHasher::new();
-    hasher.expect_verify().returning(|candidate, hash| {
-        Ok(hash.as_str() == "$old" && candidate.expose() == "current pw")
-    });
+    hasher
+        .expect_verify_password()
+        .returning(|candidate, hash| {
+            Ok(hash.as_str() == "$old" && candidate.expose() == "current pw")
+        });
     hasher
 }
 
@@ -272,7 +274,7 @@ async fn changing_the_password_ends_every_other_session() {
         .returning(|_, _, _, _| Ok(2));
     let mut hasher = hasher_returning("$new");
     hasher
-        .expect_verify()
+        .expect_verify_password()
         .returning(|_, hash| Ok(hash.as_str() == "$old"));
 
     service(users, sessions, hasher)
@@ -289,7 +291,7 @@ async fn a_wrong_current_password_changes_nothing() {
     let mut sessions = MockSessionRepository::new();
     sessions.expect_revoke_sessions_of_user().never();
     let mut hasher = MockPasswordHasher::new();
-    hasher.expect_verify().returning(|_, _| Ok(false));
+    hasher.expect_verify_password().returning(|_, _| Ok(false));
     hasher.expect_hash().never();
 
     let err = service(users, sessions, hasher)

@@ -9,7 +9,7 @@ fn authenticating(session: Option<Session>, user: Option<User>, scopes: &str) ->
     let scopes = Scopes::parse(scopes).unwrap();
     mocks
         .verifier
-        .expect_verify()
+        .expect_verify_access_token()
         .with(eq("the-token"))
         .returning(move |_| {
             Ok(AccessClaims {
@@ -59,7 +59,7 @@ async fn a_token_the_verifier_refuses_is_invalid() {
     let mut mocks = Mocks::default();
     mocks
         .verifier
-        .expect_verify()
+        .expect_verify_access_token()
         .returning(|_| Err(InvalidTokenError::new("bad signature")));
     mocks.sessions.expect_find_session().never();
     let service = mocks.service();

@@ -33,7 +33,7 @@ fn finding(found: PersonalToken, user: User) -> Mocks {
         .personal_tokens
         .expect_record_personal_token_use()
         .never();
-    mocks.verifier.expect_verify().never();
+    mocks.verifier.expect_verify_access_token().never();
     mocks
 }
 

@@ -106,14 +106,17 @@ async fn ending_the_other_sessions_spares_the_callers() {
 fn authenticating(session: Session) -> Mocks {
     let mut mocks = Mocks::default();
     let session_id = session.id;
-    mocks.verifier.expect_verify().returning(move |_| {
-        Ok(AccessClaims {
-            user_id: UserId::new(1),
-            session_id,
-            scopes: Scopes::parse("profile").unwrap(),
-            details: crate::TokenDetails::default(),
-        })
-    });
+    mocks
+        .verifier
+        .expect_verify_access_token()
+        .returning(move |_| {
+            Ok(AccessClaims {
+                user_id: UserId::new(1),
+                session_id,
+                scopes: Scopes::parse("profile").unwrap(),
+                details: crate::TokenDetails::default(),
+            })
+        });
     mocks
         .sessions
         .expect_find_session_with_user()
