@@ -26,11 +26,11 @@ on_both_backends!(
 
 const RESET_ANSWER: &str = "if the account exists, a message is on its way";
 
-async fn post(app: &TestApp, path: &str, body: Value) -> poem::test::TestResponse {
+pub(crate) async fn post(app: &TestApp, path: &str, body: Value) -> poem::test::TestResponse {
     app.client.post(path).body_json(&body).send().await
 }
 
-async fn me(app: &TestApp, user: &TestUser) -> Value {
+pub(crate) async fn me(app: &TestApp, user: &TestUser) -> Value {
     let response = app.get_with("/users/me", &user.bearer).await;
     response.assert_status_is_ok();
     json_of(response).await
@@ -49,7 +49,12 @@ async fn event_types(app: &TestApp, user: &TestUser) -> Vec<String> {
 }
 
 /// The mails to `to` with `subject`, once there are `count`.
-async fn mails(catcher: &MailCatcher, to: &str, subject: &str, count: usize) -> Vec<Mail> {
+pub(crate) async fn mails(
+    catcher: &MailCatcher,
+    to: &str,
+    subject: &str,
+    count: usize,
+) -> Vec<Mail> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found: Vec<Mail> = catcher

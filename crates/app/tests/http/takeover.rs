@@ -1,13 +1,14 @@
 //! Account safety (contract section 5): what a stolen access token cannot do, and what recovery
 //! undoes. Each test is named after the attack it stops (docs/security.md lists them).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use poem::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use warden_adapters::Backend;
-use warden_app::testing::{Mail, MailCatcher};
+use warden_app::testing::MailCatcher;
 
+use crate::mail::{mails, me, post};
 use crate::support::*;
 
 on_both_backends!(
@@ -22,33 +23,6 @@ on_both_backends!(
 );
 
 const INCORRECT: &str = "Incorrect password";
-
-async fn me(app: &TestApp, user: &TestUser) -> Value {
-    let response = app.get_with("/users/me", &user.bearer).await;
-    response.assert_status_is_ok();
-    json_of(response).await
-}
-
-async fn post(app: &TestApp, path: &str, body: Value) -> poem::test::TestResponse {
-    app.client.post(path).body_json(&body).send().await
-}
-
-/// The mails to `to` with `subject`, once there are `count`.
-async fn mails(catcher: &MailCatcher, to: &str, subject: &str, count: usize) -> Vec<Mail> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let found: Vec<Mail> = catcher
-            .mails()
-            .into_iter()
-            .filter(|mail| mail.to.eq_ignore_ascii_case(to) && mail.subject == subject)
-            .collect();
-        if found.len() >= count || Instant::now() > deadline {
-            assert_eq!(found.len(), count, "mails to {to}: {:?}", catcher.mails());
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn change_email(app: &TestApp, user: &TestUser, email: &str) -> poem::test::TestResponse {
     app.call(
