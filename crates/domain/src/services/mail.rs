@@ -64,6 +64,7 @@ impl std::fmt::Debug for EmailPorts {
 pub struct EmailService {
     ports: EmailPorts,
     lifetimes: EmailTokenLifetimes,
+    password: PasswordCheck,
 }
 
 impl std::fmt::Debug for EmailService {
@@ -76,7 +77,12 @@ impl std::fmt::Debug for EmailService {
 
 impl EmailService {
     pub fn new(ports: EmailPorts, lifetimes: EmailTokenLifetimes) -> Self {
-        Self { ports, lifetimes }
+        let password = PasswordCheck::new(ports.users.clone(), ports.hasher.clone());
+        Self {
+            ports,
+            lifetimes,
+            password,
+        }
     }
 
     /// Registers an active, non-admin account and queues its verification mail, together.
@@ -210,8 +216,7 @@ impl EmailService {
         email: &EmailAddress,
     ) -> Result<(), ChangeEmailError> {
         let user = &caller.user;
-        let check = PasswordCheck::new(self.ports.users.clone(), self.ports.hasher.clone());
-        if !check.matches(user.id, current).await? {
+        if !self.password.matches(user.id, current).await? {
             return Err(ChangeEmailError::IncorrectPassword);
         }
         if let Some(other) = self.ports.users.find_credentials_by_email(email).await?

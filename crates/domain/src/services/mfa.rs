@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::ports::{MfaRepository, PasswordHasher, TotpCodec, UserRepository};
-use crate::services::Principal;
+use crate::services::{PasswordCheck, Principal};
 use crate::{
     EventContext, NewSecurityEvent, Password, SecurityEventKind, TotpEnrolment, TotpFactor, UserId,
 };
@@ -141,6 +141,7 @@ impl std::fmt::Debug for MfaPorts {
 pub struct MfaService {
     ports: MfaPorts,
     second_factor: SecondFactor,
+    password: PasswordCheck,
 }
 
 impl std::fmt::Debug for MfaService {
@@ -152,9 +153,11 @@ impl std::fmt::Debug for MfaService {
 impl MfaService {
     pub fn new(ports: MfaPorts) -> Self {
         let second_factor = SecondFactor::new(ports.mfa.clone(), ports.codec.clone());
+        let password = PasswordCheck::new(ports.users.clone(), ports.hasher.clone());
         Self {
             ports,
             second_factor,
+            password,
         }
     }
 
@@ -175,7 +178,7 @@ impl MfaService {
         caller: &Principal,
         password: &Password,
     ) -> Result<TotpEnrolment, StartTotpError> {
-        if !self.password_matches(caller, password).await? {
+        if !self.password.matches(caller.user.id, password).await? {
             return Err(StartTotpError::IncorrectPassword);
         }
         let secret = self.ports.codec.generate_secret();
@@ -299,7 +302,7 @@ impl MfaService {
         password: &Password,
         code: &str,
     ) -> Result<(), ChangeMfaError> {
-        if !self.password_matches(caller, password).await? {
+        if !self.password.matches(caller.user.id, password).await? {
             return Err(ChangeMfaError::IncorrectPassword);
         }
         let factor = match self.ports.mfa.find_totp(caller.user.id).await? {
@@ -312,24 +315,6 @@ impl MfaService {
         } else {
             Err(ChangeMfaError::InvalidCode)
         }
-    }
-
-    async fn password_matches(
-        &self,
-        caller: &Principal,
-        password: &Password,
-    ) -> anyhow::Result<bool> {
-        let id = caller.user.id;
-        let credentials = self
-            .ports
-            .users
-            .find_credentials_by_id(id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("user {id} vanished while checking their password"))?;
-        self.ports
-            .hasher
-            .verify_password(password, &credentials.password_hash)
-            .await
     }
 }
 
