@@ -11,7 +11,6 @@ const DOMAIN_ALLOWED: &[&str] = &[
     "async-trait",
     "chrono",
     "email_address",
-    "mockall",
     "secrecy",
     "thiserror",
     "uuid",

@@ -24,10 +24,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use warden_domain::ports::{TokenIssuer, TokenVerifier};
 use warden_domain::{
-    AccessClaims, AccessGrant, ClientId, InvalidTokenError, IssuedToken, Scopes, SessionId,
-    TokenDetails, UserId,
+    accounts::UserId,
+    crypto::{
+        AccessClaims, AccessGrant, InvalidTokenError, IssuedToken, TokenDetails, TokenIssuer,
+        TokenVerifier,
+    },
+    scope::Scopes,
+    sessions::{ClientId, SessionId},
 };
 
 /// The JOSE `typ` of an access token (RFC 9068 section 2.1).

@@ -18,8 +18,7 @@ use minijinja::{Environment, context};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
-use warden_domain::ports::MailSender;
-use warden_domain::{EmailTokenLifetimes, MailKind, MailToken, OutgoingMail};
+use warden_domain::mail::{EmailTokenLifetimes, MailKind, MailSender, MailToken, OutgoingMail};
 
 /// Where and how mail is sent.
 #[derive(Debug)]
@@ -246,7 +245,7 @@ fn tls_trusting(url: &str, pem: &[u8]) -> anyhow::Result<Tls> {
 
 #[cfg(test)]
 mod tests {
-    use warden_domain::EmailAddress;
+    use warden_domain::accounts::EmailAddress;
 
     use super::*;
 

@@ -32,8 +32,11 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as PhcHash, 
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
-use warden_domain::ports::{PasswordHasher, Unavailable};
-use warden_domain::{Password, PasswordHash};
+use warden_domain::{
+    accounts::{Password, PasswordHash},
+    crypto::PasswordHasher,
+    error::Unavailable,
+};
 
 /// Salt length in bytes (the PHC string format's recommendation).
 const SALT_BYTES: usize = 16;

@@ -9,8 +9,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use warden_domain::SecretHash;
-use warden_domain::ports::SecretCodec;
+use warden_domain::crypto::{SecretCodec, SecretHash};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sha256Secrets;

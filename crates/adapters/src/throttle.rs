@@ -12,8 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, ThrottleKey};
+use warden_domain::throttle::{Rate, Rates, ThrottleKey, ThrottleStore};
 
 /// Brute-force budgets kept in memory.
 pub struct MemoryThrottle {

@@ -18,8 +18,10 @@ use chrono::{DateTime, Utc};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Builder, Totp};
-use warden_domain::ports::TotpCodec;
-use warden_domain::{RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, TotpEnrolment, TotpSecret};
+use warden_domain::{
+    crypto::TotpCodec,
+    mfa::{RecoveryCodeHash, RecoveryCodes, SealedTotpSecret, TotpEnrolment, TotpSecret},
+};
 
 /// The issuer authenticator apps show.
 const ISSUER: &str = "Warden";

@@ -11,8 +11,12 @@ use secrecy::{SecretSlice, SecretString};
 use serde_json::{Value, json};
 use warden_adapters::testing::ed25519_key_pair;
 use warden_adapters::{JwtConfig, JwtConfigError, JwtKeys, JwtTokens};
-use warden_domain::ports::{TokenIssuer, TokenVerifier};
-use warden_domain::{AccessGrant, AuthMethods, ClientId, Scopes, SessionId, UserId};
+use warden_domain::{
+    accounts::UserId,
+    crypto::{AccessGrant, TokenIssuer, TokenVerifier},
+    scope::Scopes,
+    sessions::{AuthMethods, ClientId, SessionId},
+};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 

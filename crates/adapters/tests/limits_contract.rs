@@ -7,15 +7,25 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use warden_adapters::Store;
-use warden_domain::ports::{
-    PersonalTokenRepository, SecurityEventRepository, SessionRepository, UserChangeError,
-    UserRepository,
-};
 use warden_domain::{
-    AuthMethods, ClientId, EmailAddress, EventContext, EventLimit, EventQuery, NewPersonalToken,
-    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, PasswordHash, PersonalTokenId,
-    PersonalTokenName, PersonalTokenPage, Rotation, Scopes, SecretHash, SecurityEventKind,
-    SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
+    accounts::{
+        EmailAddress, NewUser, PasswordHash, User, UserChangeError, UserFlags, UserId,
+        UserRepository,
+    },
+    crypto::SecretHash,
+    events::{
+        EventContext, EventLimit, EventQuery, NewSecurityEvent, SecurityEventKind,
+        SecurityEventRepository,
+    },
+    personal_tokens::{
+        NewPersonalToken, PersonalTokenId, PersonalTokenName, PersonalTokenPage,
+        PersonalTokenRepository,
+    },
+    scope::Scopes,
+    sessions::{
+        AuthMethods, ClientId, NewRefreshToken, NewSession, Rotation, SessionId, SessionOrigin,
+        SessionPage, SessionRepository,
+    },
 };
 
 warden_adapters::on_both_stores!(
@@ -64,7 +74,7 @@ fn admin_event(user: UserId, kind: SecurityEventKind) -> NewSecurityEvent {
 /// The ids of the active admins, from the first page of users.
 async fn active_admins(store: &Store) -> Vec<UserId> {
     store
-        .list_users(warden_domain::Page::new(100, 0).unwrap())
+        .list_users(warden_domain::posts::Page::new(100, 0).unwrap())
         .await
         .unwrap()
         .into_iter()
@@ -74,7 +84,7 @@ async fn active_admins(store: &Store) -> Vec<UserId> {
 }
 
 /// Every event of `user` of the last day, newest first.
-async fn events_of(store: &Store, user: UserId) -> Vec<warden_domain::SecurityEvent> {
+async fn events_of(store: &Store, user: UserId) -> Vec<warden_domain::events::SecurityEvent> {
     store
         .list_events(&EventQuery {
             user_id: Some(user),

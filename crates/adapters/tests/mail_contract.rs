@@ -7,14 +7,19 @@ use std::collections::HashSet;
 use chrono::{DateTime, TimeDelta, Utc};
 use warden_adapters::testing::TestDb;
 use warden_adapters::{Store, StoreOptions};
-use warden_domain::ports::{
-    MailRepository, SaveUserError, SecurityEventRepository, SessionRepository, UserRepository,
-};
 use warden_domain::{
-    AuthMethods, ClientId, EmailAddress, EmailTokenPurpose, EventContext, EventLimit, EventQuery,
-    MailKind, MailToken, NewEmailToken, NewRefreshToken, NewSecurityEvent, NewSession, NewUser,
-    OutgoingMail, PasswordHash, Scopes, SecretHash, SecurityEventKind, SessionId, SessionOrigin,
-    User, UserId,
+    accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserId, UserRepository},
+    crypto::SecretHash,
+    events::{
+        EventContext, EventLimit, EventQuery, NewSecurityEvent, SecurityEventKind,
+        SecurityEventRepository,
+    },
+    mail::{EmailTokenPurpose, MailKind, MailRepository, MailToken, NewEmailToken, OutgoingMail},
+    scope::Scopes,
+    sessions::{
+        AuthMethods, ClientId, NewRefreshToken, NewSession, SessionId, SessionOrigin,
+        SessionRepository,
+    },
 };
 
 warden_adapters::on_both_stores!(

@@ -9,10 +9,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use warden_adapters::Backend;
 use warden_adapters::testing::TestDb;
-use warden_domain::ports::{PostRepository, SaveUserError, UserRepository};
 use warden_domain::{
-    EmailAddress, NewUser, Page, PasswordHash, PostContent, PostDraft, PostQuery, PostTitle,
-    SearchTerm, UserId,
+    accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, UserId, UserRepository},
+    posts::{Page, PostContent, PostDraft, PostQuery, PostRepository, PostTitle, SearchTerm},
 };
 
 /// Characters worth trying more often than chance would.

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use warden_adapters::testing::TestDb;
 use warden_adapters::{MemoryThrottle, Store, StoreOptions};
-use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, ThrottleKey};
+use warden_domain::throttle::{Rate, Rates, ThrottleKey, ThrottleStore};
 
 /// Every kind at `max` per `window`.
 fn rates(max: u32, window: Duration) -> Rates {

@@ -14,11 +14,12 @@ pub mod oauth;
 pub mod posts;
 pub mod security;
 pub mod sessions;
+pub mod state;
 pub mod tokens;
 pub mod users;
 
 use poem_openapi::{LicenseObject, OpenApiService, Tags};
-use warden_domain::Page;
+use warden_domain::posts::Page;
 
 use self::error::ApiError;
 

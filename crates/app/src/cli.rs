@@ -4,13 +4,12 @@ use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use warden_adapters::{
-    Argon2Hasher, Backend, JwtConfig, JwtTokens, Store, StoreOptions, sqlite_file,
+use warden_adapters::{Argon2Hasher, Backend, Store, StoreOptions, sqlite_file};
+use warden_domain::accounts::{
+    AdminPorts, AdminService, EmailAddress, Password, RegisterError, UserPorts, UserService,
 };
-use warden_domain::services::{AdminService, RegisterError, UserService};
-use warden_domain::{EmailAddress, Password};
 
-use crate::config::{Config, JwtAlgorithm, resolve_jwt_keys};
+use crate::config::{Config, JwtAlgorithm};
 use crate::cors::CorsOrigins;
 
 fn command_store_options(config: &Config) -> StoreOptions {
@@ -51,7 +50,7 @@ pub async fn check_config(config: &Config) -> anyhow::Result<String> {
     CorsOrigins::new(&config.server.cors_allowed_origins)?;
     // A mail server that cannot be reached now is reported, not refused: `serve` starts, and
     // mail waits in the outbox until the server answers.
-    report.push(match crate::config::mailer(config)? {
+    report.push(match config.mailer()? {
         Some(mailer) => match mailer.check_connection().await {
             Ok(()) => "email: on; the mail server (SMTP_URL) answered".to_owned(),
             Err(err) => format!(
@@ -78,14 +77,7 @@ pub async fn check_config(config: &Config) -> anyhow::Result<String> {
     if generated {
         report.push("signing: a secret will be generated on first start".to_owned());
     } else {
-        let (keys, _) = resolve_jwt_keys(config)?;
-        JwtTokens::new(&JwtConfig {
-            keys,
-            issuer: config.tokens.jwt_issuer.clone(),
-            audience: config.tokens.jwt_audience.clone(),
-            access_token_lifetime: config.access_token_lifetime(),
-            leeway: std::time::Duration::from_secs(config.tokens.jwt_leeway_seconds),
-        })?;
+        config.access_tokens()?;
         report.push(format!(
             "signing: {:?} keys are valid",
             config.tokens.jwt_algorithm
@@ -146,8 +138,15 @@ pub async fn create_admin(
     let store =
         Arc::new(Store::connect(config.database_url(), &command_store_options(config)).await?);
     let hasher = Arc::new(Argon2Hasher::new(1, 1)?);
-    let users = UserService::new(store.clone(), store.clone(), hasher);
-    let admin = AdminService::new(store.clone(), store.clone());
+    let users = UserService::new(UserPorts {
+        users: store.clone(),
+        sessions: store.clone(),
+        hasher,
+    });
+    let admin = AdminService::new(AdminPorts {
+        users: store.clone(),
+        sessions: store.clone(),
+    });
 
     let outcome = match users.find_by_email(&email).await? {
         Some(user) if user.is_admin && user.is_active => {

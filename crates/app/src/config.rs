@@ -284,15 +284,19 @@ impl Config {
     pub fn database_url(&self) -> &str {
         self.database.url.expose_secret()
     }
+}
 
-    pub fn password_hash_concurrency(&self) -> usize {
-        self.passwords
-            .password_hash_concurrency
+impl PasswordConfig {
+    /// How many passwords are hashed at once: `PASSWORD_HASH_CONCURRENCY`, else one per CPU,
+    /// at most three.
+    pub fn hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
             .map_or_else(default_hash_concurrency, usize::from)
     }
 
-    pub fn password_hash_queue(&self) -> usize {
-        usize::try_from(self.passwords.password_hash_queue).unwrap_or(usize::MAX)
+    /// How many password checks may wait for a hashing thread before the next is refused.
+    pub fn hash_queue(&self) -> usize {
+        usize::try_from(self.password_hash_queue).unwrap_or(usize::MAX)
     }
 }
 
@@ -398,11 +402,12 @@ fn random_secret() -> String {
 }
 
 mod accounts;
+mod build;
 mod mail;
 mod server;
 
 pub use accounts::{AccountConfig, resolve_mfa_key};
-pub use mail::{MailConfig, mailer};
+pub use mail::MailConfig;
 pub use server::ServerConfig;
 
 #[cfg(test)]

@@ -14,4 +14,5 @@ pub mod telemetry;
 pub mod testing;
 pub mod throttle;
 
-pub use server::{AppState, app, serve};
+pub use api::state::AppState;
+pub use server::{app, serve};

@@ -5,199 +5,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::TimeDelta;
 use poem::http::HeaderValue;
 use poem::http::{StatusCode, header};
 use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
-use warden_adapters::{
-    Argon2Hasher, JwtConfig, JwtTokens, Sha256Secrets, Store, StoreOptions, TotpSecrets,
-};
-use warden_domain::EventRetention;
-use warden_domain::ports::SecretCodec;
-use warden_domain::services::{
-    AdminService, AuthPorts, AuthService, EmailPorts, EmailService, EventService, Lifetimes,
-    MailDelivery, MfaPorts, MfaService, PersonalTokenService, PostService, RetentionService,
-    UserService,
-};
+use warden_adapters::Store;
 
 use crate::api;
 use crate::api::error::{AllowedMethods, render_error};
-use crate::config::{Config, SecretSource, mailer, resolve_jwt_keys, resolve_mfa_key};
-use crate::cors::{CorsOrigins, cors};
+use crate::api::state::AppState;
+use crate::config::Config;
+use crate::cors::cors;
 use crate::security_headers::{DocsPolicies, security_headers};
-use crate::throttle::Throttle;
 
 pub mod background;
 pub mod connections;
 pub mod deadline;
 
-/// Everything a request handler may need.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub auth: AuthService,
-    pub users: UserService,
-    pub posts: PostService,
-    pub admin: AdminService,
-    pub events: EventService,
-    pub mfa: MfaService,
-    pub personal_tokens: PersonalTokenService,
-    /// Pruning ended sessions, refresh tokens and personal tokens.
-    pub retention: RetentionService,
-    /// The token keys, for publishing the public ones.
-    pub tokens: Arc<JwtTokens>,
-    pub throttle: Arc<Throttle>,
-    pub store: Store,
-    /// Whether `/metrics` is served with the API (no `METRICS_ADDR`), or on its own address.
-    pub metrics_with_api: bool,
-    /// The origins CORS allows; none turns it off.
-    pub cors: Arc<CorsOrigins>,
-    /// Set once shutdown begins: `/health/ready` then answers 503.
-    pub draining: Arc<Draining>,
-    /// `PUBLIC_URL`: the base of the metadata's endpoint URLs.
-    pub public_url: Option<String>,
-    /// Email: the account flows that go through a mailbox, and the outbox's delivery. `None`
-    /// when mail is off (no `SMTP_URL`).
-    pub email: Option<Email>,
-    /// `HTTP_BODY_TIMEOUT_SECONDS`: how long after its head a request's body may take to arrive.
-    pub body_timeout: Duration,
-}
-
-/// What email needs, when it is on.
-#[derive(Debug, Clone)]
-pub struct Email {
-    pub flows: EmailService,
-    pub delivery: MailDelivery,
-}
-
-/// Whether the server is shutting down. From the moment it is, readiness fails, so that load
-/// balancers take the instance out while it still serves, and responses close their connection.
-#[derive(Debug, Default)]
-pub struct Draining(std::sync::atomic::AtomicBool);
-
-impl Draining {
-    pub fn begin(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
 /// The largest request body accepted (contract section 0).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_ID: &str = "x-request-id";
-
-impl AppState {
-    /// Builds the services on `store` with the real hasher and token signer.
-    pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
-        // Before anything is counted.
-        crate::metrics::handle();
-        let (keys, source) = resolve_jwt_keys(config)?;
-        match source {
-            SecretSource::Configured => {}
-            SecretSource::KeyFile(path) => {
-                tracing::info!(path = %path.display(), "signing tokens with EdDSA");
-            }
-            SecretSource::File {
-                path,
-                created: true,
-            } => tracing::info!(
-                path = %path.display(),
-                "generated a JWT signing secret; set JWT_SECRET to use your own"
-            ),
-            SecretSource::File {
-                path,
-                created: false,
-            } => {
-                tracing::info!(path = %path.display(), "using the JWT signing secret kept in a file");
-            }
-            SecretSource::Ephemeral => tracing::warn!(
-                "in-memory database and no JWT_SECRET: tokens will not survive a restart"
-            ),
-        }
-        let tokens = Arc::new(JwtTokens::new(&JwtConfig {
-            keys,
-            issuer: config.tokens.jwt_issuer.clone(),
-            audience: config.tokens.jwt_audience.clone(),
-            access_token_lifetime: config.access_token_lifetime(),
-            leeway: Duration::from_secs(config.tokens.jwt_leeway_seconds),
-        })?);
-        let hasher = Arc::new(Argon2Hasher::new(
-            config.password_hash_concurrency(),
-            config.password_hash_queue(),
-        )?);
-        let repository = Arc::new(store.clone());
-        // Refresh tokens, `mfa_token`s, mailed and personal tokens: one codec for every secret.
-        let secrets: Arc<dyn SecretCodec> = Arc::new(Sha256Secrets);
-        let totp = Arc::new(TotpSecrets::new(secrecy::ExposeSecret::expose_secret(
-            &resolve_mfa_key(config)?,
-        ))?);
-        let auth = AuthService::new(
-            AuthPorts {
-                users: repository.clone(),
-                sessions: repository.clone(),
-                hasher: hasher.clone(),
-                issuer: tokens.clone(),
-                verifier: tokens.clone(),
-                secrets: secrets.clone(),
-                events: repository.clone(),
-                mfa: repository.clone(),
-                totp: totp.clone(),
-                personal_tokens: repository.clone(),
-            },
-            Lifetimes {
-                session: TimeDelta::days(config.tokens.session_lifetime_days.into()),
-                refresh_token: TimeDelta::days(config.tokens.refresh_token_expire_days.into()),
-            },
-        )
-        .requiring_verified_email(config.mail.require_verified_email)
-        .holding_sessions(config.accounts.max_sessions_per_account);
-        let retention = EventRetention::days(config.accounts.event_retention_days);
-        let email = mailer(config)?.map(|mailer| Email {
-            flows: EmailService::new(
-                EmailPorts {
-                    users: repository.clone(),
-                    mail: repository.clone(),
-                    hasher: hasher.clone(),
-                    secrets: secrets.clone(),
-                },
-                config.mail.lifetimes(),
-            ),
-            delivery: MailDelivery::new(repository.clone(), Arc::new(mailer), config.mail.retry()),
-        });
-        let users = UserService::new(repository.clone(), repository.clone(), hasher.clone());
-        let password_check = users.password_check();
-        Ok(Self {
-            auth,
-            users,
-            mfa: MfaService::new(MfaPorts {
-                users: repository.clone(),
-                hasher,
-                mfa: repository.clone(),
-                codec: totp,
-            }),
-            posts: PostService::new(repository.clone(), repository.clone()),
-            admin: AdminService::new(repository.clone(), repository.clone()),
-            personal_tokens: PersonalTokenService::new(repository.clone(), secrets, password_check)
-                .holding_tokens(config.accounts.max_personal_tokens),
-            retention: RetentionService::new(repository.clone(), repository.clone(), retention),
-            events: EventService::new(repository, retention),
-            tokens,
-            throttle: Arc::new(Throttle::for_store(&store, &config.throttle())),
-            store,
-            metrics_with_api: config.server.metrics_addr.is_none(),
-            cors: Arc::new(CorsOrigins::new(&config.server.cors_allowed_origins)?),
-            draining: Arc::default(),
-            public_url: config.server.public_url.clone(),
-            email,
-            body_timeout: Duration::from_secs(config.server.http_body_timeout_seconds),
-        })
-    }
-}
 
 /// The whole HTTP application: the API, `/openapi.json`, Swagger UI at `/docs`, and the
 /// middleware every request goes through.
@@ -371,15 +200,7 @@ fn metrics_endpoint(state: poem::web::Data<&AppState>) -> Response {
 /// Connects to the database, migrates it, and serves until SIGINT or SIGTERM; then stops
 /// accepting connections and lets in-flight requests finish (up to the shutdown timeout).
 pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
-    let store = Store::open(
-        config.database_url(),
-        &StoreOptions {
-            max_connections: config.database.max_connections,
-            transaction_pooling: config.database.transaction_pooling,
-            ..StoreOptions::default()
-        },
-    )
-    .await?;
+    let store = Store::open(config.database_url(), &config.database.store_options()).await?;
     // Behind a transaction pooler migrations cannot run (they need a session of their own):
     // serving then checks the schema as --no-migrate does.
     if migrate && !config.database.transaction_pooling {

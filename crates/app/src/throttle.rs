@@ -19,8 +19,11 @@ use poem::Request;
 use poem::web::RemoteAddr;
 use poem_openapi::payload::Json;
 use warden_adapters::{MemoryThrottle, Store};
-use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, RequestOrigin, ThrottleKey, User};
+use warden_domain::{
+    accounts::User,
+    events::RequestOrigin,
+    throttle::{Rate, Rates, ThrottleKey, ThrottleStore},
+};
 
 use crate::api::error::{ErrorBody, detail};
 
@@ -420,8 +423,8 @@ mod tests {
 
     fn ann() -> User {
         User {
-            id: warden_domain::UserId::new(1),
-            email: warden_domain::EmailAddress::new("Ann@Example.com").unwrap(),
+            id: warden_domain::accounts::UserId::new(1),
+            email: warden_domain::accounts::EmailAddress::new("Ann@Example.com").unwrap(),
             created_at: chrono::Utc::now(),
             is_active: true,
             is_admin: false,

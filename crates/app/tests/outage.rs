@@ -20,8 +20,10 @@ use tokio::task::AbortHandle;
 use warden_adapters::testing::TestDb;
 use warden_adapters::{Store, StoreOptions};
 use warden_app::testing::{self, TestApp};
-use warden_domain::ports::PostRepository;
-use warden_domain::{Page, PostQuery, UserId};
+use warden_domain::{
+    accounts::UserId,
+    posts::{Page, PostQuery, PostRepository},
+};
 
 /// A TCP proxy that can cut its connections.
 struct Proxy {

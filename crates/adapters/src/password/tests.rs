@@ -178,7 +178,7 @@ async fn a_full_queue_is_unavailable_at_once_not_a_longer_wait() {
         match attempt.await.unwrap() {
             Ok(matches) => assert!(matches),
             Err(err) => {
-                assert!(warden_domain::ports::is_unavailable(&err), "{err:#}");
+                assert!(warden_domain::error::is_unavailable(&err), "{err:#}");
                 refused += 1;
             }
         }

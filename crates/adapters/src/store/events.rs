@@ -8,10 +8,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
 use uuid::Uuid;
-use warden_domain::ports::SecurityEventRepository;
 use warden_domain::{
-    EventContext, EventId, EventQuery, NewSecurityEvent, SecurityEvent, SecurityEventKind,
-    SessionId, UserId,
+    accounts::UserId,
+    events::{
+        EventContext, EventId, EventQuery, NewSecurityEvent, SecurityEvent, SecurityEventKind,
+        SecurityEventRepository,
+    },
+    sessions::SessionId,
 };
 
 use super::{DbResultExt, Pool, Store, stored_time};
@@ -34,7 +37,7 @@ macro_rules! insert_events {
                     event
                         .context
                         .session_id
-                        .map(warden_domain::SessionId::as_uuid),
+                        .map(warden_domain::sessions::SessionId::as_uuid),
                 )
                 .execute(&mut *$tx)
                 .await?;

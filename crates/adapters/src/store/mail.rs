@@ -10,10 +10,14 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use warden_domain::ports::{MailRepository, SaveUserError};
 use warden_domain::{
-    EmailAddress, EmailToken, EmailTokenPurpose, MailId, MailKind, MailToken, NewEmailToken,
-    NewSecurityEvent, NewUser, OutgoingMail, PasswordHash, QueuedMail, SecretHash, User, UserId,
+    accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserId},
+    crypto::SecretHash,
+    events::NewSecurityEvent,
+    mail::{
+        EmailToken, EmailTokenPurpose, MailId, MailKind, MailRepository, MailToken, NewEmailToken,
+        OutgoingMail, QueuedMail,
+    },
 };
 
 use super::users::{INSERT_USER, UserRow, unique_email};

@@ -6,10 +6,13 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use warden_domain::ports::MfaRepository;
 use warden_domain::{
-    ClientId, MfaChallenge, NewSecurityEvent, RecoveryCodeHash, Scopes, SealedTotpSecret,
-    SecretHash, TotpFactor, UserId,
+    accounts::UserId,
+    crypto::SecretHash,
+    events::NewSecurityEvent,
+    mfa::{MfaChallenge, MfaRepository, RecoveryCodeHash, SealedTotpSecret, TotpFactor},
+    scope::Scopes,
+    sessions::ClientId,
 };
 
 use super::{DbResultExt, Pool, Store, stored_time};

@@ -4,10 +4,15 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use warden_domain::ports::PersonalTokenRepository;
 use warden_domain::{
-    NewPersonalToken, NewSecurityEvent, PersonalToken, PersonalTokenId, PersonalTokenName,
-    PersonalTokenPage, Scopes, SecretHash, User, UserId,
+    accounts::{User, UserId},
+    crypto::SecretHash,
+    events::NewSecurityEvent,
+    personal_tokens::{
+        NewPersonalToken, PersonalToken, PersonalTokenId, PersonalTokenName, PersonalTokenPage,
+        PersonalTokenRepository,
+    },
+    scope::Scopes,
 };
 
 use super::events::log_events;

@@ -3,9 +3,9 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use warden_domain::ports::PostRepository;
 use warden_domain::{
-    Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostTitle, User, UserId,
+    accounts::{User, UserId},
+    posts::{Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostRepository, PostTitle},
 };
 
 use super::users::UserRow;
@@ -61,7 +61,7 @@ macro_rules! list_query {
     };
 }
 
-/// [`warden_domain::MAX_COUNTED_POSTS`], for `concat!`.
+/// [`warden_domain::posts::MAX_COUNTED_POSTS`], for `concat!`.
 macro_rules! max_counted {
     () => {
         "1000"
@@ -316,7 +316,10 @@ impl PostRepository for Store {
 mod tests {
     #[test]
     fn the_sql_count_cap_is_the_domains() {
-        assert_eq!(max_counted!(), warden_domain::MAX_COUNTED_POSTS.to_string());
+        assert_eq!(
+            max_counted!(),
+            warden_domain::posts::MAX_COUNTED_POSTS.to_string()
+        );
     }
 
     #[test]

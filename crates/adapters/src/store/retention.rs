@@ -1,8 +1,8 @@
 //! Pruning what ended (contract section 5, "Account safety"): sessions that ended or expired
 //! (with their refresh tokens), refresh tokens that were spent or expired, and personal tokens
 //! that were revoked or expired, before the retention's cutoff. For the
-//! [`SessionRepository`](warden_domain::ports::SessionRepository) and
-//! [`PersonalTokenRepository`](warden_domain::ports::PersonalTokenRepository) implementations.
+//! [`SessionRepository`](warden_domain::sessions::SessionRepository) and
+//! [`PersonalTokenRepository`](warden_domain::personal_tokens::PersonalTokenRepository) implementations.
 
 use chrono::{DateTime, Utc};
 

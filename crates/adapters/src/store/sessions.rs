@@ -5,11 +5,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
 use uuid::Uuid;
-use warden_domain::ports::SessionRepository;
 use warden_domain::{
-    AuthMethods, ClientId, EventContext, NewRefreshToken, NewSecurityEvent, NewSession, Rotation,
-    Scopes, SecretHash, SecurityEventKind, Session, SessionId, SessionOrigin, SessionPage, User,
-    UserId,
+    accounts::{User, UserId},
+    crypto::SecretHash,
+    events::{EventContext, NewSecurityEvent, SecurityEventKind},
+    scope::Scopes,
+    sessions::{
+        AuthMethods, ClientId, NewRefreshToken, NewSession, Rotation, Session, SessionId,
+        SessionOrigin, SessionPage, SessionRepository,
+    },
 };
 
 use super::events::log_events;

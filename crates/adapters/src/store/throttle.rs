@@ -12,8 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::{Acquire as _, PgPool};
-use warden_domain::ports::ThrottleStore;
-use warden_domain::{Rate, Rates, ThrottleKey};
+use warden_domain::throttle::{Rate, Rates, ThrottleKey, ThrottleStore};
 
 use super::{DbResultExt, Pool, Store};
 

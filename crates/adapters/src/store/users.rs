@@ -4,10 +4,13 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Acquire as _;
-use warden_domain::ports::{SaveUserError, UserChangeError, UserRepository};
 use warden_domain::{
-    EmailAddress, NewSecurityEvent, NewUser, Page, PasswordHash, User, UserCredentials, UserFlags,
-    UserId,
+    accounts::{
+        EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserChangeError, UserCredentials,
+        UserFlags, UserId, UserRepository,
+    },
+    events::NewSecurityEvent,
+    posts::Page,
 };
 
 use super::events::log_events;

@@ -1,8 +1,10 @@
 //! [`VoteRepository`]: one vote per user and post, enforced by the primary key.
 
 use async_trait::async_trait;
-use warden_domain::ports::{AddVoteError, VoteRepository};
-use warden_domain::{PostId, UserId};
+use warden_domain::{
+    accounts::UserId,
+    posts::{AddVoteError, PostId, VoteRepository},
+};
 
 use super::{DbResultExt, Pool, Store, db_error, now};
 

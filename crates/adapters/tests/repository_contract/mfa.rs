@@ -9,15 +9,15 @@ warden_adapters::on_both_stores!(
     an_mfa_challenge_is_spent_once_and_tried_at_most_five_times_even_racing,
 );
 
-fn codes(names: &[&str]) -> Vec<warden_domain::RecoveryCodeHash> {
+fn codes(names: &[&str]) -> Vec<warden_domain::mfa::RecoveryCodeHash> {
     names
         .iter()
-        .map(|name| warden_domain::RecoveryCodeHash::new(format!("hash-of-{name}")))
+        .map(|name| warden_domain::mfa::RecoveryCodeHash::new(format!("hash-of-{name}")))
         .collect()
 }
 
-fn sealed(name: &str) -> warden_domain::SealedTotpSecret {
-    warden_domain::SealedTotpSecret::new(format!("v1.{name}"))
+fn sealed(name: &str) -> warden_domain::mfa::SealedTotpSecret {
+    warden_domain::mfa::SealedTotpSecret::new(format!("v1.{name}"))
 }
 
 /// How many of 8 concurrent runs of `attempt` report success.
@@ -220,7 +220,7 @@ async fn recovery_codes_are_single_use_and_replaced_as_a_set(store: Store) {
 async fn an_mfa_challenge_is_spent_once_and_tried_at_most_five_times_even_racing(store: Store) {
     let ann = Seed(&store).user("ann").await;
     let now = Utc::now();
-    let challenge = |name: &str, expires_at| warden_domain::MfaChallenge {
+    let challenge = |name: &str, expires_at| warden_domain::mfa::MfaChallenge {
         token_hash: SecretHash::new(format!("hash-of-{name}")),
         user_id: ann.id,
         scopes: Scopes::parse("profile posts:read").unwrap(),

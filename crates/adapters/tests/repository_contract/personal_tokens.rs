@@ -6,11 +6,15 @@ warden_adapters::on_both_stores!(
     personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revoked_once,
 );
 
-fn new_token(user: UserId, name: &str, expires_in: TimeDelta) -> warden_domain::NewPersonalToken {
+fn new_token(
+    user: UserId,
+    name: &str,
+    expires_in: TimeDelta,
+) -> warden_domain::personal_tokens::NewPersonalToken {
     let now = Utc::now();
-    warden_domain::NewPersonalToken {
+    warden_domain::personal_tokens::NewPersonalToken {
         user_id: user,
-        name: warden_domain::PersonalTokenName::new(name.into()).unwrap(),
+        name: warden_domain::personal_tokens::PersonalTokenName::new(name.into()).unwrap(),
         scopes: Scopes::parse("profile posts:read").unwrap(),
         hash: SecretHash::new(format!("hash-of-{name}")),
         created_at: now,

@@ -236,7 +236,7 @@ async fn the_title_index_follows_every_change_of_a_title(store: Store) {
 
 async fn the_total_is_counted_up_to_the_cap(store: Store) {
     let ann = Seed(&store).user("ann").await;
-    let cap = warden_domain::MAX_COUNTED_POSTS;
+    let cap = warden_domain::posts::MAX_COUNTED_POSTS;
     for i in 0..=cap {
         store
             .create_post(ann.id, &draft(&format!("post {i}"), true))

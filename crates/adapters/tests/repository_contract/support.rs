@@ -3,15 +3,25 @@
 
 pub(crate) use chrono::{TimeDelta, Utc};
 pub(crate) use warden_adapters::Store;
-pub(crate) use warden_domain::ports::{
-    AddVoteError, MfaRepository, PersonalTokenRepository, PostRepository, SaveUserError,
-    SecurityEventRepository, SessionRepository, UserRepository, VoteRepository,
+pub(crate) use warden_domain::{
+    accounts::{EmailAddress, NewUser, PasswordHash, User, UserFlags, UserId},
+    crypto::SecretHash,
+    events::{EventContext, EventId, EventLimit, EventQuery, NewSecurityEvent, SecurityEventKind},
+    personal_tokens::PersonalTokenPage,
+    posts::{Page, PostContent, PostDraft, PostId, PostQuery, PostTitle, SearchTerm},
+    scope::Scopes,
+    sessions::{
+        AuthMethods, ClientId, NewRefreshToken, NewSession, Rotation, SessionId, SessionOrigin,
+        SessionPage,
+    },
 };
 pub(crate) use warden_domain::{
-    AuthMethods, ClientId, EmailAddress, EventContext, EventId, EventLimit, EventQuery,
-    NewRefreshToken, NewSecurityEvent, NewSession, NewUser, Page, PasswordHash, PersonalTokenPage,
-    PostContent, PostDraft, PostId, PostQuery, PostTitle, Rotation, Scopes, SearchTerm, SecretHash,
-    SecurityEventKind, SessionId, SessionOrigin, SessionPage, User, UserFlags, UserId,
+    accounts::{SaveUserError, UserRepository},
+    events::SecurityEventRepository,
+    mfa::MfaRepository,
+    personal_tokens::PersonalTokenRepository,
+    posts::{AddVoteError, PostRepository, VoteRepository},
+    sessions::SessionRepository,
 };
 
 /// The caps the app holds accounts to by default (`MAX_SESSIONS_PER_ACCOUNT`,
@@ -92,7 +102,7 @@ impl Seed<'_> {
     }
 
     /// A published post of `owner`'s.
-    pub(crate) async fn post(&self, owner: &User, title: &str) -> warden_domain::Post {
+    pub(crate) async fn post(&self, owner: &User, title: &str) -> warden_domain::posts::Post {
         self.0
             .create_post(owner.id, &draft(title, true))
             .await
@@ -136,7 +146,7 @@ pub(crate) fn event(
 pub(crate) async fn events_of(
     store: &Store,
     user_id: Option<UserId>,
-) -> Vec<warden_domain::SecurityEvent> {
+) -> Vec<warden_domain::events::SecurityEvent> {
     store
         .list_events(&EventQuery {
             user_id,
@@ -149,6 +159,6 @@ pub(crate) async fn events_of(
         .unwrap()
 }
 
-pub(crate) fn kinds(events: &[warden_domain::SecurityEvent]) -> Vec<SecurityEventKind> {
+pub(crate) fn kinds(events: &[warden_domain::events::SecurityEvent]) -> Vec<SecurityEventKind> {
     events.iter().map(|event| event.kind).collect()
 }

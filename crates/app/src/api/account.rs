@@ -5,8 +5,9 @@ use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ChangeEmailError, ChangePasswordError, DeleteAccountError};
-use warden_domain::{EmailAddress, Password, User};
+use warden_domain::accounts::{
+    ChangeEmailError, ChangePasswordError, DeleteAccountError, EmailAddress, Password, User,
+};
 
 use super::ApiTags;
 use super::body::JsonBody;
@@ -14,7 +15,7 @@ use super::error::{ApiError, ErrorAnswer, ErrorBody, detail, detail_of};
 use super::mail::{Notice, notice, throttled};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use super::users::UserMe;
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
 /// A change of email.

@@ -5,15 +5,14 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{EndSessionsError, UpdateUserError};
-use warden_domain::{UserFlags, UserId};
+use warden_domain::accounts::{EndSessionsError, UpdateUserError, UserFlags, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller};
 use super::users::UserMe;
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// Changes to an account's status; a field left out stays as it is.
 #[derive(Debug, Object)]

@@ -13,13 +13,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
-use warden_domain::ClientId;
-use warden_domain::services::{LoginError, RefreshError, TokenGrant};
+use warden_domain::sessions::{ClientId, LoginError, RefreshError, TokenGrant};
 
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
 use super::security::OAuth2PasswordBearer;
-use crate::AppState;
+use crate::api::state::AppState;
 
 pub mod form;
 pub(crate) mod grants;

@@ -9,11 +9,9 @@ use poem_openapi::error::{
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
-use warden_domain::Scope;
-use warden_domain::ports::is_unavailable;
-use warden_domain::services::{
-    CreatePostError, ListEventsError, ListPostsError, ListTokensError, ListUsersError, LogoutError,
-    MfaStatusError, SessionsError,
+use warden_domain::{
+    error::{Unknown, is_unavailable},
+    scope::Scope,
 };
 
 /// An error answer.
@@ -65,7 +63,7 @@ pub enum Fault {
 
 impl Fault {
     /// The one place that decides "transient or bug": a failure whose cause chain holds the
-    /// domain's [`Unavailable`](warden_domain::ports::Unavailable) marker is transient. Logs the
+    /// domain's [`Unavailable`](warden_domain::error::Unavailable) marker is transient. Logs the
     /// cause, which never reaches the client.
     pub fn of(cause: &anyhow::Error) -> Self {
         if is_unavailable(cause) {
@@ -170,31 +168,13 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// Domain errors with no outcome of their own but `Unknown`: each is a 500 or a 503, so `?`
-/// answers them.
-macro_rules! unknown_only {
-    ($($error:ident),* $(,)?) => {
-        $(
-            impl From<$error> for ApiError {
-                fn from(err: $error) -> Self {
-                    let $error::Unknown(cause) = err;
-                    cause.into()
-                }
-            }
-        )*
-    };
+impl From<Unknown> for ApiError {
+    /// The failure of an operation with no outcome of its own: a 500, or a 503 if the database is
+    /// unreachable, so `?` answers it.
+    fn from(Unknown(cause): Unknown) -> Self {
+        cause.into()
+    }
 }
-
-unknown_only!(
-    CreatePostError,
-    ListEventsError,
-    ListPostsError,
-    ListUsersError,
-    ListTokensError,
-    LogoutError,
-    MfaStatusError,
-    SessionsError,
-);
 
 /// What an unprotected operation may answer besides its own outcomes.
 #[derive(Debug, ApiResponse)]

@@ -6,13 +6,15 @@ use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use warden_domain::services::EventPage;
-use warden_domain::{EventId, EventLimit, SecurityEvent, SecurityEventKind, UserId};
+use warden_domain::{
+    accounts::UserId,
+    events::{EventId, EventLimit, EventPage, SecurityEvent, SecurityEventKind},
+};
 
 use super::ApiTags;
 use super::error::ApiError;
 use super::security::{ApiScope, Caller};
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// Something that happened to an account. It never holds a password, code or token.
 #[derive(Debug, Object)]

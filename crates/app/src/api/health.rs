@@ -6,7 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::error::RETRY_AFTER_SECONDS;
-use crate::AppState;
+use crate::api::state::AppState;
 
 #[derive(Debug, ApiResponse)]
 enum ReadyResponse {

@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// A set of public keys.
 #[derive(Debug, Object)]

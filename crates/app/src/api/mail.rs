@@ -5,14 +5,16 @@ use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ConfirmTokenError, ResendVerificationError, ResetRequestError};
-use warden_domain::{EmailAddress, Password};
+use warden_domain::{
+    accounts::{EmailAddress, Password},
+    mail::{ConfirmTokenError, ResendVerificationError, ResetRequestError},
+};
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 
 /// The answer to a reset request, whatever the account: it tells nothing of whether one exists.

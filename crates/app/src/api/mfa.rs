@@ -8,14 +8,16 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ChangeMfaError, ConfirmTotpError, ResetMfaError, StartTotpError};
-use warden_domain::{Password, TotpEnrolment, UserId};
+use warden_domain::{
+    accounts::{Password, UserId},
+    mfa::{ChangeMfaError, ConfirmTotpError, ResetMfaError, StartTotpError, TotpEnrolment},
+};
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
 /// The password, again.

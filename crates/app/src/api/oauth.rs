@@ -6,7 +6,7 @@ use poem::http::header;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::{PERSONAL_TOKEN_PREFIX, Scope};
+use warden_domain::{personal_tokens::PERSONAL_TOKEN_PREFIX, scope::Scope};
 
 use super::ApiTags;
 use super::auth::OAuthErrorBody;
@@ -15,7 +15,7 @@ use super::auth::grants::MFA_OTP_GRANT;
 use super::auth::no_store;
 use super::error::{ApiError, ErrorBody, Fault, RETRY_AFTER_SECONDS, detail};
 use super::security::{ApiScope, Caller};
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// The server's metadata (RFC 8414).
 #[derive(Debug, Object)]
@@ -215,7 +215,7 @@ impl OAuthApi {
         match state.auth.revoke_token(token, &origin).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {
-                let warden_domain::services::LogoutError::Unknown(cause) = err;
+                let warden_domain::error::Unknown(cause) = err;
                 let fault = Fault::of(&cause);
                 let body = OAuthErrorBody::of_fault(fault);
                 match fault {
@@ -268,7 +268,7 @@ impl OAuthApi {
             }))));
         }
         let Some((principal, claims)) = state.auth.introspect(token).await.map_err(|err| {
-            let warden_domain::services::IntrospectError::Unknown(cause) = err;
+            let warden_domain::error::Unknown(cause) = err;
             ApiError::from(cause)
         })?
         else {

@@ -7,9 +7,9 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{ChangePostError, GetPostError, VoteError};
-use warden_domain::{
-    Post, PostContent, PostDraft, PostId, PostQuery, PostTitle, SearchTerm, VoteDirection,
+use warden_domain::posts::{
+    ChangePostError, GetPostError, Post, PostContent, PostDraft, PostId, PostQuery, PostTitle,
+    SearchTerm, VoteDirection, VoteError,
 };
 
 use super::ApiTags;
@@ -17,7 +17,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller};
 use super::users::UserOut;
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// What a post says, to create or replace one.
 #[derive(Debug, Object)]

@@ -21,12 +21,15 @@ use poem::{PathPattern, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::registry::MetaOAuthScope;
 use poem_openapi::{OAuthScopes, SecurityScheme};
-use warden_domain::services::{AuthenticateError, Principal};
-use warden_domain::{PERSONAL_TOKEN_PREFIX, Scope, Scopes};
+use warden_domain::{
+    personal_tokens::PERSONAL_TOKEN_PREFIX,
+    scope::{Scope, Scopes},
+    sessions::{AuthenticateError, Principal},
+};
 
 use super::error::ApiError;
 use super::path_shape as template;
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// The name of the scheme in the OpenAPI document.
 pub const SCHEME: &str = "OAuth2PasswordBearer";

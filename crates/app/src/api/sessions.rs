@@ -6,13 +6,15 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::EndSessionError;
-use warden_domain::{EventLimit, Session, SessionId, SessionPage};
+use warden_domain::{
+    events::EventLimit,
+    sessions::{EndSessionError, Session, SessionId, SessionPage},
+};
 
 use super::ApiTags;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, OAuth2PasswordBearer};
-use crate::AppState;
+use crate::api::state::AppState;
 
 /// One login of the account and everything refreshed from it.
 #[derive(Debug, Object)]

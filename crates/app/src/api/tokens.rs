@@ -8,17 +8,20 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
-use warden_domain::services::{CreateTokenError, RevokeTokenError, TokenRequest};
 use warden_domain::{
-    EventLimit, Password, PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName,
-    PersonalTokenPage,
+    accounts::Password,
+    events::EventLimit,
+    personal_tokens::{
+        CreateTokenError, PersonalToken, PersonalTokenId, PersonalTokenLifetime, PersonalTokenName,
+        PersonalTokenPage, RevokeTokenError, TokenRequest,
+    },
 };
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, OAuth2PasswordBearer};
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
 /// A new personal access token.

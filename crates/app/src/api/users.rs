@@ -8,14 +8,13 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use warden_domain::services::{GetUserError, RegisterError};
-use warden_domain::{EmailAddress, Password, User, UserId};
+use warden_domain::accounts::{EmailAddress, GetUserError, Password, RegisterError, User, UserId};
 
 use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 
 /// A new account.

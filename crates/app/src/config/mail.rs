@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use clap::Args;
 use secrecy::SecretString;
 use warden_adapters::{SmtpConfig, SmtpMailer};
-use warden_domain::{EmailTokenLifetimes, MailRetry};
+use warden_domain::mail::{EmailTokenLifetimes, MailRetry};
 
 use super::{Config, secret};
 
@@ -96,45 +96,47 @@ impl MailConfig {
     }
 }
 
-/// The mailer `config` asks for, or `None` when email is off.
-///
-/// # Errors
-///
-/// A setting needs `SMTP_URL` and it is unset, `MAIL_FROM` is missing or malformed, the URL
-/// is malformed, or `SMTP_ROOT_CERT` cannot be read or used.
-pub fn mailer(config: &Config) -> anyhow::Result<Option<SmtpMailer>> {
-    let mail = &config.mail;
-    let Some(url) = &mail.smtp_url else {
-        if mail.smtp_root_cert.is_some() {
-            bail!("SMTP_ROOT_CERT is set but SMTP_URL is not");
-        }
-        if mail.require_verified_email {
-            bail!(
-                "REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL: without mail, no address could ever \
+impl Config {
+    /// The mailer the settings ask for, or `None` when email is off.
+    ///
+    /// # Errors
+    ///
+    /// A setting needs `SMTP_URL` and it is unset, `MAIL_FROM` is missing or malformed, the
+    /// URL is malformed, or `SMTP_ROOT_CERT` cannot be read or used.
+    pub fn mailer(&self) -> anyhow::Result<Option<SmtpMailer>> {
+        let (config, mail) = (self, &self.mail);
+        let Some(url) = &mail.smtp_url else {
+            if mail.smtp_root_cert.is_some() {
+                bail!("SMTP_ROOT_CERT is set but SMTP_URL is not");
+            }
+            if mail.require_verified_email {
+                bail!(
+                    "REQUIRE_VERIFIED_EMAIL=true needs SMTP_URL: without mail, no address could ever \
                  be verified and nobody could log in"
+                );
+            }
+            return Ok(None);
+        };
+        let Some(from) = &mail.mail_from else {
+            bail!(
+                "SMTP_URL is set but MAIL_FROM is not: set the sender, like `Warden <no-reply@example.com>`"
             );
-        }
-        return Ok(None);
-    };
-    let Some(from) = &mail.mail_from else {
-        bail!(
-            "SMTP_URL is set but MAIL_FROM is not: set the sender, like `Warden <no-reply@example.com>`"
-        );
-    };
-    let root_certificates = match &mail.smtp_root_cert {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read SMTP_ROOT_CERT {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let mailer = SmtpMailer::new(SmtpConfig {
-        url: url.clone(),
-        root_certificates,
-        from: from.clone(),
-        public_url: config.server.public_url.clone(),
-        timeout: Duration::from_secs(mail.smtp_timeout_seconds),
-        lifetimes: mail.lifetimes(),
-    })?;
-    Ok(Some(mailer))
+        };
+        let root_certificates = match &mail.smtp_root_cert {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read SMTP_ROOT_CERT {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let mailer = SmtpMailer::new(SmtpConfig {
+            url: url.clone(),
+            root_certificates,
+            from: from.clone(),
+            public_url: config.server.public_url.clone(),
+            timeout: Duration::from_secs(mail.smtp_timeout_seconds),
+            lifetimes: mail.lifetimes(),
+        })?;
+        Ok(Some(mailer))
+    }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use warden_domain::services::{Delivery, DeliveryOutcome, MailDelivery};
+use warden_domain::mail::{Delivery, DeliveryOutcome, MailDelivery};
 
-use super::AppState;
+use crate::api::state::AppState;
 
 /// How often the mail worker looks at the outbox when nothing woke it: for mail queued by other
 /// instances, and for retries that came due.

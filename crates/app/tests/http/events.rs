@@ -6,8 +6,10 @@ use std::sync::Arc;
 use chrono::{TimeDelta, Utc};
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use warden_domain::ports::SecurityEventRepository;
-use warden_domain::{EventContext, NewSecurityEvent, SecurityEventKind, UserId};
+use warden_domain::{
+    accounts::UserId,
+    events::{EventContext, NewSecurityEvent, SecurityEventKind, SecurityEventRepository},
+};
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 
 use poem::http::{Method, StatusCode};
 use serde_json::Value;
-use warden_domain::Scope;
+use warden_domain::scope::Scope;
 
 use crate::support::*;
 

@@ -4,14 +4,17 @@
 use poem::Request;
 use poem_openapi::payload::Json;
 use secrecy::SecretString;
-use warden_domain::services::{
-    LoginError, MfaLogin, PasswordLogin, RefreshError, RefreshLogin, TokenGrant,
+use warden_domain::{
+    accounts::Password,
+    sessions::{
+        ClientId, LoginError, MfaLogin, PasswordLogin, RefreshError, RefreshLogin, SessionOrigin,
+        TokenGrant,
+    },
+    text::{self, TextKind},
 };
-use warden_domain::text::{self, TextKind};
-use warden_domain::{ClientId, Password, SessionOrigin};
 
 use super::{LoginResponse, OAuthErrorBody, TokenRequest};
-use crate::AppState;
+use crate::api::state::AppState;
 use crate::throttle::{Reservation, Throttled};
 
 /// The grant type of the second step of a login with a second factor.

@@ -1,0 +1,11 @@
+//! Sessions (contract sections 2, 6 and 7): one per password login, its refresh tokens, and the
+//! [`AuthService`] that logs in, refreshes, logs out and turns an access token (or a personal
+//! access token) into a [`Principal`].
+
+mod model;
+mod ports;
+mod service;
+
+pub use model::*;
+pub use ports::*;
+pub use service::*;
