@@ -12,6 +12,7 @@ pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod posts;
+pub mod routes;
 pub mod security;
 pub mod sessions;
 pub mod state;
@@ -61,21 +62,6 @@ username: Swagger UI fetches a token from `/login` and sends it with every call.
 
 Errors are JSON: `{\"detail\": \"...\"}`, except at `/login`, which answers OAuth2's \
 `{\"error\", \"error_description\"}`.";
-
-/// A path template with its parameters made anonymous, so that the document's `/posts/{id}`
-/// and the router's `/posts/:param0` compare equal.
-pub(crate) fn path_shape(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            if segment.starts_with(':') || segment.starts_with('{') {
-                "{}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// The page size of a list when the caller does not say.
 pub(crate) fn default_limit() -> u32 {

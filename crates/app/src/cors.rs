@@ -12,7 +12,7 @@ use std::sync::Arc;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use crate::api::error::AllowedMethods;
+use crate::api::routes::RouteTable;
 
 /// Headers a cross-origin request may send.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type";
@@ -65,12 +65,13 @@ impl CorsOrigins {
     }
 }
 
-/// Adds CORS to `next` for `origins`, with preflights answered from `allowed`.
+/// Adds CORS to `next` for `origins`, with preflights answered with the methods `routes` gives
+/// the path.
 pub async fn cors<E: Endpoint>(
     next: Arc<E>,
     req: Request,
     origins: Arc<CorsOrigins>,
-    allowed: Arc<AllowedMethods>,
+    routes: &'static RouteTable,
 ) -> poem::Result<Response> {
     let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
         return next.call(req).await.map(IntoResponse::into_response);
@@ -81,7 +82,7 @@ pub async fn cors<E: Endpoint>(
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let allows = origins.allows(&origin);
     if preflight {
-        let methods = allowed.for_path(req.uri().path().trim_end_matches('/'));
+        let methods = routes.allow(req.uri().path().trim_end_matches('/'));
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));

@@ -5,14 +5,13 @@
 //! the router matched (`/posts/{id}`), or `unmatched` for every path it did not, so a scanner
 //! cannot make the number of series grow; `method` is one of the standard methods or `other`.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use poem::http::Method;
 
-use crate::api::path_shape as shape;
+use crate::api::routes::RouteTable;
 
 /// The route label of a request the router did not match.
 pub const UNMATCHED: &str = "unmatched";
@@ -111,34 +110,14 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The routes there are, keyed by their shape with anonymous parameters, each with the label
-/// it is counted under: its template as the OpenAPI document spells it (`/posts/{id}`). The
-/// router names parameters its own way (`/posts/:param0`), so patterns are matched by shape.
-static ROUTES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-    let document: serde_json::Value =
-        serde_json::from_str(&crate::api::openapi_json()).unwrap_or_default();
-    document["paths"]
-        .as_object()
-        .into_iter()
-        .flat_map(|paths| paths.keys().cloned())
-        .chain(["/openapi.json", "/docs", "/metrics"].map(str::to_owned))
-        .map(|template| (shape(&template), template))
-        .collect()
-});
-
-/// The `route` label of the pattern the router matched: the document's template, or
-/// [`UNMATCHED`] for anything that is not one of the app's routes.
+/// The `route` label of the pattern the router matched: the route's template as the OpenAPI
+/// document spells it (`/posts/{id}`; the router spells it `/posts/:param0`), or [`UNMATCHED`]
+/// for anything that is not one of the app's routes.
 pub fn route_label(pattern: &str) -> String {
-    let pattern = pattern.trim_end_matches('*').trim_end_matches('/');
-    let pattern = if pattern.starts_with("/docs") {
-        "/docs"
-    } else {
-        pattern
-    };
-    ROUTES
-        .get(&shape(pattern))
-        .cloned()
-        .unwrap_or_else(|| UNMATCHED.to_owned())
+    RouteTable::app()
+        .label(pattern)
+        .unwrap_or(UNMATCHED)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use poem::http::{HeaderName, HeaderValue, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use sha2::{Digest, Sha256};
 
+use crate::api::routes::DOCS_PATH;
+
 /// The policy of every answer but Swagger UI's pages.
 pub const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -67,7 +69,10 @@ pub async fn security_headers<E: Endpoint>(
 }
 
 fn is_docs(path: &str) -> bool {
-    path == "/docs" || path.starts_with("/docs/")
+    path == DOCS_PATH
+        || path
+            .strip_prefix(DOCS_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn is_html(response: &Response) -> bool {

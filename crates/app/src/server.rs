@@ -14,7 +14,8 @@ use tracing::Instrument;
 use warden_adapters::Store;
 
 use crate::api;
-use crate::api::error::{AllowedMethods, render_error};
+use crate::api::error::render_error;
+use crate::api::routes::{DOCS_PATH, METRICS_PATH, OPENAPI_PATH, RouteTable};
 use crate::api::state::AppState;
 use crate::config::Config;
 use crate::cors::cors;
@@ -34,17 +35,17 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
-    let allowed = Arc::new(AllowedMethods::from_openapi(&service.spec()));
-    let cors_allowed = Arc::clone(&allowed);
+    // Built now rather than at the first request.
+    RouteTable::app();
     let origins = Arc::clone(&state.cors);
     let draining = Arc::clone(&state.draining);
     let body_timeout = state.body_timeout;
     let docs_policies = Arc::new(DocsPolicies::default());
     let mut routes = Route::new()
-        .at("/openapi.json", poem::get(spec))
-        .nest("/docs", poem::get(docs));
+        .at(OPENAPI_PATH, poem::get(spec))
+        .nest(DOCS_PATH, poem::get(docs));
     if state.metrics_with_api {
-        routes = routes.at("/metrics", poem::get(metrics_endpoint));
+        routes = routes.at(METRICS_PATH, poem::get(metrics_endpoint));
     }
     routes
         .nest("/", service)
@@ -54,7 +55,6 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(state)
         .around(move |next, req| {
-            let allowed = Arc::clone(&allowed);
             async move {
                 let path = req.uri().path().to_owned();
                 Ok(match next.call(req).await {
@@ -62,7 +62,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                     Err(err) => {
                         // The route it matched, for the metrics' `route` label.
                         let pattern = err.data::<PathPattern>().cloned();
-                        let mut response = render_error(err, &path, &allowed);
+                        let mut response = render_error(err, &path, RouteTable::app());
                         if let Some(pattern) = pattern {
                             response.set_data(pattern);
                         }
@@ -73,12 +73,12 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         })
         // Outside the error rendering, so that a cross-origin caller can read errors too.
         .around(move |next, req| {
-            let (origins, allowed) = (Arc::clone(&origins), Arc::clone(&cors_allowed));
+            let origins = Arc::clone(&origins);
             async move {
                 if origins.is_empty() {
                     next.call(req).await
                 } else {
-                    cors(next, req, origins, allowed).await
+                    cors(next, req, origins, RouteTable::app()).await
                 }
             }
         })
@@ -228,7 +228,8 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", server.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(url = %format!("http://{addr}/docs"), "listening; API docs and Swagger UI");
+    let docs = format!("http://{addr}{DOCS_PATH}");
+    tracing::info!(url = %docs, "listening; API docs and Swagger UI");
     let limits = connections::ConnectionLimits {
         header_timeout: Duration::from_secs(server.http_header_timeout_seconds),
         idle_timeout: Duration::from_secs(server.http_idle_timeout_seconds),
@@ -247,9 +248,10 @@ pub async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
             .await
             .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
-        tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "metrics");
+        let url = format!("http://{}{METRICS_PATH}", listener.local_addr()?);
+        tracing::info!(url = %url, "metrics");
         let endpoint = Route::new()
-            .at("/metrics", poem::get(metrics_endpoint))
+            .at(METRICS_PATH, poem::get(metrics_endpoint))
             .data(state.clone())
             .around(|next, req| security_headers(next, req, Arc::default()));
         tokio::spawn(connections::serve(listener, endpoint, limits, async move {

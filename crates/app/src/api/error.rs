@@ -14,6 +14,8 @@ use warden_domain::{
     scope::Scope,
 };
 
+use super::routes::RouteTable;
+
 /// An error answer.
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
@@ -204,67 +206,15 @@ impl From<anyhow::Error> for ServerError {
     }
 }
 
-/// The methods each path of the app answers, for the `Allow` header of a 405. Built from the
-/// OpenAPI document, so it cannot drift from the routes.
-#[derive(Debug, Clone, Default)]
-pub struct AllowedMethods(Vec<(Vec<String>, String)>);
-
-impl AllowedMethods {
-    /// The table of `document` (an OpenAPI document), plus the routes it does not describe.
-    pub fn from_openapi(document: &str) -> Self {
-        let mut table = vec![
-            (segments("/openapi.json"), "GET".to_owned()),
-            (segments("/docs"), "GET".to_owned()),
-            (segments("/metrics"), "GET".to_owned()),
-        ];
-        let document: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
-        if let Some(paths) = document["paths"].as_object() {
-            for (path, operations) in paths {
-                let mut methods: Vec<String> = operations
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|operations| operations.keys())
-                    .map(|method| method.to_uppercase())
-                    .collect();
-                methods.sort();
-                table.push((segments(path), methods.join(", ")));
-            }
-        }
-        Self(table)
-    }
-
-    /// The `Allow` value for `path`, if the app has the path at all. A `{parameter}` segment of
-    /// the document matches any segment.
-    pub fn for_path(&self, path: &str) -> Option<&str> {
-        let path = segments(path);
-        self.0
-            .iter()
-            .find(|(pattern, _)| {
-                pattern.len() == path.len()
-                    && pattern
-                        .iter()
-                        .zip(&path)
-                        .all(|(want, got)| want.starts_with('{') || want == got)
-            })
-            .map(|(_, methods)| methods.as_str())
-    }
-}
-
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|segment| !segment.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The OAuth2 form endpoints: the token endpoint under both its names, revocation and
 /// introspection, whose errors have RFC 6749's shape.
 const TOKEN_ENDPOINTS: [&str; 4] = ["/login", "/token", "/revoke", "/introspect"];
 
 /// Turns every error that poem or poem-openapi would answer in plain text into the contract's
 /// JSON: `{"detail"}`, or RFC 6749's `{"error", "error_description"}` (with `no-store`) at the
-/// token endpoint. Errors that already carry our own response pass through unchanged.
-pub fn render_error(err: poem::Error, path: &str, allowed: &AllowedMethods) -> Response {
+/// token endpoint. Errors that already carry our own response pass through unchanged. A 405
+/// gets `Allow` from `routes`.
+pub fn render_error(err: poem::Error, path: &str, routes: &RouteTable) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
@@ -310,27 +260,10 @@ pub fn render_error(err: poem::Error, path: &str, allowed: &AllowedMethods) -> R
         detail(message).with_status(status).into_response()
     };
     if status == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = allowed.for_path(path)
+        && let Some(methods) = routes.allow(path)
         && let Ok(value) = HeaderValue::from_str(methods)
     {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allowed_methods_come_from_the_document_with_parameters_matching_any_segment() {
-        let allowed = AllowedMethods::from_openapi(
-            r#"{"paths": {"/posts": {"get": {}, "post": {}}, "/posts/{id}": {"get": {}, "put": {}, "delete": {}}}}"#,
-        );
-        assert_eq!(allowed.for_path("/posts"), Some("GET, POST"));
-        assert_eq!(allowed.for_path("/posts/42"), Some("DELETE, GET, PUT"));
-        assert_eq!(allowed.for_path("/openapi.json"), Some("GET"));
-        assert_eq!(allowed.for_path("/posts/42/comments"), None);
-        assert_eq!(allowed.for_path("/nowhere"), None);
-    }
 }

@@ -4,37 +4,29 @@
 //! more: it also enforces the scopes the operation declares.
 //!
 //! An operation declares its scope once, in the attribute that documents it:
-//! `#[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer`. poem-openapi only writes
-//! that into the OpenAPI document, so the checker reads it back from there: [`OperationScopes`]
-//! is built from the generated document, and the checker looks up the operation being called by
-//! its method and path template. What the document says an operation needs is therefore what
-//! it enforces; they cannot drift. (The alternative, a typed extractor per scope, would still
-//! need the attribute for the document: two declarations that a test would have to keep equal.)
+//! `#[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer`. poem-openapi only records
+//! that in the operations' metadata, which the OpenAPI document is written from, so the checker
+//! reads it back from there: the [`RouteTable`] is built from that metadata, and the checker
+//! looks up the operation being called by its method and path template. What the document says
+//! an operation needs is therefore what it enforces; they cannot drift. (The alternative, a
+//! typed extractor per scope, would still need the attribute for the document: two declarations
+//! that a test would have to keep equal.)
 //! The checker runs when the first parameter is extracted, so a token without the scope is a 403
 //! before the body is looked at, as a missing token is a 401.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
-use poem::http::Method;
 use poem::{PathPattern, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::registry::MetaOAuthScope;
 use poem_openapi::{OAuthScopes, SecurityScheme};
 use warden_domain::{
     personal_tokens::PERSONAL_TOKEN_PREFIX,
-    scope::{Scope, Scopes},
+    scope::Scope,
     sessions::{AuthenticateError, Principal},
 };
 
 use super::error::ApiError;
-use super::path_shape as template;
+use super::routes::{Needs, RouteTable};
 use crate::api::state::AppState;
-
-/// The name of the scheme in the OpenAPI document.
-pub const SCHEME: &str = "OAuth2PasswordBearer";
-/// The name of the personal access tokens' scheme in the OpenAPI document.
-pub const PAT_SCHEME: &str = "PersonalAccessToken";
 
 /// A scope as the OpenAPI document declares it. The list of scopes is the domain's
 /// [`Scope::ALL`]; this only gives it the shape poem-openapi's attributes take.
@@ -68,7 +60,9 @@ impl OAuthScopes for ApiScope {
 // The authenticated caller, with the scopes of the operation checked. Declare it as an
 // operation's **first** parameter: parameters are extracted in order, so a request without a
 // valid token (401) or without the scope (403) is refused before its body is looked at.
-// (A `///` comment here would become the scheme's public description.)
+// (A `///` comment here would become the scheme's public description.) The route table finds
+// the two schemes by name, `routes::SCHEME` and `routes::PAT_SCHEME`; its tests check that
+// those are the names given here.
 /// Log in with your email as the username and your password. Tokens are sent as
 /// `Authorization: Bearer <token>`; each operation lists the scopes it needs.
 #[derive(Debug, SecurityScheme)]
@@ -129,7 +123,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::from(anyhow::anyhow!("the app state is not installed")))?;
-    let needed = OPERATION_SCOPES.needed_by(req)?;
+    let needed = needed_by(req)?;
     let mut principal = match state.auth.authenticate(&bearer.token).await {
         Ok(principal) => principal,
         Err(AuthenticateError::InvalidToken { reason }) => {
@@ -152,121 +146,23 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     }
 }
 
-/// The scopes of every operation, read from the document the code generates.
-static OPERATION_SCOPES: LazyLock<OperationScopes> =
-    LazyLock::new(|| OperationScopes::from_openapi(&super::openapi_json()));
-
-/// What an operation that uses the schemes needs: its scopes, and whether a personal access
-/// token may call it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Needs {
-    scopes: Scopes,
-    personal_tokens: bool,
-}
-
-/// What each operation that uses the scheme needs, keyed by method and path template.
-#[derive(Debug, Default)]
-pub struct OperationScopes(HashMap<(Method, String), Needs>);
-
-impl OperationScopes {
-    /// The table of `document` (an OpenAPI document): every operation whose `security` names
-    /// the scheme, with the scopes listed there.
-    ///
-    /// # Panics
-    ///
-    /// If the document names a scope the domain does not know: the document is generated from
-    /// [`ApiScope`], so that is a bug found at the first request of any test.
-    pub fn from_openapi(document: &str) -> Self {
-        let document: serde_json::Value =
-            serde_json::from_str(document).expect("the generated OpenAPI document is JSON");
-        let mut table = HashMap::new();
-        let paths = document["paths"].as_object().into_iter().flatten();
-        for (path, operations) in paths {
-            let operations = operations.as_object().into_iter().flatten();
-            for (method, operation) in operations {
-                let requirements = operation["security"].as_array().into_iter().flatten();
-                let personal_tokens = operation["security"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|requirement| requirement.get(PAT_SCHEME).is_some());
-                for requirement in requirements {
-                    let Some(names) = requirement[SCHEME].as_array() else {
-                        continue;
-                    };
-                    let scopes = names
-                        .iter()
-                        .map(|name| {
-                            let name = name.as_str().unwrap_or_default();
-                            Scope::parse(name)
-                                .unwrap_or_else(|| panic!("the document names scope {name:?}"))
-                        })
-                        .collect();
-                    let method = Method::from_bytes(method.to_uppercase().as_bytes())
-                        .expect("the document's methods are HTTP methods");
-                    let needs = Needs {
-                        scopes,
-                        personal_tokens,
-                    };
-                    table.insert((method, template(path)), needs);
-                }
-            }
-        }
-        Self(table)
-    }
-
-    /// The scopes the operation `req` was routed to needs. An operation missing from the table
-    /// is refused: it uses the scheme but its document does not say so, which is a bug.
-    fn needed_by(&self, req: &Request) -> Result<Needs, ApiError> {
-        let pattern = req
-            .data::<PathPattern>()
-            .map(|pattern| template(&pattern.0));
-        pattern
-            .and_then(|pattern| self.0.get(&(req.method().clone(), pattern)))
-            .copied()
-            .ok_or_else(|| {
-                ApiError::from(anyhow::anyhow!(
-                    "{} {} uses the security scheme but the document lists no scopes for it",
-                    req.method(),
-                    req.uri().path()
-                ))
-            })
-    }
+/// What the operation `req` was routed to needs. An operation missing from the table is
+/// refused: it uses the schemes but its metadata does not say so, which is a bug.
+fn needed_by(req: &Request) -> Result<Needs, ApiError> {
+    req.data::<PathPattern>()
+        .and_then(|pattern| RouteTable::app().needs(req.method(), &pattern.0))
+        .ok_or_else(|| {
+            ApiError::from(anyhow::anyhow!(
+                "{} {} uses the security scheme but its operation lists no scopes",
+                req.method(),
+                req.uri().path()
+            ))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_table_holds_the_scopes_each_operation_lists() {
-        let table = OperationScopes::from_openapi(
-            r#"{"paths": {
-                "/posts/{id}": {
-                    "get": {"security": [{"OAuth2PasswordBearer": ["posts:read"]}]},
-                    "delete": {"security": [{"OAuth2PasswordBearer": ["posts:write", "profile"]}]}
-                },
-                "/logout": {"post": {"security": [{"OAuth2PasswordBearer": []}]}},
-                "/users": {"post": {}}
-            }}"#,
-        );
-        let scopes = |method: Method, path: &str| {
-            table
-                .0
-                .get(&(method, template(path)))
-                .map(|needs| needs.scopes)
-        };
-        assert_eq!(
-            scopes(Method::GET, "/posts/:id"),
-            Some(Scopes::parse("posts:read").unwrap())
-        );
-        assert_eq!(
-            scopes(Method::DELETE, "/posts/:post_id"),
-            Some(Scopes::parse("profile posts:write").unwrap())
-        );
-        assert_eq!(scopes(Method::POST, "/logout"), Some(Scopes::empty()));
-        assert_eq!(scopes(Method::POST, "/users"), None);
-    }
 
     #[test]
     fn every_scope_of_the_domain_is_declared() {
