@@ -15,6 +15,7 @@ use sqlx::{Acquire as _, PgPool};
 use warden_domain::ports::ThrottleStore;
 use warden_domain::{Rate, Rates, ThrottleKey};
 
+use super::macros::on_postgres;
 use super::{DbResultExt, Pool, Store};
 
 /// Brute-force budgets kept in PostgreSQL ([`Store::shared_throttle`]).

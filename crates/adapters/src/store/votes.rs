@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use warden_domain::ports::{AddVoteError, VoteRepository};
 use warden_domain::{PostId, UserId};
 
-use super::{DbResultExt, Pool, Store, db_error, now};
+use super::macros::on_writer;
+use super::{DbResultExt, Store, db_error, now};
 
 #[async_trait]
 impl VoteRepository for Store {
