@@ -21,6 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use warden_domain::error::Unavailable;
 
+use macros::on_pool;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -108,7 +110,7 @@ enum Pool {
     /// no session settings, no prepared statement kept for later. sqlx prepares every statement
     /// in one exchange with the server and binds it in the next, and a pooler may switch servers
     /// between the two unless a transaction holds them together. So in that mode every
-    /// operation runs in a transaction (see [`on_pool!`]), the statement cache is off, and each
+    /// operation runs in a transaction (see [`macros::on_postgres!`]), the statement cache is off, and each
     /// transaction first drops the prepared statements a previous client left on the server it
     /// got (`DEALLOCATE ALL`), so that statement names never collide.
     Postgres {
@@ -127,71 +129,8 @@ const POOLED_BEGIN: &str = "DEALLOCATE ALL; BEGIN; SET LOCAL statement_timeout =
 /// the server, so that no request waits on the database for longer.
 const STATEMENT_TIMEOUT: &str = "5s";
 
-/// Runs the same read-only code against whichever database the store holds. The body is
-/// compiled once per database, with `$pool` bound to the pool to read from, and evaluates to a
-/// `Result<_, sqlx::Error>`. Behind a transaction pooler, see [`on_postgres!`].
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite { readers: $pool, .. } => $body,
-            Pool::Postgres {
-                pool,
-                transaction_pooling,
-            } => on_postgres!(pool, *transaction_pooling, |$pool| $body),
-        }
-    };
-}
-
-/// Runs `$body` on PostgreSQL's `$pg` pool: directly, or, behind a transaction pooler, in a
-/// transaction of its own with `$pool` bound to its connection. The body must then use `$pool`
-/// once (a transaction it begins is a savepoint).
-macro_rules! on_postgres {
-    ($pg:expr, $transaction_pooling:expr, |$pool:ident| $body:expr) => {
-        if $transaction_pooling {
-            in_pooled_transaction!($pg, |$pool| $body)
-        } else {
-            let $pool = $pg;
-            $body
-        }
-    };
-}
-
-/// Runs `$body` in a transaction begun with [`POOLED_BEGIN`], committed if the body succeeds.
-macro_rules! in_pooled_transaction {
-    ($pg:expr, |$pool:ident| $body:expr) => {
-        match $pg.begin_with(crate::store::POOLED_BEGIN).await {
-            Err(err) => Err(err),
-            Ok(mut tx) => {
-                let result = {
-                    let $pool = &mut *tx;
-                    $body
-                };
-                match result {
-                    Ok(value) => tx.commit().await.map(|()| value),
-                    // Dropping the transaction rolls it back.
-                    Err(err) => Err(err),
-                }
-            }
-        }
-    };
-}
-
-/// As [`on_pool!`], for code that writes: on SQLite, the single writer connection.
-macro_rules! on_writer {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite { writer: $pool, .. } => $body,
-            Pool::Postgres {
-                pool,
-                transaction_pooling,
-            } => on_postgres!(pool, *transaction_pooling, |$pool| $body),
-        }
-    };
-}
-
-// First: its `insert_events!` is used by the modules after it.
-#[macro_use]
 mod events;
+mod macros;
 mod mail;
 mod mfa;
 mod personal_tokens;

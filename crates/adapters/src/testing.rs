@@ -12,6 +12,10 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{Backend, Store};
 
+mod seed;
+
+pub use seed::{MAX_SESSIONS, Seed, draft, new_session, new_user, refresh_token};
+
 /// A fresh Ed25519 key pair for tests: (private key as PKCS#8 PEM, public key as SPKI PEM).
 pub fn ed25519_key_pair() -> (String, String) {
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -186,28 +190,65 @@ impl Drop for TestDb {
     }
 }
 
-/// Runs each listed test body (an `async fn(Store)` of the calling module) once per database,
-/// each on a fresh one: the repository contracts.
+/// Runs each listed test body once per database, each as a test of its own: `sqlite::<name>` and
+/// `postgres::<name>`. The PostgreSQL ones never skip: without a `postgres://` `DATABASE_URL`
+/// they fail and say how to get one (see [`postgres_admin_url`]).
+///
+/// `$run` is an async function, named by a path that resolves from a child module of the caller
+/// (`crate::...` or `warden_adapters::...`), that is called with the [`Backend`](crate::Backend)
+/// and the body (`super::<name>`), sets up what the body takes, and awaits it:
+/// [`with_store`] (a fresh [`Store`]), [`with_backend`] (the backend itself), or the caller's
+/// own (the HTTP tests' app, the throttle contract's throttles). Each test is a
+/// `#[tokio::test]`, unless an attribute before `$run` says otherwise:
+///
+/// ```ignore
+/// warden_adapters::on_both_databases!(warden_adapters::testing::with_store => a_test, another);
+/// warden_adapters::on_both_databases!(
+///     #[tokio::test(flavor = "multi_thread")] crate::support::with_app => a_test,
+/// );
+/// ```
 #[macro_export]
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
+macro_rules! on_both_databases {
+    (#[$runtime:meta] $run:path => $($test:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test]
+                #[$runtime]
                 async fn $test() {
-                    let db = $crate::testing::TestDb::sqlite().await;
-                    super::$test(db.store()).await;
+                    $run($crate::Backend::Sqlite, super::$test).await;
                 }
             )*
         }
         mod postgres {
             $(
-                #[tokio::test]
+                #[$runtime]
                 async fn $test() {
-                    let db = $crate::testing::TestDb::postgres().await;
-                    super::$test(db.store()).await;
+                    $run($crate::Backend::Postgres, super::$test).await;
                 }
             )*
         }
     };
+    ($run:path => $($test:ident),* $(,)?) => {
+        $crate::on_both_databases!(#[tokio::test] $run => $($test),*);
+    };
+}
+
+/// For [`on_both_databases!`]: runs `test` on a fresh, migrated store of `backend`, removed once
+/// the test is done.
+pub async fn with_store<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = TestDb::new(backend).await;
+    test(db.store()).await;
+}
+
+/// For [`on_both_databases!`]: runs `test` with `backend`, for a test that makes what it needs
+/// itself.
+pub async fn with_backend<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    test(backend).await;
 }

@@ -7,11 +7,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use warden_adapters::Store;
+use warden_adapters::testing::Seed;
 use warden_domain::{
-    accounts::{
-        EmailAddress, NewUser, PasswordHash, User, UserChangeError, UserFlags, UserId,
-        UserRepository,
-    },
+    accounts::{UserChangeError, UserFlags, UserId, UserRepository},
     crypto::SecretHash,
     events::{
         EventContext, EventLimit, EventQuery, NewSecurityEvent, SecurityEventKind,
@@ -28,7 +26,8 @@ use warden_domain::{
     },
 };
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     the_last_active_admin_is_never_demoted_disabled_or_deleted,
     two_admins_demoting_each_other_at_once_leave_exactly_one,
     a_login_past_the_cap_ends_the_least_recently_used_session,
@@ -40,18 +39,6 @@ warden_adapters::on_both_stores!(
     sessions_page_newest_first_in_disjoint_pages,
     personal_tokens_page_newest_first_in_disjoint_pages,
 );
-
-async fn account(store: &Store, email: &str, is_admin: bool) -> User {
-    store
-        .create_user(&NewUser {
-            email: EmailAddress::new(email).unwrap(),
-            password_hash: PasswordHash::new(format!("$argon2id$hash-of-{email}")),
-            is_admin,
-            email_verified: false,
-        })
-        .await
-        .unwrap()
-}
 
 fn demote() -> UserFlags {
     UserFlags {
@@ -98,8 +85,8 @@ async fn events_of(store: &Store, user: UserId) -> Vec<warden_domain::events::Se
 }
 
 async fn the_last_active_admin_is_never_demoted_disabled_or_deleted(store: Store) {
-    let ann = account(&store, "ann@example.com", true).await;
-    let bob = account(&store, "bob@example.com", false).await;
+    let ann = Seed(&store).admin("ann").await;
+    let bob = Seed(&store).user("bob").await;
 
     for flags in [demote(), disable()] {
         let events = [admin_event(ann.id, SecurityEventKind::AdminRevoked)];
@@ -129,7 +116,7 @@ async fn the_last_active_admin_is_never_demoted_disabled_or_deleted(store: Store
     assert!(store.delete_user(bob.id).await.unwrap());
 
     // With a second active admin, either may go.
-    let cy = account(&store, "cy@example.com", true).await;
+    let cy = Seed(&store).admin("cy").await;
     let demoted = store
         .update_user_flags(ann.id, demote(), &[])
         .await
@@ -139,7 +126,7 @@ async fn the_last_active_admin_is_never_demoted_disabled_or_deleted(store: Store
     let err = store.delete_user(cy.id).await.unwrap_err();
     assert!(matches!(err, UserChangeError::LastAdmin), "{err:?}");
     // A disabled admin is no active admin.
-    let dee = account(&store, "dee@example.com", true).await;
+    let dee = Seed(&store).admin("dee").await;
     store
         .update_user_flags(dee.id, disable(), &[])
         .await
@@ -155,8 +142,8 @@ async fn the_last_active_admin_is_never_demoted_disabled_or_deleted(store: Store
 async fn two_admins_demoting_each_other_at_once_leave_exactly_one(store: Store) {
     let mut survivor: Option<UserId> = None;
     for round in 0..10 {
-        let ann = account(&store, &format!("ann{round}@example.com"), true).await;
-        let bob = account(&store, &format!("bob{round}@example.com"), true).await;
+        let ann = Seed(&store).admin(&format!("ann{round}")).await;
+        let bob = Seed(&store).admin(&format!("bob{round}")).await;
         // Only the two of them are active admins when they race.
         if let Some(previous) = survivor {
             store
@@ -249,8 +236,8 @@ async fn active_sessions(store: &Store, user: UserId) -> Vec<SessionId> {
 }
 
 async fn a_login_past_the_cap_ends_the_least_recently_used_session(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
-    let bob = account(&store, "bob@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
+    let bob = Seed(&store).user("bob").await;
     let now = Utc::now();
     let minutes_ago = |minutes| now - TimeDelta::minutes(minutes);
     // Set up under a cap they do not reach: a login backdated to 40 days ago would count
@@ -337,7 +324,7 @@ async fn a_login_past_the_cap_ends_the_least_recently_used_session(store: Store)
 }
 
 async fn concurrent_logins_never_leave_more_sessions_than_the_cap(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
     let racers: Vec<_> = (0..10)
         .map(|i| {
             let store = store.clone();
@@ -385,8 +372,8 @@ async fn found(store: &Store, name: &str) -> bool {
 }
 
 async fn a_personal_token_past_the_cap_is_refused_and_only_live_ones_count(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
-    let bob = account(&store, "bob@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
+    let bob = Seed(&store).user("bob").await;
     let now = Utc::now();
     create_token(&store, ann.id, "one", 3).await.unwrap();
     let revoked = create_token(&store, ann.id, "revoked", 3).await.unwrap();
@@ -434,7 +421,7 @@ async fn a_personal_token_past_the_cap_is_refused_and_only_live_ones_count(store
 }
 
 async fn concurrent_personal_tokens_never_exceed_the_cap(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
     let racers: Vec<_> = (0..10)
         .map(|i| {
             let store = store.clone();
@@ -467,7 +454,7 @@ async fn rotation(store: &Store, presented: &str, next: &str, at: DateTime<Utc>)
 }
 
 async fn pruning_deletes_sessions_and_refresh_tokens_that_ended_before_the_cutoff(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
     let now = Utc::now();
     let days_ago = |days| now - TimeDelta::days(days);
     // Ended 100 days ago, and expired 100 days ago: past a 90-day retention.
@@ -566,7 +553,7 @@ async fn pruning_deletes_sessions_and_refresh_tokens_that_ended_before_the_cutof
 }
 
 async fn pruning_deletes_personal_tokens_revoked_or_expired_before_the_cutoff(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
     let now = Utc::now();
     let days_ago = |days| now - TimeDelta::days(days);
     let create = |name: &'static str, created_days_ago: i64, lifetime: i64| {
@@ -620,8 +607,8 @@ fn page(limit: i64) -> EventLimit {
 }
 
 async fn sessions_page_newest_first_in_disjoint_pages(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
-    let bob = account(&store, "bob@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
+    let bob = Seed(&store).user("bob").await;
     let now = Utc::now();
     for minutes in [5, 1, 4, 2] {
         login(
@@ -699,7 +686,7 @@ async fn sessions_page_newest_first_in_disjoint_pages(store: Store) {
 }
 
 async fn personal_tokens_page_newest_first_in_disjoint_pages(store: Store) {
-    let ann = account(&store, "ann@example.com", false).await;
+    let ann = Seed(&store).user("ann").await;
     let mut created = Vec::new();
     for i in 0..5 {
         created.push(

@@ -5,24 +5,21 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use warden_adapters::testing::TestDb;
+use warden_adapters::testing::{Seed, TestDb};
 use warden_adapters::{Store, StoreOptions};
 use warden_domain::{
-    accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserId, UserRepository},
+    accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, UserId, UserRepository},
     crypto::SecretHash,
     events::{
         EventContext, EventLimit, EventQuery, NewSecurityEvent, SecurityEventKind,
         SecurityEventRepository,
     },
     mail::{EmailTokenPurpose, MailKind, MailRepository, MailToken, NewEmailToken, OutgoingMail},
-    scope::Scopes,
-    sessions::{
-        AuthMethods, ClientId, NewRefreshToken, NewSession, SessionId, SessionOrigin,
-        SessionRepository,
-    },
+    sessions::SessionRepository,
 };
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     a_new_account_and_its_verification_mail_are_stored_together,
     a_reset_spends_its_token_once_and_changes_everything_it_must,
     a_reset_token_is_refused_when_expired_spent_or_someone_elses,
@@ -40,7 +37,7 @@ async fn a_sent_mails_token_is_gone_from_the_sqlite_file() {
     const SECRET: &str = "the-mailed-token-Zq8vN2kLp4";
     let db = TestDb::sqlite().await;
     let store = db.store();
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let reset = token(
         EmailTokenPurpose::PasswordReset,
         "#r",
@@ -81,18 +78,6 @@ async fn a_sent_mails_token_is_gone_from_the_sqlite_file() {
 
 fn email(raw: &str) -> EmailAddress {
     EmailAddress::new(raw).unwrap()
-}
-
-async fn user(store: &Store, address: &str) -> User {
-    store
-        .create_user(&NewUser {
-            email: email(address),
-            password_hash: PasswordHash::new("$argon2id$old".into()),
-            is_admin: false,
-            email_verified: false,
-        })
-        .await
-        .unwrap()
 }
 
 fn token(
@@ -163,32 +148,6 @@ async fn kinds_of_events(store: &Store, user: UserId) -> Vec<SecurityEventKind> 
     events.into_iter().map(|event| event.kind).collect()
 }
 
-async fn session(store: &Store, user: UserId, name: &str) -> SessionId {
-    let now = Utc::now();
-    let new = NewSession {
-        id: SessionId::random(),
-        user_id: user,
-        scopes: Scopes::allowed_for(false),
-        created_at: now,
-        expires_at: now + TimeDelta::days(30),
-        origin: SessionOrigin {
-            client_id: ClientId::new("tests").unwrap(),
-            user_agent: None,
-            ip_address: None,
-            auth_methods: AuthMethods::Password,
-        },
-    };
-    let refresh = NewRefreshToken {
-        hash: hash(name),
-        expires_at: now + TimeDelta::days(7),
-    };
-    store
-        .create_session(&new, &refresh, 100, &[])
-        .await
-        .unwrap()
-        .id
-}
-
 async fn a_new_account_and_its_verification_mail_are_stored_together(store: Store) {
     let verification = token(
         EmailTokenPurpose::EmailVerification,
@@ -236,9 +195,9 @@ async fn a_new_account_and_its_verification_mail_are_stored_together(store: Stor
 }
 
 async fn a_reset_spends_its_token_once_and_changes_everything_it_must(store: Store) {
-    let ann = user(&store, "Ann@example.com").await;
-    let first = session(&store, ann.id, "s1").await;
-    let second = session(&store, ann.id, "s2").await;
+    let ann = Seed(&store).user("Ann").await;
+    let first = Seed(&store).session(&ann, "s1").await;
+    let second = Seed(&store).session(&ann, "s2").await;
     issue(
         &store,
         ann.id,
@@ -306,8 +265,8 @@ async fn a_reset_spends_its_token_once_and_changes_everything_it_must(store: Sto
 }
 
 async fn a_reset_token_is_refused_when_expired_spent_or_someone_elses(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
-    let bob = user(&store, "bob@example.com").await;
+    let ann = Seed(&store).user("ann").await;
+    let bob = Seed(&store).user("bob").await;
     let now = Utc::now();
     store
         .issue_email_token(
@@ -353,11 +312,14 @@ async fn a_reset_token_is_refused_when_expired_spent_or_someone_elses(store: Sto
         assert!(!reset, "{name} reset the password");
     }
     let credentials = store.find_credentials_by_id(ann.id).await.unwrap().unwrap();
-    assert_eq!(credentials.password_hash.as_str(), "$argon2id$old");
+    assert_eq!(
+        credentials.password_hash.as_str(),
+        "$argon2id$hash-of-ann@example.com"
+    );
 }
 
 async fn racing_resets_with_one_token_let_exactly_one_through(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     issue(
         &store,
         ann.id,
@@ -386,7 +348,7 @@ async fn racing_resets_with_one_token_let_exactly_one_through(store: Store) {
 }
 
 async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     // An expired token for the right address verifies nothing.
     store
         .issue_email_token(
@@ -507,7 +469,7 @@ async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store)
 }
 
 async fn a_confirmed_change_waits_while_the_address_is_taken(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     issue(
         &store,
         ann.id,
@@ -516,7 +478,7 @@ async fn a_confirmed_change_waits_while_the_address_is_taken(store: Store) {
         "New@example.com",
     )
     .await;
-    let squatter = user(&store, "new@example.com").await;
+    let squatter = Seed(&store).user("new").await;
     let events = [event(ann.id, SecurityEventKind::EmailChanged)];
 
     let taken = store
@@ -575,7 +537,7 @@ async fn a_confirmed_change_waits_while_the_address_is_taken(store: Store) {
 }
 
 async fn an_unconfirmed_change_of_address_clears_its_verification(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     issue(
         &store,
         ann.id,
@@ -612,7 +574,7 @@ async fn an_unconfirmed_change_of_address_clears_its_verification(store: Store) 
 }
 
 async fn the_outbox_hands_out_each_due_mail_once_per_lease(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     let change = token(
         EmailTokenPurpose::EmailChange,
         "#c",
@@ -687,7 +649,7 @@ async fn the_outbox_hands_out_each_due_mail_once_per_lease(store: Store) {
 }
 
 async fn racing_workers_take_each_mail_once(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     for i in 0..20 {
         issue(
             &store,
@@ -720,7 +682,7 @@ async fn racing_workers_take_each_mail_once(store: Store) {
 }
 
 async fn expired_tokens_are_pruned(store: Store) {
-    let ann = user(&store, "ann@example.com").await;
+    let ann = Seed(&store).user("ann").await;
     store
         .issue_email_token(
             ann.id,
@@ -766,7 +728,7 @@ async fn two_instances_send_each_mail_once() {
     let two = Store::open(db.url(), &StoreOptions::default())
         .await
         .unwrap();
-    let ann = user(&one, "ann@example.com").await;
+    let ann = Seed(&one).user("ann").await;
     for i in 0..40 {
         issue(
             &one,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_adapters::testing::TestDb;
-use warden_adapters::{MemoryThrottle, Store, StoreOptions};
+use warden_adapters::{Backend, MemoryThrottle, Store, StoreOptions};
 use warden_domain::throttle::{Rate, Rates, ThrottleKey, ThrottleStore};
 
 /// Every kind at `max` per `window`.
@@ -21,33 +21,13 @@ fn rates(max: u32, window: Duration) -> Rates {
     }
 }
 
-/// Runs each listed test body on each throttle, built for the rates the body asks for.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(|rates| std::sync::Arc::new(warden_adapters::MemoryThrottle::new(&rates))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = warden_adapters::testing::TestDb::postgres().await;
-                    let store = db.store();
-                    super::$test(move |rates| std::sync::Arc::new(store.shared_throttle(rates).unwrap())).await;
-                }
-            )*
-        }
-    };
-}
-
 type Throttle = Arc<dyn ThrottleStore>;
 
-contract!(
+/// What the test bodies take: a maker of throttles for the rates they ask for.
+type Throttles = Box<dyn Fn(Rates) -> Throttle + Send + Sync>;
+
+warden_adapters::on_both_databases!(
+    crate::with_throttles =>
     a_username_runs_out_after_max_reservations_and_only_that_username,
     the_longest_wait_of_the_keys_is_the_answer,
     a_kind_without_a_rate_is_never_counted,
@@ -58,6 +38,26 @@ contract!(
     a_unit_comes_back_after_one_interval,
     pruning_forgets_only_keys_whose_budget_is_whole,
 );
+
+/// For `on_both_databases!`: runs `test` on the throttle an instance on `backend` uses, built
+/// for the rates the body asks for: SQLite's in memory, PostgreSQL's shared in the database.
+async fn with_throttles<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Throttles) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match backend {
+        Backend::Sqlite => test(Box::new(|rates| Arc::new(MemoryThrottle::new(&rates)))).await,
+        Backend::Postgres => {
+            let db = TestDb::new(backend).await;
+            let store = db.store();
+            test(Box::new(move |rates| {
+                Arc::new(store.shared_throttle(rates).unwrap())
+            }))
+            .await;
+        }
+    }
+}
 
 const MINUTE: Duration = Duration::from_secs(60);
 

@@ -1,12 +1,11 @@
 //! [`SecurityEventRepository`]: the security event log. Events that record a change are
-//! written by the method that makes it, in its transaction, through [`recording_transaction!`]
-//! (or [`insert_events!`]); this module reads them, writes those that stand alone, and deletes
-//! old ones.
+//! written by the method that makes it, in its transaction, through
+//! [`write_transaction!`](super::macros::write_transaction); this module reads them, writes
+//! those that stand alone (the same way), and deletes old ones.
 
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::{
     accounts::UserId,
@@ -17,73 +16,12 @@ use warden_domain::{
     sessions::SessionId,
 };
 
-use super::{DbResultExt, Pool, Store, stored_time};
+use super::macros::{on_pool, on_writer, write_transaction};
+use super::{DbResultExt, Store, stored_time};
 
+/// Inserts one security event: see [`write_transaction!`](super::macros::write_transaction).
 pub(super) const INSERT_EVENT: &str = "INSERT INTO security_events \
      (user_id, type, at, ip_address, user_agent, session_id) VALUES ($1, $2, $3, $4, $5, $6)";
-
-/// Inserts each of `$events` (a slice of [`NewSecurityEvent`]) through `$tx`, a transaction
-/// begun by the caller, in the caller's async block (whose error type is `sqlx::Error`).
-macro_rules! insert_events {
-    ($tx:ident, $events:expr) => {
-        for event in $events {
-            sqlx::query(crate::store::events::INSERT_EVENT)
-                .bind(event.user_id.get())
-                .bind(event.kind.as_str())
-                .bind(crate::store::stored_time(event.at))
-                .bind(event.context.ip_address.map(|ip| ip.to_string()))
-                .bind(event.context.user_agent.as_deref())
-                .bind(
-                    event
-                        .context
-                        .session_id
-                        .map(warden_domain::sessions::SessionId::as_uuid),
-                )
-                .execute(&mut *$tx)
-                .await?;
-        }
-    };
-}
-
-/// Runs `$body` in a transaction on the writer, with `$tx` bound to it, in an async block whose
-/// error type is `sqlx::Error` (so `?` works in it). `$body` evaluates to an `Option`: `Some`
-/// when the change happened, and then `$events` are inserted with it. The transaction commits
-/// unless the body returns early (`return Ok(None)`), which rolls it back. Evaluates to the
-/// `Result<Option<_>, sqlx::Error>`; the events are logged once committed.
-macro_rules! recording_transaction {
-    ($store:expr, $events:expr, |$tx:ident| $body:expr) => {{
-        let done = on_writer!($store, |pool| {
-            async {
-                let mut $tx = pool.begin().await?;
-                let value = $body;
-                if value.is_some() {
-                    insert_events!($tx, $events);
-                }
-                $tx.commit().await?;
-                Ok::<_, sqlx::Error>(value)
-            }
-            .await
-        });
-        if matches!(done, Ok(Some(_))) {
-            crate::store::events::log_events($events);
-        }
-        done
-    }};
-}
-
-/// Executes `$update` (a sqlx query) with `$events`, in one transaction: the events are
-/// inserted only if the update changed a row, and logged once committed. Evaluates to the
-/// number of rows changed, or returns the error, with `$context`, from the enclosing function.
-macro_rules! execute_recording {
-    ($store:expr, $events:expr, $context:literal, $update:expr) => {
-        recording_transaction!($store, $events, |tx| {
-            let changed = $update.execute(&mut *tx).await?.rows_affected();
-            (changed > 0).then_some(changed)
-        })
-        .db_context($context)?
-        .unwrap_or(0)
-    };
-}
 
 /// Writes each of `events` to the log as one structured line, once it is stored: operators
 /// follow the event log in their log pipeline (contract section 11).
@@ -145,16 +83,8 @@ impl TryFrom<EventRow> for SecurityEvent {
 impl SecurityEventRepository for Store {
     #[tracing::instrument(skip_all, err)]
     async fn record_events(&self, events: &[NewSecurityEvent]) -> anyhow::Result<()> {
-        on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                insert_events!(tx, events);
-                tx.commit().await
-            }
-            .await
-        })
-        .db_context("cannot record security events")?;
-        log_events(events);
+        write_transaction!(self, |tx| tx.record(events))
+            .db_context("cannot record security events")?;
         Ok(())
     }
 

@@ -9,7 +9,6 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use warden_domain::{
     accounts::{EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserId},
     crypto::SecretHash,
@@ -20,8 +19,9 @@ use warden_domain::{
     },
 };
 
+use super::macros::{on_pool, on_writer, write_transaction};
 use super::users::{INSERT_USER, UserRow, unique_email};
-use super::{Backend, DbResultExt, Pool, Store, now, stored_time};
+use super::{Backend, DbResultExt, Store, now, stored_time};
 
 const INSERT_TOKEN: &str = "INSERT INTO email_tokens \
      (token_hash, user_id, purpose, email, created_at, expires_at) \
@@ -172,24 +172,19 @@ impl MailRepository for Store {
         let email = new_user.email.as_str();
         let email_key = new_user.email.normalized();
         let created_at = now();
-        let inserted = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let row = sqlx::query_as::<_, UserRow>(INSERT_USER)
-                    .bind(email)
-                    .bind(&email_key)
-                    .bind(new_user.password_hash.as_str())
-                    .bind(new_user.is_admin)
-                    .bind(new_user.email_verified)
-                    .bind(created_at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let user = UserId::new(row.id);
-                insert_token_and_mails!(tx, user, token, std::slice::from_ref(mail));
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
-            }
-            .await
+        let inserted = write_transaction!(self, |tx| {
+            let row = sqlx::query_as::<_, UserRow>(INSERT_USER)
+                .bind(email)
+                .bind(&email_key)
+                .bind(new_user.password_hash.as_str())
+                .bind(new_user.is_admin)
+                .bind(new_user.email_verified)
+                .bind(created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            let user = UserId::new(row.id);
+            insert_token_and_mails!(tx, user, token, std::slice::from_ref(mail));
+            row
         });
         let row = unique_email(inserted, email, "cannot insert user")?;
         self.mail_queued.notify_one();
@@ -203,13 +198,8 @@ impl MailRepository for Store {
         token: &NewEmailToken,
         mails: &[OutgoingMail],
     ) -> anyhow::Result<()> {
-        on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                insert_token_and_mails!(tx, user, token, mails);
-                tx.commit().await
-            }
-            .await
+        write_transaction!(self, |tx| {
+            insert_token_and_mails!(tx, user, token, mails);
         })
         .db_context("cannot issue an email token")?;
         self.mail_queued.notify_one();
@@ -247,7 +237,7 @@ impl MailRepository for Store {
                                     WHERE user_id = $1 AND revoked_at IS NULL";
         let now = stored_time(now);
         let purpose = EmailTokenPurpose::PasswordReset;
-        let reset = recording_transaction!(self, events, |tx| {
+        let reset = write_transaction!(self, |tx| {
             let Some(email) = spend_token!(tx, token, user, purpose, now) else {
                 return Ok(None);
             };
@@ -265,6 +255,7 @@ impl MailRepository for Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            tx.record(events);
             Some(())
         })
         .db_context("cannot reset a password")?;
@@ -283,7 +274,7 @@ impl MailRepository for Store {
         const VERIFY: &str = "UPDATE users SET email_verified = TRUE \
                               WHERE id = $1 AND email_key = $2";
         let now = stored_time(now);
-        let verified = recording_transaction!(self, events, |tx| {
+        let verified = write_transaction!(self, |tx| {
             let changed = sqlx::query(VERIFY)
                 .bind(user.get())
                 .bind(email.normalized())
@@ -298,6 +289,7 @@ impl MailRepository for Store {
             {
                 return Ok(None);
             }
+            tx.record(events);
             Some(())
         })
         .db_context("cannot verify an email address")?;
@@ -316,7 +308,7 @@ impl MailRepository for Store {
         const CHANGE: &str = "UPDATE users SET email = $2, email_key = $3, email_verified = TRUE \
                               WHERE id = $1";
         let now = stored_time(now);
-        let changed = recording_transaction!(self, events, |tx| {
+        let changed = write_transaction!(self, |tx| {
             if spend_token!(tx, token, user, EmailTokenPurpose::EmailChange, now).is_none() {
                 return Ok(None);
             }
@@ -337,6 +329,7 @@ impl MailRepository for Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            tx.record(events);
             Some(())
         });
         let changed = unique_email(changed, email.as_str(), "cannot change an email address")?;

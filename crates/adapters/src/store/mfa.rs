@@ -5,7 +5,6 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use warden_domain::{
     accounts::UserId,
     crypto::SecretHash,
@@ -15,7 +14,8 @@ use warden_domain::{
     sessions::ClientId,
 };
 
-use super::{DbResultExt, Pool, Store, stored_time};
+use super::macros::{on_pool, on_writer, write_transaction};
+use super::{DbResultExt, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
 struct FactorRow {
@@ -141,7 +141,7 @@ impl MfaRepository for Store {
         const CONFIRM: &str = "UPDATE totp_factors SET confirmed_at = $3, last_used_step = $2 \
                                WHERE user_id = $1 AND confirmed_at IS NULL \
                                  AND (last_used_step IS NULL OR last_used_step < $2)";
-        let confirmed = recording_transaction!(self, events, |tx| {
+        let confirmed = write_transaction!(self, |tx| {
             let confirmed = sqlx::query(CONFIRM)
                 .bind(user.get())
                 .bind(step)
@@ -152,11 +152,11 @@ impl MfaRepository for Store {
                 > 0;
             if confirmed {
                 replace_recovery_codes!(tx, user, recovery);
+                tx.record(events);
             }
-            confirmed.then_some(())
+            confirmed
         })
-        .db_context("cannot confirm a TOTP factor")?
-        .is_some();
+        .db_context("cannot confirm a TOTP factor")?;
         Ok(confirmed)
     }
 
@@ -187,16 +187,22 @@ impl MfaRepository for Store {
     ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE recovery_codes SET used_at = $3 \
                            WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
-        let used = execute_recording!(
-            self,
-            events,
-            "cannot use a recovery code",
-            sqlx::query(SQL)
+        let used = write_transaction!(self, |tx| {
+            let used = sqlx::query(SQL)
                 .bind(user.get())
                 .bind(code.as_str())
                 .bind(stored_time(at))
-        );
-        Ok(used > 0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if used {
+                tx.record(events);
+            }
+            used
+        })
+        .db_context("cannot use a recovery code")?;
+        Ok(used)
     }
 
     #[tracing::instrument(skip(self, recovery), err)]
@@ -207,21 +213,16 @@ impl MfaRepository for Store {
     ) -> anyhow::Result<bool> {
         const CONFIRMED: &str =
             "SELECT COUNT(*) FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL";
-        let replaced = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let confirmed: i64 = sqlx::query_scalar(CONFIRMED)
-                    .bind(user.get())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if confirmed == 0 {
-                    return Ok(false);
-                }
-                replace_recovery_codes!(tx, user, recovery);
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(true)
+        let replaced = write_transaction!(self, |tx| {
+            let confirmed: i64 = sqlx::query_scalar(CONFIRMED)
+                .bind(user.get())
+                .fetch_one(&mut *tx)
+                .await?;
+            if confirmed == 0 {
+                return Ok(false);
             }
-            .await
+            replace_recovery_codes!(tx, user, recovery);
+            true
         })
         .db_context("cannot replace recovery codes")?;
         Ok(replaced)
@@ -231,7 +232,7 @@ impl MfaRepository for Store {
     async fn remove_totp(&self, user: UserId, events: &[NewSecurityEvent]) -> anyhow::Result<bool> {
         const FACTOR: &str = "DELETE FROM totp_factors WHERE user_id = $1 RETURNING confirmed_at";
         // The pending factor and the codes go either way; the event only with a confirmed one.
-        let removed = recording_transaction!(self, events, |tx| {
+        let removed = write_transaction!(self, |tx| {
             let confirmed_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(FACTOR)
                 .bind(user.get())
                 .fetch_optional(&mut *tx)
@@ -240,10 +241,14 @@ impl MfaRepository for Store {
                 .bind(user.get())
                 .execute(&mut *tx)
                 .await?;
-            matches!(confirmed_at, Some(Some(_))).then_some(())
+            let removed = matches!(confirmed_at, Some(Some(_)));
+            if removed {
+                tx.record(events);
+            }
+            removed
         })
         .db_context("cannot remove a TOTP factor")?;
-        Ok(removed.is_some())
+        Ok(removed)
     }
 
     #[tracing::instrument(skip_all, err)]

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use warden_domain::{
     accounts::{User, UserId},
     crypto::SecretHash,
@@ -15,9 +14,9 @@ use warden_domain::{
     scope::Scopes,
 };
 
-use super::events::log_events;
+use super::macros::{on_pool, on_writer, write_transaction};
 use super::users::UserRow;
-use super::{DbResultExt, Pool, Store, stored_time};
+use super::{DbResultExt, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {
@@ -81,46 +80,37 @@ impl PersonalTokenRepository for Store {
                                      last_used_at, revoked_at";
         let created_at = stored_time(token.created_at);
         let lock_user = self.user_locked();
-        let row = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                // Concurrent creations for one user queue here, so that each counts the tokens
-                // the one before it left (see `Store::user_locked`).
-                if let Some(lock_user) = lock_user {
-                    sqlx::query(lock_user)
-                        .bind(token.user_id.get())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let live: i64 = sqlx::query_scalar(LIVE)
+        let row = write_transaction!(self, |tx| {
+            // Concurrent creations for one user queue here, so that each counts the tokens the
+            // one before it left (see `Store::user_locked`).
+            if let Some(lock_user) = lock_user {
+                sqlx::query(lock_user)
                     .bind(token.user_id.get())
-                    .bind(created_at)
-                    .fetch_one(&mut *tx)
+                    .execute(&mut *tx)
                     .await?;
-                if live >= i64::from(max_tokens) {
-                    return Ok(None);
-                }
-                let row = sqlx::query_as::<_, TokenRow>(SQL)
-                    .bind(token.user_id.get())
-                    .bind(token.name.as_str())
-                    .bind(token.scopes.to_string())
-                    .bind(token.hash.as_str())
-                    .bind(created_at)
-                    .bind(stored_time(token.expires_at))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                insert_events!(tx, events);
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(Some(row))
             }
-            .await
+            let live: i64 = sqlx::query_scalar(LIVE)
+                .bind(token.user_id.get())
+                .bind(created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            if live >= i64::from(max_tokens) {
+                return Ok(None);
+            }
+            let row = sqlx::query_as::<_, TokenRow>(SQL)
+                .bind(token.user_id.get())
+                .bind(token.name.as_str())
+                .bind(token.scopes.to_string())
+                .bind(token.hash.as_str())
+                .bind(created_at)
+                .bind(stored_time(token.expires_at))
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.record(events);
+            Some(row)
         })
         .db_context("cannot insert a personal token")?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        log_events(events);
-        PersonalToken::try_from(row).map(Some)
+        row.map(PersonalToken::try_from).transpose()
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -200,16 +190,22 @@ impl PersonalTokenRepository for Store {
     ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE personal_tokens SET revoked_at = $3 \
                            WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL";
-        let revoked = execute_recording!(
-            self,
-            events,
-            "cannot revoke a personal token",
-            sqlx::query(SQL)
+        let revoked = write_transaction!(self, |tx| {
+            let revoked = sqlx::query(SQL)
                 .bind(user.get())
                 .bind(id.get())
                 .bind(stored_time(at))
-        );
-        Ok(revoked > 0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if revoked {
+                tx.record(events);
+            }
+            revoked
+        })
+        .db_context("cannot revoke a personal token")?;
+        Ok(revoked)
     }
 
     #[tracing::instrument(skip(self), err)]

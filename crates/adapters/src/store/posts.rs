@@ -8,6 +8,7 @@ use warden_domain::{
     posts::{Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostRepository, PostTitle},
 };
 
+use super::macros::{on_pool, on_writer};
 use super::users::UserRow;
 use super::{DbResultExt, Pool, Store, count_to_i64, now};
 

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{DbResultExt, Pool, Store, stored_time};
+use super::macros::on_writer;
+use super::{DbResultExt, Store, stored_time};
 
 /// How many rows one statement deletes: each batch is a short transaction, well inside the
 /// statement timeout, however far behind the pruning is.

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use uuid::Uuid;
 use warden_domain::{
     accounts::{User, UserId},
@@ -16,9 +15,9 @@ use warden_domain::{
     },
 };
 
-use super::events::log_events;
+use super::macros::{on_pool, on_writer, write_transaction};
 use super::users::UserRow;
-use super::{DbResultExt, Pool, Store, stored_time};
+use super::{DbResultExt, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -147,54 +146,46 @@ impl SessionRepository for Store {
         let scopes = new_session.scopes.to_string();
         let created_at = stored_time(new_session.created_at);
         let lock_user = self.user_locked();
-        let (row, ended) = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                // Concurrent logins of one user queue here, so that each counts the sessions
-                // the one before it left.
-                if let Some(lock_user) = lock_user {
-                    sqlx::query(lock_user)
-                        .bind(new_session.user_id.get())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let ended: Vec<Uuid> = sqlx::query_scalar(END_LEAST_RECENTLY_USED)
+        let row = write_transaction!(self, |tx| {
+            // Concurrent logins of one user queue here, so that each counts the sessions the
+            // one before it left.
+            if let Some(lock_user) = lock_user {
+                sqlx::query(lock_user)
                     .bind(new_session.user_id.get())
-                    .bind(created_at)
-                    .bind(i64::from(max_sessions.saturating_sub(1)))
-                    .bind(i64::MAX)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let row = sqlx::query_as::<_, SessionRow>(SESSION)
-                    .bind(new_session.id.as_uuid())
-                    .bind(new_session.user_id.get())
-                    .bind(created_at)
-                    .bind(stored_time(new_session.expires_at))
-                    .bind(&scopes)
-                    .bind(new_session.origin.client_id.as_str())
-                    .bind(new_session.origin.user_agent.as_deref())
-                    .bind(new_session.origin.ip_address.map(|ip| ip.to_string()))
-                    .bind(new_session.origin.auth_methods.as_stored())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(REFRESH)
-                    .bind(refresh_token.hash.as_str())
-                    .bind(new_session.id.as_uuid())
-                    .bind(created_at)
-                    .bind(stored_time(refresh_token.expires_at))
                     .execute(&mut *tx)
                     .await?;
-                let ended = ended_events(new_session, &ended);
-                insert_events!(tx, events);
-                insert_events!(tx, &ended);
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>((row, ended))
             }
-            .await
+            let ended: Vec<Uuid> = sqlx::query_scalar(END_LEAST_RECENTLY_USED)
+                .bind(new_session.user_id.get())
+                .bind(created_at)
+                .bind(i64::from(max_sessions.saturating_sub(1)))
+                .bind(i64::MAX)
+                .fetch_all(&mut *tx)
+                .await?;
+            let row = sqlx::query_as::<_, SessionRow>(SESSION)
+                .bind(new_session.id.as_uuid())
+                .bind(new_session.user_id.get())
+                .bind(created_at)
+                .bind(stored_time(new_session.expires_at))
+                .bind(&scopes)
+                .bind(new_session.origin.client_id.as_str())
+                .bind(new_session.origin.user_agent.as_deref())
+                .bind(new_session.origin.ip_address.map(|ip| ip.to_string()))
+                .bind(new_session.origin.auth_methods.as_stored())
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(REFRESH)
+                .bind(refresh_token.hash.as_str())
+                .bind(new_session.id.as_uuid())
+                .bind(created_at)
+                .bind(stored_time(refresh_token.expires_at))
+                .execute(&mut *tx)
+                .await?;
+            tx.record(events);
+            tx.record(&ended_events(new_session, &ended));
+            row
         })
         .db_context("cannot insert session")?;
-        log_events(events);
-        log_events(&ended);
         Session::try_from(row)
     }
 
@@ -286,49 +277,43 @@ impl SessionRepository for Store {
         const USED: &str = "UPDATE sessions SET last_used_at = $2 \
                             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
         let now = stored_time(now);
-        let outcome = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let spent: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(SPEND)
+        let outcome = write_transaction!(self, |tx| {
+            let spent: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(SPEND)
+                .bind(presented.as_str())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match spent {
+                // An expired token stays as it was: rolling back un-spends it.
+                Some((_, expires_at)) if expires_at <= now => {
+                    tx.rollback().await?;
+                    return Ok(RotationRow::Invalid);
+                }
+                Some((session_id, _)) => {
+                    sqlx::query(USED)
+                        .bind(session_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(NEXT)
+                        .bind(next.hash.as_str())
+                        .bind(session_id)
+                        .bind(now)
+                        .bind(stored_time(next.expires_at))
+                        .execute(&mut *tx)
+                        .await?;
+                    let session = sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
+                        .bind(session_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    RotationRow::Rotated(session)
+                }
+                None => sqlx::query_scalar::<_, Uuid>(SPENT_BEFORE)
                     .bind(presented.as_str())
-                    .bind(now)
                     .fetch_optional(&mut *tx)
-                    .await?;
-                let outcome = match spent {
-                    // An expired token stays as it was: rolling back un-spends it.
-                    Some((_, expires_at)) if expires_at <= now => {
-                        tx.rollback().await?;
-                        return Ok(RotationRow::Invalid);
-                    }
-                    Some((session_id, _)) => {
-                        sqlx::query(USED)
-                            .bind(session_id)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(NEXT)
-                            .bind(next.hash.as_str())
-                            .bind(session_id)
-                            .bind(now)
-                            .bind(stored_time(next.expires_at))
-                            .execute(&mut *tx)
-                            .await?;
-                        let session = sqlx::query_as::<_, SessionRow>(SESSION_COLUMNS_BY_ID)
-                            .bind(session_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        RotationRow::Rotated(session)
-                    }
-                    None => sqlx::query_scalar::<_, Uuid>(SPENT_BEFORE)
-                        .bind(presented.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .map_or(RotationRow::Invalid, RotationRow::Replayed),
-                };
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(outcome)
+                    .await?
+                    .map_or(RotationRow::Invalid, RotationRow::Replayed),
             }
-            .await
         })
         .db_context("cannot rotate refresh token")?;
         Ok(match outcome {
@@ -347,12 +332,19 @@ impl SessionRepository for Store {
     ) -> anyhow::Result<bool> {
         const SQL: &str =
             "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let revoked = execute_recording!(
-            self,
-            events,
-            "cannot revoke session",
-            sqlx::query(SQL).bind(id.as_uuid()).bind(stored_time(at))
-        );
+        let revoked = write_transaction!(self, |tx| {
+            let revoked = sqlx::query(SQL)
+                .bind(id.as_uuid())
+                .bind(stored_time(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if revoked > 0 {
+                tx.record(events);
+            }
+            revoked
+        })
+        .db_context("cannot revoke session")?;
         Ok(revoked > 0)
     }
 
@@ -405,15 +397,20 @@ impl SessionRepository for Store {
         const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
                            WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL \
                              AND expires_at > $3";
-        let revoked = execute_recording!(
-            self,
-            events,
-            "cannot revoke session",
-            sqlx::query(SQL)
+        let revoked = write_transaction!(self, |tx| {
+            let revoked = sqlx::query(SQL)
                 .bind(user.get())
                 .bind(id.as_uuid())
                 .bind(stored_time(at))
-        );
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if revoked > 0 {
+                tx.record(events);
+            }
+            revoked
+        })
+        .db_context("cannot revoke session")?;
         Ok(revoked > 0)
     }
 
@@ -444,15 +441,20 @@ impl SessionRepository for Store {
         const SQL: &str = "UPDATE sessions SET revoked_at = $3 \
                            WHERE user_id = $1 AND revoked_at IS NULL \
                              AND ($2 IS NULL OR id <> $2)";
-        let revoked = execute_recording!(
-            self,
-            events,
-            "cannot revoke sessions",
-            sqlx::query(SQL)
+        let revoked = write_transaction!(self, |tx| {
+            let revoked = sqlx::query(SQL)
                 .bind(user.get())
                 .bind(except.map(SessionId::as_uuid))
                 .bind(stored_time(at))
-        );
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if revoked > 0 {
+                tx.record(events);
+            }
+            revoked
+        })
+        .db_context("cannot revoke sessions")?;
         Ok(revoked)
     }
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Acquire as _, PgPool};
 use warden_domain::throttle::{Rate, Rates, ThrottleKey, ThrottleStore};
 
+use super::macros::on_postgres;
 use super::{DbResultExt, Pool, Store};
 
 /// Brute-force budgets kept in PostgreSQL ([`Store::shared_throttle`]).

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Acquire as _;
 use warden_domain::{
     accounts::{
         EmailAddress, NewUser, PasswordHash, SaveUserError, User, UserChangeError, UserCredentials,
@@ -13,8 +12,8 @@ use warden_domain::{
     posts::Page,
 };
 
-use super::events::log_events;
-use super::{Backend, DbResultExt, Pool, Store, count_to_i64, db_error, now};
+use super::macros::{on_pool, on_writer, write_transaction};
+use super::{Backend, DbResultExt, Store, count_to_i64, db_error, now};
 
 /// Stores a new user (`$1` email, `$2` its key, `$3` password hash, `$4` is_admin, `$5`
 /// email_verified, `$6` created_at) and returns its row.
@@ -171,7 +170,7 @@ impl UserRepository for Store {
                                email_key = $3 WHERE id = $1 \
                            RETURNING id, email, is_active, is_admin, email_verified, created_at";
         let email_key = email.normalized();
-        let updated = recording_transaction!(self, events, |tx| {
+        let updated = write_transaction!(self, |tx| {
             let Some(row) = sqlx::query_as::<_, UserRow>(SQL)
                 .bind(id.get())
                 .bind(email.as_str())
@@ -187,6 +186,7 @@ impl UserRepository for Store {
                 .bind(now())
                 .execute(&mut *tx)
                 .await?;
+            tx.record(events);
             Some(row)
         });
         let row = unique_email(updated, email.as_str(), "cannot update email")?;
@@ -201,7 +201,7 @@ impl UserRepository for Store {
         events: &[NewSecurityEvent],
     ) -> anyhow::Result<bool> {
         const SQL: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-        let updated = recording_transaction!(self, events, |tx| {
+        let updated = write_transaction!(self, |tx| {
             let changed = sqlx::query(SQL)
                 .bind(id.get())
                 .bind(hash.as_str())
@@ -209,17 +209,18 @@ impl UserRepository for Store {
                 .await?
                 .rows_affected();
             if changed == 0 {
-                return Ok(None);
+                return Ok(false);
             }
             sqlx::query(super::mail::SPEND_PENDING_CHANGE_AND_RESET_TOKENS)
                 .bind(id.get())
                 .bind(now())
                 .execute(&mut *tx)
                 .await?;
-            Some(())
+            tx.record(events);
+            true
         })
         .db_context("cannot update password")?;
-        Ok(updated.is_some())
+        Ok(updated)
     }
 
     #[tracing::instrument(skip(self, events), err)]
@@ -237,33 +238,25 @@ impl UserRepository for Store {
         // Only disabling or demoting can take an admin away.
         let takes_admin = flags.is_active == Some(false) || flags.is_admin == Some(false);
         let admins = self.active_admins_locked();
-        let done = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                if takes_admin && is_last_admin!(tx, admins, id) {
-                    return Ok(None);
-                }
-                let row = sqlx::query_as::<_, UserRow>(SQL)
-                    .bind(id.get())
-                    .bind(flags.is_active)
-                    .bind(flags.is_admin)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if row.is_some() {
-                    insert_events!(tx, events);
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(Some(row))
+        let done = write_transaction!(self, |tx| {
+            if takes_admin && is_last_admin!(tx, admins, id) {
+                return Ok(None);
             }
-            .await
+            let row = sqlx::query_as::<_, UserRow>(SQL)
+                .bind(id.get())
+                .bind(flags.is_active)
+                .bind(flags.is_admin)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_some() {
+                tx.record(events);
+            }
+            Some(row)
         })
         .db_context("cannot update user")?;
         let Some(row) = done else {
             return Err(UserChangeError::LastAdmin);
         };
-        if row.is_some() {
-            log_events(events);
-        }
         Ok(row.map(User::try_from).transpose()?)
     }
 
@@ -272,21 +265,16 @@ impl UserRepository for Store {
         // The foreign keys cascade to sessions (and their refresh tokens), posts and votes.
         const SQL: &str = "DELETE FROM users WHERE id = $1";
         let admins = self.active_admins_locked();
-        let deleted = on_writer!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                if is_last_admin!(tx, admins, id) {
-                    return Ok(None);
-                }
-                let deleted = sqlx::query(SQL)
-                    .bind(id.get())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(Some(deleted))
+        let deleted = write_transaction!(self, |tx| {
+            if is_last_admin!(tx, admins, id) {
+                return Ok(None);
             }
-            .await
+            let deleted = sqlx::query(SQL)
+                .bind(id.get())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            Some(deleted)
         })
         .db_context("cannot delete user")?
         .ok_or(UserChangeError::LastAdmin)?;

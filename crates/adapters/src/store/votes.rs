@@ -6,7 +6,8 @@ use warden_domain::{
     posts::{AddVoteError, PostId, VoteRepository},
 };
 
-use super::{DbResultExt, Pool, Store, db_error, now};
+use super::macros::on_writer;
+use super::{DbResultExt, Store, db_error, now};
 
 #[async_trait]
 impl VoteRepository for Store {

@@ -2,7 +2,9 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(a_migrated_database_has_no_pending_migration,);
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store => a_migrated_database_has_no_pending_migration,
+);
 
 async fn a_migrated_database_has_no_pending_migration(store: Store) {
     assert_eq!(

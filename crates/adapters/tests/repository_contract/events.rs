@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     events_are_stored_with_the_change_they_record_and_only_if_it_happened,
     an_event_of_a_refused_change_is_not_stored,
     events_are_listed_newest_first_by_page_user_kind_and_age,

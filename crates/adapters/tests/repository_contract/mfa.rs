@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     a_pending_factor_is_replaced_until_a_code_confirms_it,
     each_code_step_is_accepted_once_and_never_an_older_one,
     recovery_codes_are_single_use_and_replaced_as_a_set,

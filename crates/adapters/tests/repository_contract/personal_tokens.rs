@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     personal_tokens_are_found_by_hash_with_their_user_listed_live_and_revoked_once,
 );
 

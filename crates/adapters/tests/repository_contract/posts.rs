@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     a_created_post_can_be_found_with_its_owner_and_no_votes,
     replacing_a_post_changes_it_and_its_update_time,
     replacing_or_deleting_a_missing_post_says_so,

@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     a_created_session_can_be_found,
     a_missing_session_is_none,
     a_session_is_read_with_its_user_as_the_user_is_now,

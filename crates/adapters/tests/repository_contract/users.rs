@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     a_created_user_can_be_found_by_id_and_email,
     created_users_are_active_non_admins_with_increasing_ids,
     emails_are_unique_case_insensitively,

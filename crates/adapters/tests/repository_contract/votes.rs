@@ -2,7 +2,8 @@
 
 use crate::support::*;
 
-warden_adapters::on_both_stores!(
+warden_adapters::on_both_databases!(
+    warden_adapters::testing::with_store =>
     vote_counts_follow_votes_taken_back_and_voters_deleted,
     votes_are_counted_wherever_a_post_is_read,
     a_user_votes_once_per_post,

@@ -8,8 +8,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use secrecy::ExposeSecret;
 use warden_adapters::{Argon2Hasher, JwtConfig, JwtTokens, StoreOptions, TotpSecrets};
-use warden_domain::events::EventRetention;
-use warden_domain::sessions::Lifetimes;
+use warden_domain::{events::EventRetention, sessions::Lifetimes};
 
 use super::{
     AccountConfig, Config, DatabaseConfig, PasswordConfig, SecretSource, ServerConfig, TokenConfig,

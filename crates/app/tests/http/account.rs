@@ -5,7 +5,9 @@ use serde_json::json;
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     changing_your_email_changes_how_you_log_in,
     changing_your_password_ends_your_other_sessions,
     a_wrong_current_password_changes_nothing,

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     a_login_records_its_client_agent_and_address_and_the_list_shows_them,
     a_refresh_keeps_the_logins_client_and_is_a_use_of_its_session,
     a_client_id_must_be_1_to_64_visible_ascii_characters,

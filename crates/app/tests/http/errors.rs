@@ -5,7 +5,9 @@ use poem::http::{Method, StatusCode};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     an_undeclared_method_is_405_with_allow,
     the_token_endpoint_answers_framework_errors_in_its_own_shape,
 );

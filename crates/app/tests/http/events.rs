@@ -13,7 +13,9 @@ use warden_domain::{
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     logins_refusals_and_logouts_are_recorded_from_where_they_came,
     every_change_to_an_account_is_recorded,
     events_hold_no_password_or_token,

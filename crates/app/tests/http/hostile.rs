@@ -12,7 +12,10 @@ use warden_adapters::Backend;
 
 use crate::support::*;
 
-on_both_databases!(no_input_of_any_operation_breaks_the_server_or_half_stores);
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app => no_input_of_any_operation_breaks_the_server_or_half_stores,
+);
 
 /// The test's own connection to the app's database, to look at what is stored.
 enum Db {

@@ -12,7 +12,9 @@ use warden_adapters::testing::ed25519_key_pair;
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     with_hs256_no_key_is_published,
     a_second_service_verifies_eddsa_tokens_with_the_jwks_alone,
     during_a_key_rotation_old_tokens_work_until_their_key_is_retired,

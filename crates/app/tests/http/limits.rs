@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     an_admin_cannot_reset_their_own_second_factor_or_end_their_own_sessions,
     the_last_active_admin_cannot_delete_their_account,
     two_admins_demoting_each_other_at_once_leave_exactly_one,

@@ -10,7 +10,9 @@ use warden_app::testing::{Mail, MailCatcher};
 
 use crate::support::*;
 
-on_both_backends!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    warden_adapters::testing::with_backend =>
     registration_mails_a_token_that_verifies_the_address_once,
     a_reset_mail_arrives_and_its_token_works_once,
     reset_requests_answer_alike_whether_or_not_the_account_exists,

@@ -6,7 +6,10 @@ use serde_json::json;
 
 use crate::support::*;
 
-on_both_databases!(metrics_count_requests_by_route_template_and_leak_nothing);
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app => metrics_count_requests_by_route_template_and_leak_nothing,
+);
 
 /// The value of the series `name{labels}` (labels as rendered), or 0.
 fn value(text: &str, series: &str) -> f64 {

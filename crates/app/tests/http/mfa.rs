@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     enrolling_needs_the_password_and_a_code_of_the_app,
     a_second_factor_is_asked_for_only_after_the_right_password,
     a_code_and_a_recovery_code_each_log_in_once,
@@ -559,7 +561,9 @@ mod throttled {
 
     use super::*;
 
-    on_both_backends!(
+    warden_adapters::on_both_databases!(
+        #[tokio::test(flavor = "multi_thread")]
+        warden_adapters::testing::with_backend =>
         codes_from_many_addresses_spend_the_accounts_budget,
         racing_codes_on_one_mfa_token_are_checked_at_most_five_times,
     );

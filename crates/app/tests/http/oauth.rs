@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     the_metadata_describes_the_endpoints_with_absolute_urls,
     revoking_an_access_token_ends_its_session,
     revoking_a_refresh_token_ends_its_session,

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     a_walk_through_posts_and_votes_as_two_users,
     a_new_post_belongs_to_the_caller_and_is_published_by_default,
     bad_posts_are_422_naming_the_field,

@@ -7,7 +7,10 @@ use warden_domain::scope::Scope;
 
 use crate::support::*;
 
-on_both_databases!(every_declared_scope_is_enforced_before_the_body);
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app => every_declared_scope_is_enforced_before_the_body,
+);
 
 /// Each operation of the document that needs scopes: (method, path, scopes).
 fn scoped_operations() -> Vec<(Method, String, Vec<String>)> {

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     a_login_hands_out_a_refresh_token_that_rotates,
     a_replayed_refresh_token_ends_the_whole_session,
     concurrent_refreshes_with_one_token_let_exactly_one_through,

@@ -12,6 +12,16 @@ pub(crate) use warden_app::testing::{
     PASSWORD, SECRET, TestApp, TestUser, encode as urlencode, json_of,
 };
 
+/// For `warden_adapters::on_both_databases!`: runs `test` on the app on a fresh database of
+/// `backend`.
+pub(crate) async fn with_app<F, Fut>(backend: warden_adapters::Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(TestApp::new(backend).await).await;
+}
+
 pub(crate) fn header(response: &TestResponse, name: &str) -> Option<String> {
     response
         .0

@@ -11,7 +11,9 @@ use warden_app::testing::MailCatcher;
 use crate::mail::{mails, me, post};
 use crate::support::*;
 
-on_both_backends!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    warden_adapters::testing::with_backend =>
     a_stolen_access_token_cannot_change_the_email,
     a_stolen_access_token_cannot_delete_the_account,
     a_stolen_access_token_cannot_mint_a_personal_token,

@@ -13,7 +13,9 @@ use warden_adapters::testing::TestDb;
 use crate::support::*;
 
 // SQLite's instance counts in memory; on PostgreSQL the counts live in the database.
-on_both_backends!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    warden_adapters::testing::with_backend =>
     failed_logins_are_throttled_per_username_alike_for_existing_and_unknown_ones,
     failed_logins_are_throttled_per_client_address,
     without_trusted_proxies_a_forged_forwarded_address_dodges_nothing,

@@ -7,7 +7,10 @@ use poem::http::StatusCode;
 
 use crate::support::*;
 
-on_both_databases!(the_token_url_of_the_fastapi_tutorial_is_the_token_endpoint);
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app => the_token_url_of_the_fastapi_tutorial_is_the_token_endpoint,
+);
 
 async fn token_form(app: &TestApp, form: &str) -> poem::test::TestResponse {
     app.client

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     a_token_is_shown_once_and_listed_without_its_secret,
     a_token_works_where_its_scopes_allow_and_no_further,
     a_token_cannot_touch_the_accounts_security,

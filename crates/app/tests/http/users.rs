@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-on_both_databases!(
+warden_adapters::on_both_databases!(
+    #[tokio::test(flavor = "multi_thread")]
+    crate::support::with_app =>
     a_new_user_registers_logs_in_and_reads_their_account,
     registering_a_taken_email_is_a_conflict_whatever_its_case,
     registering_with_bad_input_is_a_422_naming_the_field,
