@@ -76,6 +76,19 @@ fn finding(mail: &mut MockMailRepository, token: EmailToken) {
         .returning(move |_| Ok(Some(token.clone())));
 }
 
+/// An active account (id 7), and a mail store that finds a live, unspent token of `purpose`
+/// for it.
+fn live_token(purpose: EmailTokenPurpose) -> (MockUserRepository, MockMailRepository) {
+    let mut users = MockUserRepository::new();
+    with_user(&mut users, true);
+    let mut mail = MockMailRepository::new();
+    finding(
+        &mut mail,
+        stored_token(purpose, false, Utc::now() + TimeDelta::minutes(5)),
+    );
+    (users, mail)
+}
+
 fn with_user(users: &mut MockUserRepository, is_active: bool) {
     users
         .expect_find_user()
@@ -132,17 +145,7 @@ async fn a_reset_is_mailed_to_active_accounts_only() {
 
 #[tokio::test]
 async fn a_reset_sets_the_password_and_records_the_event() {
-    let mut users = MockUserRepository::new();
-    with_user(&mut users, true);
-    let mut mail = MockMailRepository::new();
-    finding(
-        &mut mail,
-        stored_token(
-            EmailTokenPurpose::PasswordReset,
-            false,
-            Utc::now() + TimeDelta::minutes(5),
-        ),
-    );
+    let (users, mut mail) = live_token(EmailTokenPurpose::PasswordReset);
     mail.expect_reset_password()
         .withf(|token, user, hash, _, events| {
             token.as_str() == "#presented"
@@ -210,17 +213,7 @@ async fn spent_expired_misused_or_orphaned_tokens_are_refused_before_any_hashing
 
 #[tokio::test]
 async fn a_reset_token_spent_by_a_racing_request_is_refused() {
-    let mut users = MockUserRepository::new();
-    with_user(&mut users, true);
-    let mut mail = MockMailRepository::new();
-    finding(
-        &mut mail,
-        stored_token(
-            EmailTokenPurpose::PasswordReset,
-            false,
-            Utc::now() + TimeDelta::minutes(5),
-        ),
-    );
+    let (users, mut mail) = live_token(EmailTokenPurpose::PasswordReset);
     mail.expect_reset_password()
         .returning(|_, _, _, _, _| Ok(false));
     let service = service(users, mail, hashing());
@@ -234,17 +227,7 @@ async fn a_reset_token_spent_by_a_racing_request_is_refused() {
 
 #[tokio::test]
 async fn verification_verifies_the_address_the_token_was_sent_to() {
-    let mut users = MockUserRepository::new();
-    with_user(&mut users, true);
-    let mut mail = MockMailRepository::new();
-    finding(
-        &mut mail,
-        stored_token(
-            EmailTokenPurpose::EmailVerification,
-            false,
-            Utc::now() + TimeDelta::hours(1),
-        ),
-    );
+    let (users, mut mail) = live_token(EmailTokenPurpose::EmailVerification);
     mail.expect_verify_email()
         .withf(|_, user, address, _, events| {
             *user == UserId::new(7)
@@ -382,17 +365,7 @@ async fn an_email_change_to_a_taken_address_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_confirmed_change_to_an_address_taken_meanwhile_is_a_conflict() {
-    let mut users = MockUserRepository::new();
-    with_user(&mut users, true);
-    let mut mail = MockMailRepository::new();
-    finding(
-        &mut mail,
-        stored_token(
-            EmailTokenPurpose::EmailChange,
-            false,
-            Utc::now() + TimeDelta::hours(1),
-        ),
-    );
+    let (users, mut mail) = live_token(EmailTokenPurpose::EmailChange);
     mail.expect_change_email_confirmed()
         .withf(|_, _, _, _, events| events[0].kind == SecurityEventKind::EmailChanged)
         .returning(|_, _, address, _, _| {
