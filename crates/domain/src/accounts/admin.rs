@@ -250,6 +250,13 @@ mod tests {
         }
     }
 
+    fn service(users: MockUserRepository, sessions: MockSessionRepository) -> AdminService {
+        AdminService::new(AdminPorts {
+            users: Arc::new(users),
+            sessions: Arc::new(sessions),
+        })
+    }
+
     #[tokio::test]
     async fn disabling_a_user_ends_all_their_sessions() {
         let mut users = MockUserRepository::new();
@@ -273,10 +280,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(3));
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let updated = service
             .update_user(&admin(), UserId::new(2), disable())
@@ -299,10 +303,7 @@ mod tests {
             .returning(|_, _, _| Ok(Some(user(2, true, true))));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
         let flags = UserFlags {
             is_active: Some(true),
             is_admin: Some(true),
@@ -321,10 +322,7 @@ mod tests {
     async fn an_admin_cannot_disable_or_demote_themself() {
         let mut users = MockUserRepository::new();
         users.expect_update_user_flags().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(MockSessionRepository::new()),
-        });
+        let service = service(users, MockSessionRepository::new());
         let demote = UserFlags {
             is_active: None,
             is_admin: Some(false),
@@ -346,10 +344,7 @@ mod tests {
         users.expect_update_user_flags().never();
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .update_user(&admin(), UserId::new(9), disable())
@@ -379,10 +374,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(2));
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         assert_eq!(
             service
@@ -399,10 +391,7 @@ mod tests {
         users.expect_find_user().returning(|_| Ok(None));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .end_sessions_of(&admin(), UserId::new(9))
@@ -421,10 +410,7 @@ mod tests {
         users.expect_find_user().never();
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .end_sessions_of(&admin(), UserId::new(1))
@@ -446,10 +432,7 @@ mod tests {
             .returning(|_, _, _| Err(UserChangeError::LastAdmin));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .update_user(&admin(), UserId::new(2), disable())
