@@ -123,6 +123,20 @@ async fn issue(store: &Store, user: UserId, purpose: EmailTokenPurpose, name: &s
         .unwrap();
 }
 
+/// As [`issue`], a token that expired a minute ago, with no mail.
+async fn issue_expired(
+    store: &Store,
+    user: UserId,
+    purpose: EmailTokenPurpose,
+    name: &str,
+    to: &str,
+) {
+    store
+        .issue_email_token(user, &token(purpose, name, to, TimeDelta::minutes(-1)), &[])
+        .await
+        .unwrap();
+}
+
 /// Every mail due at `at`, taken under a five-minute lease.
 async fn drain(store: &Store, at: DateTime<Utc>) -> Vec<OutgoingMail> {
     let mut mails = Vec::new();
@@ -134,6 +148,24 @@ async fn drain(store: &Store, at: DateTime<Utc>) -> Vec<OutgoingMail> {
         mails.push(queued.mail);
     }
     mails
+}
+
+/// Spends verification token `name` for `address`, recording `events`; whether it verified.
+async fn verify(
+    store: &Store,
+    name: &str,
+    user: UserId,
+    address: &str,
+    events: &[NewSecurityEvent],
+) -> bool {
+    store
+        .verify_email(&hash(name), user, &email(address), Utc::now(), events)
+        .await
+        .unwrap()
+}
+
+async fn is_verified(store: &Store, user: UserId) -> bool {
+    store.find_user(user).await.unwrap().unwrap().email_verified
 }
 
 async fn kinds_of_events(store: &Store, user: UserId) -> Vec<SecurityEventKind> {
@@ -268,19 +300,14 @@ async fn a_reset_token_is_refused_when_expired_spent_or_someone_elses(store: Sto
     let ann = Seed(&store).user("ann").await;
     let bob = Seed(&store).user("bob").await;
     let now = Utc::now();
-    store
-        .issue_email_token(
-            ann.id,
-            &token(
-                EmailTokenPurpose::PasswordReset,
-                "#old",
-                "ann@example.com",
-                TimeDelta::minutes(-1),
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    issue_expired(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#old",
+        "ann@example.com",
+    )
+    .await;
     issue(
         &store,
         ann.id,
@@ -350,38 +377,17 @@ async fn racing_resets_with_one_token_let_exactly_one_through(store: Store) {
 async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store) {
     let ann = Seed(&store).user("ann").await;
     // An expired token for the right address verifies nothing.
-    store
-        .issue_email_token(
-            ann.id,
-            &token(
-                EmailTokenPurpose::EmailVerification,
-                "#expired",
-                "ann@example.com",
-                TimeDelta::minutes(-1),
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    let expired = store
-        .verify_email(
-            &hash("#expired"),
-            ann.id,
-            &email("ann@example.com"),
-            Utc::now(),
-            &[],
-        )
-        .await
-        .unwrap();
+    issue_expired(
+        &store,
+        ann.id,
+        EmailTokenPurpose::EmailVerification,
+        "#expired",
+        "ann@example.com",
+    )
+    .await;
+    let expired = verify(&store, "#expired", ann.id, "ann@example.com", &[]).await;
     assert!(!expired);
-    assert!(
-        !store
-            .find_user(ann.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .email_verified
-    );
+    assert!(!is_verified(&store, ann.id).await);
     issue(
         &store,
         ann.id,
@@ -395,25 +401,9 @@ async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store)
         .await
         .unwrap();
 
-    let moved = store
-        .verify_email(
-            &hash("#v"),
-            ann.id,
-            &email("ann@example.com"),
-            Utc::now(),
-            &[],
-        )
-        .await
-        .unwrap();
+    let moved = verify(&store, "#v", ann.id, "ann@example.com", &[]).await;
     assert!(!moved);
-    assert!(
-        !store
-            .find_user(ann.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .email_verified
-    );
+    assert!(!is_verified(&store, ann.id).await);
 
     issue(
         &store,
@@ -424,25 +414,9 @@ async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store)
     )
     .await;
     let events = [event(ann.id, SecurityEventKind::EmailVerified)];
-    let verified = store
-        .verify_email(
-            &hash("#w"),
-            ann.id,
-            &email("Ann@Elsewhere.example"),
-            Utc::now(),
-            &events,
-        )
-        .await
-        .unwrap();
+    let verified = verify(&store, "#w", ann.id, "Ann@Elsewhere.example", &events).await;
     assert!(verified);
-    assert!(
-        store
-            .find_user(ann.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .email_verified
-    );
+    assert!(is_verified(&store, ann.id).await);
     assert!(
         store
             .find_email_token(&hash("#w"))
@@ -455,16 +429,7 @@ async fn a_verification_counts_only_for_the_address_it_was_sent_to(store: Store)
         kinds_of_events(&store, ann.id).await,
         [SecurityEventKind::EmailVerified]
     );
-    let twice = store
-        .verify_email(
-            &hash("#w"),
-            ann.id,
-            &email("ann@elsewhere.example"),
-            Utc::now(),
-            &events,
-        )
-        .await
-        .unwrap();
+    let twice = verify(&store, "#w", ann.id, "ann@elsewhere.example", &events).await;
     assert!(!twice);
 }
 
@@ -546,18 +511,7 @@ async fn an_unconfirmed_change_of_address_clears_its_verification(store: Store) 
         "ann@example.com",
     )
     .await;
-    assert!(
-        store
-            .verify_email(
-                &hash("#v"),
-                ann.id,
-                &email("ann@example.com"),
-                Utc::now(),
-                &[]
-            )
-            .await
-            .unwrap()
-    );
+    assert!(verify(&store, "#v", ann.id, "ann@example.com", &[]).await);
     // Only the case: the same mailbox.
     let recased = store
         .update_email(ann.id, &email("ANN@example.com"), &[])
@@ -650,22 +604,31 @@ async fn the_outbox_hands_out_each_due_mail_once_per_lease(store: Store) {
 
 async fn racing_workers_take_each_mail_once(store: Store) {
     let ann = Seed(&store).user("ann").await;
-    for i in 0..20 {
+    queue_resets(&store, ann.id, 20).await;
+    assert_each_sent_once(vec![store; 4], 20).await;
+}
+
+/// Queues `count` password-reset mails (tokens `#0`, `#1`...) to `user`.
+async fn queue_resets(store: &Store, user: UserId, count: usize) {
+    for i in 0..count {
+        let name = format!("#{i}");
         issue(
-            &store,
-            ann.id,
+            store,
+            user,
             EmailTokenPurpose::PasswordReset,
-            &format!("#{i}"),
+            &name,
             "ann@example.com",
         )
         .await;
     }
+}
+
+/// One worker per store drains the outbox at once: `count` mails are taken, each once.
+async fn assert_each_sent_once(workers: Vec<Store>, count: usize) {
     let at = Utc::now() + TimeDelta::seconds(1);
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { drain(&store, at).await })
-        })
+    let workers: Vec<_> = workers
+        .into_iter()
+        .map(|store| tokio::spawn(async move { drain(&store, at).await }))
         .collect();
     let mut tokens = Vec::new();
     for worker in workers {
@@ -673,29 +636,24 @@ async fn racing_workers_take_each_mail_once(store: Store) {
             tokens.push(mail.token.unwrap().expose().to_owned());
         }
     }
-    assert_eq!(tokens.len(), 20, "{tokens:?}");
+    assert_eq!(tokens.len(), count, "{tokens:?}");
     assert_eq!(
         tokens.iter().collect::<HashSet<_>>().len(),
-        20,
+        count,
         "{tokens:?}"
     );
 }
 
 async fn expired_tokens_are_pruned(store: Store) {
     let ann = Seed(&store).user("ann").await;
-    store
-        .issue_email_token(
-            ann.id,
-            &token(
-                EmailTokenPurpose::PasswordReset,
-                "#old",
-                "ann@example.com",
-                TimeDelta::minutes(-1),
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    issue_expired(
+        &store,
+        ann.id,
+        EmailTokenPurpose::PasswordReset,
+        "#old",
+        "ann@example.com",
+    )
+    .await;
     issue(
         &store,
         ann.id,
@@ -729,29 +687,6 @@ async fn two_instances_send_each_mail_once() {
         .await
         .unwrap();
     let ann = Seed(&one).user("ann").await;
-    for i in 0..40 {
-        issue(
-            &one,
-            ann.id,
-            EmailTokenPurpose::PasswordReset,
-            &format!("#{i}"),
-            "ann@example.com",
-        )
-        .await;
-    }
-    let at = Utc::now() + TimeDelta::seconds(1);
-    let workers: Vec<_> = [one, two]
-        .into_iter()
-        .cycle()
-        .take(6)
-        .map(|store| tokio::spawn(async move { drain(&store, at).await }))
-        .collect();
-    let mut tokens = Vec::new();
-    for worker in workers {
-        for mail in worker.await.unwrap() {
-            tokens.push(mail.token.unwrap().expose().to_owned());
-        }
-    }
-    assert_eq!(tokens.len(), 40);
-    assert_eq!(tokens.iter().collect::<HashSet<_>>().len(), 40);
+    queue_resets(&one, ann.id, 40).await;
+    assert_each_sent_once([one, two].into_iter().cycle().take(6).collect(), 40).await;
 }
