@@ -1,6 +1,7 @@
 //! Interoperability with other OAuth2 software (contract section 13): the server's metadata
 //! (RFC 8414), token revocation (RFC 7009) and token introspection (RFC 7662).
 
+use crate::api::origin::ClientOrigin;
 use poem::Request;
 use poem::http::header;
 use poem::web::Data;
@@ -204,14 +205,14 @@ impl OAuthApi {
     )]
     async fn revoke(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         form: OAuthForm<RevocationForm>,
     ) -> RevocationResponse {
         let Some(token) = form.optional("token") else {
             return RevocationResponse::BadRequest(OAuthErrorBody::missing("token"));
         };
-        let origin = state.throttle.request_origin(req);
+        let origin = origin.request().clone();
         match state.auth.revoke_token(token, &origin).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {
@@ -286,7 +287,7 @@ impl OAuthApi {
             aud: Some(state.tokens.audience().to_owned()),
             iss: Some(state.tokens.issuer().to_owned()),
             jti: Some(claims.details.token_id),
-            sid: principal.session_id.map(|id| id.to_string()),
+            sid: Some(principal.session_id().to_string()),
         }))))
     }
 }

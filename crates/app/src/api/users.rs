@@ -1,8 +1,8 @@
 //! Accounts: registration and other users' public profiles (contract section 5). Your own
 //! account is `account.rs`'s.
 
+use crate::api::origin::ClientOrigin;
 use chrono::{DateTime, Utc};
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -128,11 +128,11 @@ impl UsersApi {
     #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<UserCreate>,
     ) -> Result<RegisterResponse, ServerError> {
-        let address = state.throttle.client_address(req);
+        let address = origin.address();
         if let Some(wait) = state.throttle.registration(address).await? {
             tracing::warn!(?address, "registration throttled");
             metrics::counter!("warden_throttled_total", "kind" => "registration").increment(1);
@@ -159,11 +159,7 @@ impl UsersApi {
                 ))));
             }
         };
-        let registered = match &state.email {
-            Some(mail) => mail.flows.register(email, password).await,
-            None => state.users.register(email, password).await,
-        };
-        match registered {
+        match state.account_flows.register(email, password).await {
             Ok(user) => {
                 tracing::info!(user_id = %user.id, "user registered");
                 Ok(RegisterResponse::Created(Json(user.into())))
