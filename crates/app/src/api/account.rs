@@ -1,7 +1,6 @@
 //! Your own account (contract section 5): reading it, and the changes only its owner makes,
 //! each with the current password (an email change, a new password, deleting it).
 
-use crate::api::origin::ClientOrigin;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -15,6 +14,7 @@ use super::error::{ApiError, ErrorAnswer, ErrorBody, detail, detail_of};
 use super::mail::{Notice, notice, throttled};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use super::users::UserMe;
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 

@@ -5,7 +5,6 @@
 //! are all `invalid_request` (400, RFC 6749 body), an empty value counts as absent (section 3.1),
 //! and unknown fields are ignored (`auth/form.rs`).
 
-use crate::api::origin::ClientOrigin;
 use poem::http::header;
 use poem::middleware::SetHeader;
 use poem::web::Data;
@@ -19,6 +18,7 @@ use warden_domain::sessions::{ClientId, LoginError, RefreshError, TokenGrant};
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
 use super::security::OAuth2PasswordBearer;
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 
 pub mod form;

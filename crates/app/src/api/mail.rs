@@ -1,7 +1,6 @@
 //! Email (contract section 12): password reset, email verification and confirmed email change.
 //! With no `SMTP_URL` every operation here answers 501.
 
-use crate::api::origin::ClientOrigin;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -14,6 +13,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 
@@ -199,7 +199,7 @@ impl MailApi {
                 ))));
             }
         };
-        let origin = origin.request().clone();
+        let origin = origin.into_request();
         confirmed(email.flows.reset_password(&token, &password, &origin).await)
     }
 
@@ -220,7 +220,7 @@ impl MailApi {
         let Some(email) = &state.email else {
             return Ok(ConfirmResponse::NotImplemented(detail(NOT_CONFIGURED)));
         };
-        let origin = origin.request().clone();
+        let origin = origin.into_request();
         confirmed(email.flows.verify_email(&body.0.token, &origin).await)
     }
 
@@ -241,7 +241,7 @@ impl MailApi {
         let Some(email) = &state.email else {
             return Ok(ConfirmResponse::NotImplemented(detail(NOT_CONFIGURED)));
         };
-        let origin = origin.request().clone();
+        let origin = origin.into_request();
         confirmed(
             email
                 .flows

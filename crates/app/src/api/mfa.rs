@@ -3,7 +3,6 @@
 //! the token endpoint's (`auth.rs`). Every password and code checked here is a guess that
 //! spends the account's failed-login budgets, reserved before the check (contract section 5).
 
-use crate::api::origin::ClientOrigin;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -17,6 +16,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 

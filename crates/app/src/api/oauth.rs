@@ -1,7 +1,6 @@
 //! Interoperability with other OAuth2 software (contract section 13): the server's metadata
 //! (RFC 8414), token revocation (RFC 7009) and token introspection (RFC 7662).
 
-use crate::api::origin::ClientOrigin;
 use poem::Request;
 use poem::http::header;
 use poem::web::Data;
@@ -16,6 +15,7 @@ use super::auth::grants::MFA_OTP_GRANT;
 use super::auth::no_store;
 use super::error::{ApiError, ErrorBody, Fault, RETRY_AFTER_SECONDS, detail};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 
 /// The server's metadata (RFC 8414).
@@ -212,7 +212,7 @@ impl OAuthApi {
         let Some(token) = form.optional("token") else {
             return RevocationResponse::BadRequest(OAuthErrorBody::missing("token"));
         };
-        let origin = origin.request().clone();
+        let origin = origin.into_request();
         match state.auth.revoke_token(token, &origin).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {

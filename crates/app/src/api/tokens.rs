@@ -1,7 +1,6 @@
 //! Personal access tokens (contract section 13): create, list and revoke your own. These are
 //! operations on the account's security, so they need a password login's token.
 
-use crate::api::origin::ClientOrigin;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -21,6 +20,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, OAuth2PasswordBearer};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 

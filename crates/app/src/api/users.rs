@@ -1,7 +1,6 @@
 //! Accounts: registration and other users' public profiles (contract section 5). Your own
 //! account is `account.rs`'s.
 
-use crate::api::origin::ClientOrigin;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -14,6 +13,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 

@@ -125,3 +125,49 @@ impl From<LoginPrincipal> for Principal {
         login.principal
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::accounts::{EmailAddress, UserId};
+
+    fn ann() -> User {
+        User {
+            id: UserId::new(1),
+            email: EmailAddress::new("ann@example.com").unwrap(),
+            created_at: Utc::now(),
+            is_active: true,
+            is_admin: false,
+            email_verified: true,
+        }
+    }
+
+    #[test]
+    fn only_a_password_login_is_a_login_principal() {
+        let session_id = SessionId::random();
+        let origin = RequestOrigin::new(None, Some("curl/8"));
+        let login = LoginPrincipal::new(ann(), session_id, Scopes::empty(), origin.clone());
+        assert_eq!(login.session_id(), session_id);
+        assert_eq!(login.principal().session_id(), Some(session_id));
+        let principal: Principal = login.clone().into();
+        assert_eq!(principal.clone().into_login(), Some(login));
+        assert_eq!(
+            principal
+                .event(SecurityEventKind::Logout)
+                .context
+                .session_id,
+            Some(session_id)
+        );
+
+        let personal = Principal {
+            user: ann(),
+            credential: Credential::PersonalToken(PersonalTokenId::new(3)),
+            scopes: Scopes::empty(),
+            origin,
+        };
+        assert_eq!(personal.session_id(), None);
+        assert_eq!(personal.into_login(), None);
+    }
+}

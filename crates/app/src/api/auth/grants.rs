@@ -1,7 +1,6 @@
 //! The grants of the token endpoint: password (with an optional second factor), refresh, and
 //! the second step of a login with a second factor.
 
-use crate::api::origin::ClientOrigin;
 use poem_openapi::payload::Json;
 use secrecy::SecretString;
 use warden_domain::{
@@ -14,6 +13,7 @@ use warden_domain::{
 };
 
 use super::{LoginResponse, OAuthErrorBody, TokenRequest};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::{Reservation, Throttled};
 
