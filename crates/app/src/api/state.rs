@@ -21,11 +21,10 @@ use warden_domain::{
     sessions::{AuthPorts, AuthService, Principal},
 };
 
+use crate::api::origin::TrustedProxies;
 use crate::config::Config;
 use crate::cors::CorsOrigins;
 use crate::throttle::Throttle;
-
-use super::origin::TrustedProxies;
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -199,7 +198,6 @@ impl AppState {
             Some(email) => AccountFlows::Mailed(email.flows.clone()),
             None => AccountFlows::Direct(users.clone()),
         };
-        let throttle = config.throttle();
         Ok(Self {
             auth,
             users,
@@ -233,7 +231,7 @@ impl AppState {
             ),
             events: EventService::new(EventPorts { events: repository }, retention),
             tokens,
-            throttle: Arc::new(Throttle::for_store(&store, &throttle)),
+            throttle: Arc::new(Throttle::for_store(&store, &config.throttle())),
             proxies: TrustedProxies::new(config.throttling.trusted_proxy_hops),
             account_flows,
             store,
