@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod mail;
 pub mod mfa;
 pub mod oauth;
+pub mod origin;
 pub mod posts;
 pub mod routes;
 pub mod security;

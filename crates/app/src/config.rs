@@ -272,7 +272,6 @@ impl Config {
                 max: self.mail.mail_requests_per_email,
                 window: Duration::from_secs(self.mail.mail_request_window_seconds),
             },
-            trusted_proxy_hops: settings.trusted_proxy_hops,
         }
     }
 

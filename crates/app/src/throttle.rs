@@ -15,13 +15,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::Request;
-use poem::web::RemoteAddr;
 use poem_openapi::payload::Json;
 use warden_adapters::{MemoryThrottle, Store};
 use warden_domain::{
     accounts::User,
-    events::RequestOrigin,
     throttle::{Rate, Rates, ThrottleKey, ThrottleStore},
 };
 
@@ -49,8 +46,6 @@ pub struct ThrottleConfig {
     pub registrations_per_address: Limit,
     pub mail_requests_per_address: Limit,
     pub mail_requests_per_email: Limit,
-    /// How many proxies in front of Warden append to `X-Forwarded-For`; 0 believes none of it.
-    pub trusted_proxy_hops: usize,
 }
 
 impl ThrottleConfig {
@@ -69,7 +64,6 @@ impl ThrottleConfig {
 /// Every throttle of the app.
 pub struct Throttle {
     store: Arc<dyn ThrottleStore>,
-    trusted_proxy_hops: usize,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -79,12 +73,9 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Throttle {
-    /// A throttle counting in `store`, which enforces `config`'s rates.
-    pub fn new(store: Arc<dyn ThrottleStore>, config: &ThrottleConfig) -> Self {
-        Self {
-            store,
-            trusted_proxy_hops: config.trusted_proxy_hops,
-        }
+    /// A throttle counting in `store`, which enforces the rates of the throttling settings.
+    pub fn new(store: Arc<dyn ThrottleStore>) -> Self {
+        Self { store }
     }
 
     /// The throttle of `settings` for `store`: with PostgreSQL its budgets live in the
@@ -95,44 +86,7 @@ impl Throttle {
             Some(shared) => Arc::new(shared),
             None => Arc::new(MemoryThrottle::new(&rates)),
         };
-        Self::new(counts, settings)
-    }
-
-    /// The client's address: the peer, or with `trusted_proxy_hops` = n > 0, the n-th address
-    /// from the right of `X-Forwarded-For` (each trusted proxy appends the address it saw; what
-    /// lies further left, the client could have written itself). `None` when unknown, which
-    /// is then one shared key.
-    pub fn client_address(&self, req: &Request) -> Option<IpAddr> {
-        let peer = match req.remote_addr() {
-            RemoteAddr(poem::Addr::SocketAddr(addr)) => Some(addr.ip()),
-            _ => None,
-        };
-        if self.trusted_proxy_hops == 0 {
-            return peer;
-        }
-        let forwarded: Vec<&str> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect();
-        forwarded
-            .len()
-            .checked_sub(self.trusted_proxy_hops)
-            .and_then(|index| forwarded[index].parse().ok())
-            .or(peer)
-    }
-
-    /// Where `req` comes from: its client address, as [`Throttle::client_address`] sees it, and
-    /// its user agent.
-    pub fn request_origin(&self, req: &Request) -> RequestOrigin {
-        let user_agent = req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        RequestOrigin::new(self.client_address(req), user_agent.as_deref())
+        Self::new(counts)
     }
 
     /// Reserves a unit of the failed-login budgets of `username` (as submitted) and `address`
@@ -363,44 +317,6 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn throttle(hops: usize) -> Throttle {
-        let limit = Limit {
-            max: 0,
-            window: Duration::from_secs(60),
-        };
-        let config = ThrottleConfig {
-            login_failures_per_username: limit,
-            login_failures_per_address: limit,
-            registrations_per_address: limit,
-            mail_requests_per_address: limit,
-            mail_requests_per_email: limit,
-            trusted_proxy_hops: hops,
-        };
-        Throttle::new(
-            Arc::new(warden_adapters::MemoryThrottle::new(&config.rates())),
-            &config,
-        )
-    }
-
-    #[test]
-    fn forwarded_addresses_are_believed_only_as_far_as_trusted_proxies_go() {
-        let request = |xff: &str| Request::builder().header("x-forwarded-for", xff).finish();
-        let untrusting = throttle(0);
-        assert_eq!(untrusting.client_address(&request("198.51.100.7")), None);
-        let one_proxy = throttle(1);
-        assert_eq!(
-            one_proxy.client_address(&request("203.0.113.9, 198.51.100.7")),
-            Some("198.51.100.7".parse().unwrap())
-        );
-        let two_proxies = throttle(2);
-        assert_eq!(
-            two_proxies.client_address(&request("203.0.113.9, 198.51.100.7")),
-            Some("203.0.113.9".parse().unwrap())
-        );
-        // Fewer entries than proxies: the header is not to be believed.
-        assert_eq!(two_proxies.client_address(&request("198.51.100.7")), None);
-    }
-
     /// A throttle allowing 2 failures per username and per address a minute.
     fn strict() -> Throttle {
         let limit = Limit {
@@ -413,12 +329,10 @@ mod tests {
             registrations_per_address: limit,
             mail_requests_per_address: limit,
             mail_requests_per_email: limit,
-            trusted_proxy_hops: 0,
         };
-        Throttle::new(
-            Arc::new(warden_adapters::MemoryThrottle::new(&config.rates())),
-            &config,
-        )
+        Throttle::new(Arc::new(warden_adapters::MemoryThrottle::new(
+            &config.rates(),
+        )))
     }
 
     fn ann() -> User {

@@ -4,8 +4,10 @@
 
 mod model;
 mod ports;
+mod principal;
 mod service;
 
 pub use model::*;
 pub use ports::*;
+pub use principal::{Credential, LoginPrincipal, Principal};
 pub use service::*;

@@ -1,7 +1,6 @@
 //! Your own account (contract section 5): reading it, and the changes only its owner makes,
 //! each with the current password (an email change, a new password, deleting it).
 
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -15,6 +14,7 @@ use super::error::{ApiError, ErrorAnswer, ErrorBody, detail, detail_of};
 use super::mail::{Notice, notice, throttled};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
 use super::users::UserMe;
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
@@ -179,7 +179,7 @@ impl AccountApi {
     #[oai(path = "/users/me", method = "patch", operation_id = "update_me")]
     async fn update_me(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<UserUpdate>,
@@ -194,9 +194,9 @@ impl AccountApi {
         let Ok(current) = Password::candidate(current_password) else {
             return ChangeEmailError::IncorrectPassword.answer();
         };
-        let address = state.throttle.client_address(req);
-        if state.email.is_some()
-            && let Some(wait) = throttled(&state, req, &email.normalized()).await?
+        let address = origin.address();
+        if state.account_flows.sends_mail()
+            && let Some(wait) = throttled(&state, &origin, &email.normalized()).await?
         {
             return Ok(UpdateMeResponse::TooManyRequests(
                 detail("too many requests; try again later"),
@@ -205,20 +205,7 @@ impl AccountApi {
         }
         // With email on, nothing changes until the new address confirms (`None`); without,
         // the change is made at once.
-        let change = async {
-            match &state.email {
-                Some(mail) => mail
-                    .flows
-                    .request_email_change(&auth.0, &current, &email)
-                    .await
-                    .map(|()| None),
-                None => state
-                    .users
-                    .change_email(&auth.0, &current, &email)
-                    .await
-                    .map(Some),
-            }
-        };
+        let change = state.account_flows.change_email(&auth.0, &current, &email);
         let outcome = match state
             .throttle
             .guard_account_check(
@@ -254,7 +241,7 @@ impl AccountApi {
     )]
     async fn change_password(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordChange>,
@@ -271,7 +258,7 @@ impl AccountApi {
             return ChangePasswordError::IncorrectPassword.answer();
         };
         // A wrong password here is a failed login of the account (contract section 5).
-        let address = state.throttle.client_address(req);
+        let address = origin.address();
         let outcome = match state
             .throttle
             .guard_account_check(
@@ -301,7 +288,7 @@ impl AccountApi {
     #[oai(path = "/users/me", method = "delete", operation_id = "delete_me")]
     async fn delete_me(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<AccountDeletion>,
@@ -315,7 +302,7 @@ impl AccountApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 |err| matches!(err, DeleteAccountError::IncorrectPassword),
                 state.users.delete(&auth.0, &current),
             )

@@ -8,7 +8,7 @@
 use poem::http::header;
 use poem::middleware::SetHeader;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request};
+use poem::{Endpoint, EndpointExt, IntoResponse};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -18,6 +18,7 @@ use warden_domain::sessions::{ClientId, LoginError, RefreshError, TokenGrant};
 use super::ApiTags;
 use super::error::{ApiError, Fault, RETRY_AFTER_SECONDS};
 use super::security::OAuth2PasswordBearer;
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 
 pub mod form;
@@ -261,7 +262,7 @@ impl AuthApi {
     )]
     async fn login(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         form: TokenRequest,
     ) -> LoginResponse {
@@ -272,10 +273,10 @@ impl AuthApi {
         let (grant, response) = match form.optional("grant_type").unwrap_or("password") {
             "password" => (
                 "password",
-                password_grant(&state, req, &form, client_id).await,
+                password_grant(&state, &origin, &form, client_id).await,
             ),
-            "refresh_token" => ("refresh_token", refresh_grant(&state, req, &form).await),
-            MFA_OTP_GRANT => ("mfa_otp", mfa_otp_grant(&state, req, &form).await),
+            "refresh_token" => ("refresh_token", refresh_grant(&state, &origin, &form).await),
+            MFA_OTP_GRANT => ("mfa_otp", mfa_otp_grant(&state, &origin, &form).await),
             other => (
                 "other",
                 LoginResponse::error(
@@ -310,11 +311,11 @@ impl AuthApi {
     )]
     async fn token(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         form: TokenRequest,
     ) -> LoginResponse {
-        self.login(req, state, form).await
+        self.login(origin, state, form).await
     }
 
     /// Log out
@@ -328,7 +329,7 @@ impl AuthApi {
         state: Data<&AppState>,
     ) -> Result<LogoutResponse, ApiError> {
         state.auth.logout(&auth.0).await?;
-        tracing::info!(session_id = ?auth.0.session_id, "logged out");
+        tracing::info!(session_id = %auth.0.session_id(), "logged out");
         Ok(LogoutResponse::LoggedOut)
     }
 }

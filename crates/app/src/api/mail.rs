@@ -1,7 +1,6 @@
 //! Email (contract section 12): password reset, email verification and confirmed email change.
 //! With no `SMTP_URL` every operation here answers 501.
 
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -14,6 +13,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 
@@ -130,7 +130,7 @@ impl MailApi {
     )]
     async fn request_reset(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<ResetRequest>,
     ) -> Result<ResetRequestResponse, ServerError> {
@@ -138,7 +138,7 @@ impl MailApi {
             return Ok(ResetRequestResponse::NotImplemented(detail(NOT_CONFIGURED)));
         };
         let raw = body.0.email;
-        if let Some(wait) = throttled(&state, req, &raw).await? {
+        if let Some(wait) = throttled(&state, &origin, &raw).await? {
             return Ok(ResetRequestResponse::TooManyRequests(
                 detail(TOO_MANY),
                 wait,
@@ -180,7 +180,7 @@ impl MailApi {
     )]
     async fn confirm_reset(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<ResetConfirm>,
     ) -> Result<ConfirmResponse, ServerError> {
@@ -199,7 +199,7 @@ impl MailApi {
                 ))));
             }
         };
-        let origin = state.throttle.request_origin(req);
+        let origin = origin.into_request();
         confirmed(email.flows.reset_password(&token, &password, &origin).await)
     }
 
@@ -213,14 +213,14 @@ impl MailApi {
     )]
     async fn confirm_verification(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<TokenConfirm>,
     ) -> Result<ConfirmResponse, ServerError> {
         let Some(email) = &state.email else {
             return Ok(ConfirmResponse::NotImplemented(detail(NOT_CONFIGURED)));
         };
-        let origin = state.throttle.request_origin(req);
+        let origin = origin.into_request();
         confirmed(email.flows.verify_email(&body.0.token, &origin).await)
     }
 
@@ -234,14 +234,14 @@ impl MailApi {
     )]
     async fn confirm_change(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<TokenConfirm>,
     ) -> Result<ConfirmResponse, ServerError> {
         let Some(email) = &state.email else {
             return Ok(ConfirmResponse::NotImplemented(detail(NOT_CONFIGURED)));
         };
-        let origin = state.throttle.request_origin(req);
+        let origin = origin.into_request();
         confirmed(
             email
                 .flows
@@ -261,7 +261,7 @@ impl MailApi {
     async fn resend_verification(
         &self,
         #[oai(scope = "ApiScope::PROFILE")] auth: Caller,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
     ) -> Result<ResendResponse, ApiError> {
         let Some(email) = &state.email else {
@@ -273,7 +273,7 @@ impl MailApi {
                 &ResendVerificationError::AlreadyVerified,
             )));
         }
-        if let Some(wait) = throttled(&state, req, principal.user.email.as_str()).await? {
+        if let Some(wait) = throttled(&state, &origin, principal.user.email.as_str()).await? {
             return Ok(ResendResponse::TooManyRequests(detail(TOO_MANY), wait));
         }
         match email.flows.resend_verification(principal).await {
@@ -292,10 +292,10 @@ impl MailApi {
 /// `req`: how many seconds it must wait, if it ran out.
 pub(super) async fn throttled(
     state: &AppState,
-    req: &Request,
+    origin: &ClientOrigin,
     email: &str,
 ) -> anyhow::Result<Option<u64>> {
-    let address = state.throttle.client_address(req);
+    let address = origin.address();
     let wait = state.throttle.mail_request(email, address).await?;
     if wait.is_some() {
         tracing::warn!(?address, "mail request throttled");

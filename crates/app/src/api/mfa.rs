@@ -3,7 +3,6 @@
 //! the token endpoint's (`auth.rs`). Every password and code checked here is a guess that
 //! spends the account's failed-login budgets, reserved before the check (contract section 5).
 
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -17,6 +16,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, Caller, OAuth2PasswordBearer};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
@@ -205,7 +205,7 @@ impl MfaApi {
     )]
     async fn start(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordCheck>,
@@ -215,7 +215,7 @@ impl MfaApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 |err| matches!(err, StartTotpError::IncorrectPassword),
                 state.mfa.start_totp(&auth.0, &password),
             )
@@ -241,7 +241,7 @@ impl MfaApi {
     )]
     async fn confirm(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<CodeCheck>,
@@ -250,7 +250,7 @@ impl MfaApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 |err| matches!(err, ConfirmTotpError::InvalidCode),
                 state.mfa.confirm_totp(&auth.0, &body.0.code),
             )
@@ -277,7 +277,7 @@ impl MfaApi {
     )]
     async fn disable(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordAndCode>,
@@ -288,7 +288,7 @@ impl MfaApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 wrong_guess,
                 state.mfa.disable_totp(&auth.0, &password, &code),
             )
@@ -313,7 +313,7 @@ impl MfaApi {
     )]
     async fn renew(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<PasswordAndCode>,
@@ -324,7 +324,7 @@ impl MfaApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 wrong_guess,
                 state.mfa.renew_recovery_codes(&auth.0, &password, &code),
             )

@@ -15,6 +15,7 @@ use super::auth::grants::MFA_OTP_GRANT;
 use super::auth::no_store;
 use super::error::{ApiError, ErrorBody, Fault, RETRY_AFTER_SECONDS, detail};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 
 /// The server's metadata (RFC 8414).
@@ -204,14 +205,14 @@ impl OAuthApi {
     )]
     async fn revoke(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         form: OAuthForm<RevocationForm>,
     ) -> RevocationResponse {
         let Some(token) = form.optional("token") else {
             return RevocationResponse::BadRequest(OAuthErrorBody::missing("token"));
         };
-        let origin = state.throttle.request_origin(req);
+        let origin = origin.into_request();
         match state.auth.revoke_token(token, &origin).await {
             Ok(()) => RevocationResponse::Revoked,
             Err(err) => {
@@ -286,7 +287,7 @@ impl OAuthApi {
             aud: Some(state.tokens.audience().to_owned()),
             iss: Some(state.tokens.issuer().to_owned()),
             jti: Some(claims.details.token_id),
-            sid: principal.session_id.map(|id| id.to_string()),
+            sid: Some(principal.session_id().to_string()),
         }))))
     }
 }

@@ -21,7 +21,7 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 use warden_domain::{
     personal_tokens::PERSONAL_TOKEN_PREFIX,
     scope::Scope,
-    sessions::{AuthenticateError, Principal},
+    sessions::{AuthenticateError, LoginPrincipal, Principal},
 };
 
 use super::error::ApiError;
@@ -70,9 +70,9 @@ impl OAuthScopes for ApiScope {
     rename = "OAuth2PasswordBearer",
     ty = "oauth2",
     flows(password(token_url = "/login", scopes = "ApiScope")),
-    checker = "authenticate"
+    checker = "authenticate_login"
 )]
-pub struct OAuth2PasswordBearer(pub Principal);
+pub struct OAuth2PasswordBearer(pub LoginPrincipal);
 
 // A personal access token (contract section 13). Operations that accept one declare `Caller`,
 // which is either scheme; the account's security operations declare `OAuth2PasswordBearer`
@@ -103,8 +103,8 @@ pub enum Caller {
 impl Caller {
     pub fn principal(&self) -> &Principal {
         match self {
-            Self::Token(PersonalAccessToken(principal))
-            | Self::Password(OAuth2PasswordBearer(principal)) => principal,
+            Self::Token(PersonalAccessToken(principal)) => principal,
+            Self::Password(OAuth2PasswordBearer(login)) => login,
         }
     }
 }
@@ -117,6 +117,17 @@ async fn authenticate_personal(req: &Request, bearer: Bearer) -> poem::Result<Pr
     }
 }
 
+/// The password scheme's check: [`authenticate`], and the caller must be a password login.
+/// [`authenticate`] refuses a personal access token where the operation does not accept one;
+/// where it does (`Caller`), such a token passes as a [`PersonalAccessToken`], tried before
+/// this, and comes here only if that failed, when the same checks fail here too.
+async fn authenticate_login(req: &Request, bearer: Bearer) -> poem::Result<LoginPrincipal> {
+    authenticate(req, bearer)
+        .await?
+        .into_login()
+        .ok_or_else(|| ApiError::needs_password_login().into())
+}
+
 /// Both schemes' check: the token (a JWT, or a personal access token where the operation
 /// accepts one), then the operation's scopes.
 async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
@@ -124,7 +135,8 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .data::<AppState>()
         .ok_or_else(|| ApiError::from(anyhow::anyhow!("the app state is not installed")))?;
     let needed = needed_by(req)?;
-    let mut principal = match state.auth.authenticate(&bearer.token).await {
+    let origin = state.proxies.origin(req).into_request();
+    let principal = match state.auth.authenticate(&bearer.token, origin).await {
         Ok(principal) => principal,
         Err(AuthenticateError::InvalidToken { reason }) => {
             tracing::info!(reason, "refused a bearer token");
@@ -132,10 +144,9 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         }
         Err(AuthenticateError::Unknown(err)) => return Err(ApiError::from(err).into()),
     };
-    if principal.session_id.is_none() && !needed.personal_tokens {
+    if principal.session_id().is_none() && !needed.personal_tokens {
         return Err(ApiError::needs_password_login().into());
     }
-    principal.origin = state.throttle.request_origin(req);
     match needed
         .scopes
         .iter()

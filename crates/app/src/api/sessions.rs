@@ -39,7 +39,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(session: Session, current: Option<SessionId>) -> Self {
+    fn of(session: Session, current: SessionId) -> Self {
         Self {
             id: session.id.to_string(),
             created_at: session.created_at,
@@ -48,7 +48,7 @@ impl SessionView {
             client_id: session.origin.client_id.as_str().to_owned(),
             user_agent: session.origin.user_agent,
             ip_address: session.origin.ip_address.map(|ip| ip.to_string()),
-            current: Some(session.id) == current,
+            current: session.id == current,
         }
     }
 }
@@ -136,7 +136,7 @@ impl SessionsApi {
         Ok(ListSessionsResponse::Ok(Json(
             sessions
                 .into_iter()
-                .map(|session| SessionView::of(session, principal.session_id))
+                .map(|session| SessionView::of(session, principal.session_id()))
                 .collect(),
         )))
     }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use warden_adapters::{JwtTokens, Sha256Secrets, Store};
 use warden_domain::{
-    accounts::{AdminPorts, AdminService, UserPorts, UserService},
+    accounts::{
+        AdminPorts, AdminService, ChangeEmailError, EmailAddress, Password, RegisterError, User,
+        UserPorts, UserService,
+    },
     crypto::SecretCodec,
     events::{EventPorts, EventService},
     mail::{DeliveryPorts, EmailPorts, EmailService, MailDelivery},
@@ -15,9 +18,10 @@ use warden_domain::{
     personal_tokens::{PersonalTokenPorts, PersonalTokenService},
     posts::{PostPorts, PostService},
     retention::{RetentionPorts, RetentionService},
-    sessions::{AuthPorts, AuthService},
+    sessions::{AuthPorts, AuthService, Principal},
 };
 
+use crate::api::origin::TrustedProxies;
 use crate::config::Config;
 use crate::cors::CorsOrigins;
 use crate::throttle::Throttle;
@@ -37,6 +41,10 @@ pub struct AppState {
     /// The token keys, for publishing the public ones.
     pub tokens: Arc<JwtTokens>,
     pub throttle: Arc<Throttle>,
+    /// The trusted-proxy rule that [`ClientOrigin`](super::origin::ClientOrigin) applies.
+    pub proxies: TrustedProxies,
+    /// Registration and email change, through a mailbox or not: chosen here, once.
+    pub account_flows: AccountFlows,
     pub store: Store,
     /// Whether `/metrics` is served with the API (no `METRICS_ADDR`), or on its own address.
     pub metrics_with_api: bool,
@@ -58,6 +66,59 @@ pub struct AppState {
 pub struct Email {
     pub flows: EmailService,
     pub delivery: MailDelivery,
+}
+
+/// Which registration and email-change flows run, decided when the app is wired: with email
+/// on, registration mails a verification link and an email change waits for the new address
+/// to confirm; with it off, both are done at once.
+#[derive(Debug, Clone)]
+pub enum AccountFlows {
+    Mailed(EmailService),
+    Direct(UserService),
+}
+
+impl AccountFlows {
+    /// Whether the flows send mail, and so spend the mail-request budgets.
+    pub fn sends_mail(&self) -> bool {
+        matches!(self, Self::Mailed(_))
+    }
+
+    /// Registers an account.
+    ///
+    /// # Errors
+    ///
+    /// As the flow's `register`.
+    pub async fn register(
+        &self,
+        email: EmailAddress,
+        password: Password,
+    ) -> Result<User, RegisterError> {
+        match self {
+            Self::Mailed(flows) => flows.register(email, password).await,
+            Self::Direct(users) => users.register(email, password).await,
+        }
+    }
+
+    /// Changes the caller's email: at once (the changed account), or once the new address
+    /// confirms (`None`).
+    ///
+    /// # Errors
+    ///
+    /// As the flow's email change.
+    pub async fn change_email(
+        &self,
+        caller: &Principal,
+        current: &Password,
+        email: &EmailAddress,
+    ) -> Result<Option<User>, ChangeEmailError> {
+        match self {
+            Self::Mailed(flows) => flows
+                .request_email_change(caller, current, email)
+                .await
+                .map(|()| None),
+            Self::Direct(users) => users.change_email(caller, current, email).await.map(Some),
+        }
+    }
 }
 
 /// Whether the server is shutting down. From the moment it is, readiness fails, so that load
@@ -128,13 +189,18 @@ impl AppState {
                 config.mail.retry(),
             ),
         });
+        let users = UserService::new(UserPorts {
+            users: repository.clone(),
+            sessions: repository.clone(),
+            hasher: hasher.clone(),
+        });
+        let account_flows = match &email {
+            Some(email) => AccountFlows::Mailed(email.flows.clone()),
+            None => AccountFlows::Direct(users.clone()),
+        };
         Ok(Self {
             auth,
-            users: UserService::new(UserPorts {
-                users: repository.clone(),
-                sessions: repository.clone(),
-                hasher: hasher.clone(),
-            }),
+            users,
             personal_tokens: PersonalTokenService::new(PersonalTokenPorts {
                 tokens: repository.clone(),
                 users: repository.clone(),
@@ -166,6 +232,8 @@ impl AppState {
             events: EventService::new(EventPorts { events: repository }, retention),
             tokens,
             throttle: Arc::new(Throttle::for_store(&store, &config.throttle())),
+            proxies: TrustedProxies::new(config.throttling.trusted_proxy_hops),
+            account_flows,
             store,
             metrics_with_api: config.server.metrics_addr.is_none(),
             cors: Arc::new(config.server.cors_origins()?),

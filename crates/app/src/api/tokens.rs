@@ -2,7 +2,6 @@
 //! operations on the account's security, so they need a password login's token.
 
 use chrono::{DateTime, Utc};
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -21,6 +20,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, detail_of};
 use super::security::{ApiScope, OAuth2PasswordBearer};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::TooManyAttempts;
 
@@ -138,7 +138,7 @@ impl TokensApi {
     )]
     async fn create(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         #[oai(scope = "ApiScope::PROFILE")] auth: OAuth2PasswordBearer,
         state: Data<&AppState>,
         body: JsonBody<TokenCreate>,
@@ -167,7 +167,7 @@ impl TokensApi {
             .throttle
             .guard_account_check(
                 &auth.0.user,
-                state.throttle.client_address(req),
+                origin.address(),
                 |err| matches!(err, CreateTokenError::IncorrectPassword),
                 state.personal_tokens.create(&auth.0, request),
             )

@@ -2,7 +2,6 @@
 //! account is `account.rs`'s.
 
 use chrono::{DateTime, Utc};
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -14,6 +13,7 @@ use super::ApiTags;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorAnswer, ErrorBody, ServerError, detail, detail_of};
 use super::security::{ApiScope, Caller};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::retry_after_seconds;
 
@@ -128,11 +128,11 @@ impl UsersApi {
     #[oai(path = "/users", method = "post", operation_id = "create_user")]
     async fn create(
         &self,
-        req: &Request,
+        origin: ClientOrigin,
         state: Data<&AppState>,
         body: JsonBody<UserCreate>,
     ) -> Result<RegisterResponse, ServerError> {
-        let address = state.throttle.client_address(req);
+        let address = origin.address();
         if let Some(wait) = state.throttle.registration(address).await? {
             tracing::warn!(?address, "registration throttled");
             metrics::counter!("warden_throttled_total", "kind" => "registration").increment(1);
@@ -159,11 +159,7 @@ impl UsersApi {
                 ))));
             }
         };
-        let registered = match &state.email {
-            Some(mail) => mail.flows.register(email, password).await,
-            None => state.users.register(email, password).await,
-        };
-        match registered {
+        match state.account_flows.register(email, password).await {
             Ok(user) => {
                 tracing::info!(user_id = %user.id, "user registered");
                 Ok(RegisterResponse::Created(Json(user.into())))

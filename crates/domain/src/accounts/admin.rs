@@ -227,7 +227,7 @@ mod tests {
     fn admin() -> Principal {
         Principal {
             user: user(1, true, true),
-            session_id: Some(SessionId::random()),
+            credential: crate::sessions::Credential::Session(SessionId::random()),
             scopes: Scopes::allowed_for(true),
             origin: crate::events::RequestOrigin::default(),
         }

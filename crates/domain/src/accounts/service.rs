@@ -12,7 +12,7 @@ use crate::{
     crypto::PasswordHasher,
     error::Unknown,
     events::SecurityEventKind,
-    sessions::{Principal, SessionRepository},
+    sessions::{LoginPrincipal, Principal, SessionRepository},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -242,12 +242,12 @@ impl UserService {
     /// mailed tokens (email change, reset) are spent with the change.
     pub async fn change_password(
         &self,
-        caller: &Principal,
+        caller: &LoginPrincipal,
         current: &Password,
         new: &Password,
     ) -> Result<(), ChangePasswordError> {
         let id = caller.user.id;
-        let own_session = caller.session()?;
+        let own_session = caller.session_id();
         if !self.password.matches(id, current).await? {
             return Err(ChangePasswordError::IncorrectPassword);
         }

@@ -306,7 +306,7 @@ impl MfaService {
             Some(factor) if factor.is_confirmed() => factor,
             _ => return Err(ChangeMfaError::NotEnabled),
         };
-        let context = EventContext::of(&caller.origin, caller.session_id);
+        let context = EventContext::of(&caller.origin, caller.session_id());
         if self.second_factor.verify(&factor, code, context).await? {
             Ok(())
         } else {

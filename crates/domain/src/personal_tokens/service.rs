@@ -225,7 +225,7 @@ mod tests {
                 is_admin,
                 email_verified: false,
             },
-            session_id: Some(SessionId::random()),
+            credential: crate::sessions::Credential::Session(SessionId::random()),
             scopes: Scopes::allowed_for(is_admin),
             origin: RequestOrigin::default(),
         }

@@ -17,8 +17,10 @@ use crate::{
     },
     mfa::{MfaRepository, SecondFactor},
     personal_tokens::{PERSONAL_TOKEN_PREFIX, PersonalTokenRepository},
-    scope::{Scope, Scopes},
-    sessions::{NewRefreshToken, Rotation, Session, SessionId, SessionRepository},
+    scope::Scopes,
+    sessions::{
+        LoginPrincipal, NewRefreshToken, Principal, Rotation, Session, SessionId, SessionRepository,
+    },
 };
 
 /// What a successful login or refresh hands back to the client.
@@ -66,56 +68,6 @@ fn exceeding(requested: Scopes, granted: Scopes) -> Result<(), RefreshError> {
         Err(RefreshError::InvalidScope(format!(
             "{requested} exceeds the scopes of the original login ({granted})"
         )))
-    }
-}
-
-/// The authenticated caller of a protected operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub user: User,
-    /// The session of the login the token belongs to; `None` for a personal access token,
-    /// which belongs to no login (and may not be used for operations on sessions).
-    pub session_id: Option<SessionId>,
-    pub scopes: Scopes,
-    /// Where the request comes from: [`AuthService::authenticate`] leaves it empty, for the
-    /// caller, which sees the request, to fill in.
-    pub origin: RequestOrigin,
-}
-
-impl Principal {
-    pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.contains(scope)
-    }
-
-    /// The caller's session. Only operations that a personal access token may not call ask for
-    /// it: the security scheme refuses those tokens before (see `api/security.rs`).
-    ///
-    /// # Errors
-    ///
-    /// The caller authenticated with a personal access token: a bug, for the caller to answer
-    /// as one.
-    pub fn session(&self) -> anyhow::Result<SessionId> {
-        self.session_id.ok_or_else(|| {
-            anyhow::anyhow!("a personal access token reached an operation on sessions")
-        })
-    }
-
-    /// An event of the caller's own account, from this request and session.
-    pub fn event(&self, kind: SecurityEventKind) -> NewSecurityEvent {
-        self.event_about(kind, self.session_id)
-    }
-
-    /// An event of the caller's own account, from this request, about session `session_id`.
-    pub fn event_about(
-        &self,
-        kind: SecurityEventKind,
-        session_id: Option<SessionId>,
-    ) -> NewSecurityEvent {
-        NewSecurityEvent::now(
-            self.user.id,
-            kind,
-            EventContext::of(&self.origin, session_id),
-        )
     }
 }
 
@@ -297,11 +249,11 @@ impl AuthService {
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
-    pub async fn logout(&self, principal: &Principal) -> Result<(), Unknown> {
+    pub async fn logout(&self, principal: &LoginPrincipal) -> Result<(), Unknown> {
         let event = principal.event(SecurityEventKind::Logout);
         self.ports
             .sessions
-            .revoke_session(principal.session()?, event.at, &[event])
+            .revoke_session(principal.session_id(), event.at, &[event])
             .await?;
         Ok(())
     }
@@ -333,22 +285,27 @@ impl AuthService {
         })
     }
 
-    /// The caller behind a bearer token: the token must be valid, its session active, and its
-    /// user existing and active. A personal access token (`wdn_pat_...`) must be live and its
-    /// user existing and active.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthenticateError> {
+    /// The caller behind a bearer token, whose request comes from `origin`: the token must be
+    /// valid, its session active, and its user existing and active. A personal access token
+    /// (`wdn_pat_...`) must be live and its user existing and active.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        origin: RequestOrigin,
+    ) -> Result<Principal, AuthenticateError> {
         if token.starts_with(PERSONAL_TOKEN_PREFIX) {
-            return self.authenticate_personal_token(token).await;
+            return self.authenticate_personal_token(token, origin).await;
         }
-        self.authenticate_claims(token)
+        self.authenticate_claims(token, origin)
             .await
-            .map(|(principal, _)| principal)
+            .map(|(principal, _)| principal.into())
     }
 
     async fn authenticate_claims(
         &self,
         token: &str,
-    ) -> Result<(Principal, AccessClaims), AuthenticateError> {
+        origin: RequestOrigin,
+    ) -> Result<(LoginPrincipal, AccessClaims), AuthenticateError> {
         let claims = self
             .ports
             .verifier
@@ -385,13 +342,10 @@ impl AuthService {
         let scopes = claims
             .scopes
             .intersection(Scopes::allowed_for(user.is_admin));
-        let principal = Principal {
-            user,
-            session_id: Some(session.id),
-            scopes,
-            origin: RequestOrigin::default(),
-        };
-        Ok((principal, claims))
+        Ok((
+            LoginPrincipal::new(user, session.id, scopes, origin),
+            claims,
+        ))
     }
 }
 

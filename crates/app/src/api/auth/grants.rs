@@ -1,7 +1,6 @@
 //! The grants of the token endpoint: password (with an optional second factor), refresh, and
 //! the second step of a login with a second factor.
 
-use poem::Request;
 use poem_openapi::payload::Json;
 use secrecy::SecretString;
 use warden_domain::{
@@ -14,6 +13,7 @@ use warden_domain::{
 };
 
 use super::{LoginResponse, OAuthErrorBody, TokenRequest};
+use crate::api::origin::ClientOrigin;
 use crate::api::state::AppState;
 use crate::throttle::{Reservation, Throttled};
 
@@ -22,7 +22,7 @@ pub(crate) const MFA_OTP_GRANT: &str = "urn:warden:params:oauth:grant-type:mfa-o
 
 pub(super) async fn password_grant(
     state: &AppState,
-    req: &Request,
+    origin: &ClientOrigin,
     form: &TokenRequest,
     client_id: ClientId,
 ) -> LoginResponse {
@@ -41,13 +41,13 @@ pub(super) async fn password_grant(
     // A unit of the budgets is taken before the password is checked, and given back if it was
     // right: a throttled guess costs the attacker a request and us nothing, and a burst of
     // guesses gets no more checks than the budgets have units.
-    let address = state.throttle.client_address(req);
+    let address = origin.address();
     let reservation = match state.throttle.reserve_login(username, address).await {
         Ok(Ok(reservation)) => reservation,
         Ok(Err(throttled)) => return too_many_requests(throttled),
         Err(err) => return err.into(),
     };
-    let request = state.throttle.request_origin(req);
+    let request = origin.request().clone();
     let login = PasswordLogin {
         username: username.to_owned(),
         password,
@@ -70,7 +70,7 @@ pub(super) async fn password_grant(
 /// codes costs what guessing passwords costs, from however many addresses.
 pub(super) async fn mfa_otp_grant(
     state: &AppState,
-    req: &Request,
+    origin: &ClientOrigin,
     form: &TokenRequest,
 ) -> LoginResponse {
     let (mfa_token, otp) = match (form.required("mfa_token"), form.required("otp")) {
@@ -78,7 +78,7 @@ pub(super) async fn mfa_otp_grant(
         (Err(missing), _) | (_, Err(missing)) => return missing,
     };
     let mfa_token: SecretString = mfa_token.to_owned().into();
-    let address = state.throttle.client_address(req);
+    let address = origin.address();
     let account = match state.auth.second_step_account(&mfa_token).await {
         Ok(account) => account,
         Err(err) => return err.into(),
@@ -92,7 +92,7 @@ pub(super) async fn mfa_otp_grant(
         Ok(Err(throttled)) => return too_many_requests(throttled),
         Err(err) => return err.into(),
     };
-    let request = state.throttle.request_origin(req);
+    let request = origin.request().clone();
     let login = MfaLogin {
         mfa_token,
         otp: otp.to_owned().into(),
@@ -143,7 +143,7 @@ fn too_many_requests(throttled: Throttled) -> LoginResponse {
 
 pub(super) async fn refresh_grant(
     state: &AppState,
-    req: &Request,
+    origin: &ClientOrigin,
     form: &TokenRequest,
 ) -> LoginResponse {
     let refresh_token = match form.required("refresh_token") {
@@ -153,7 +153,7 @@ pub(super) async fn refresh_grant(
     let refresh = RefreshLogin {
         refresh_token: refresh_token.to_owned(),
         scope: form.optional("scope").map(str::to_owned),
-        origin: state.throttle.request_origin(req),
+        origin: origin.request().clone(),
     };
     match state.auth.refresh(refresh).await {
         Ok(grant) => {

@@ -237,13 +237,13 @@ async fn a_stolen_access_token_cannot_change_the_email_without_the_password() {
     );
 }
 
-fn caller() -> Principal {
-    Principal {
-        user: user(1, "ann@example.com"),
-        session_id: Some(SessionId::random()),
-        scopes: Scopes::allowed_for(false),
-        origin: crate::events::RequestOrigin::default(),
-    }
+fn caller() -> LoginPrincipal {
+    LoginPrincipal::new(
+        user(1, "ann@example.com"),
+        SessionId::random(),
+        Scopes::allowed_for(false),
+        crate::events::RequestOrigin::default(),
+    )
 }
 
 fn with_credentials(users: &mut MockUserRepository) {
@@ -274,7 +274,7 @@ async fn changing_the_password_ends_every_other_session() {
         .expect_revoke_sessions_of_user()
         .with(
             eq(UserId::new(1)),
-            eq(caller.session_id),
+            eq(Some(caller.session_id())),
             always(),
             always(),
         )

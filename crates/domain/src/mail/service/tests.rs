@@ -250,7 +250,7 @@ fn caller(verified: bool) -> Principal {
             email_verified: verified,
             ..user(7, "ann@example.com", true)
         },
-        session_id: Some(SessionId::random()),
+        credential: crate::sessions::Credential::Session(SessionId::random()),
         scopes: Scopes::allowed_for(false),
         origin: RequestOrigin::default(),
     }

@@ -27,7 +27,7 @@ fn ann() -> User {
 fn caller() -> Principal {
     Principal {
         user: ann(),
-        session_id: Some(SessionId::random()),
+        credential: crate::sessions::Credential::Session(SessionId::random()),
         scopes: Scopes::parse("profile").unwrap(),
         origin: RequestOrigin::new(Some("192.0.2.1".parse().unwrap()), Some("phone")),
     }

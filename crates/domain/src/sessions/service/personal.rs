@@ -3,12 +3,13 @@
 
 use chrono::Utc;
 
-use super::{AuthService, AuthenticateError, Principal};
+use super::{AuthService, AuthenticateError};
 use crate::{
     accounts::User,
     events::{EventContext, NewSecurityEvent, RequestOrigin, SecurityEventKind},
     personal_tokens::PersonalToken,
     scope::Scopes,
+    sessions::{Credential, Principal},
 };
 
 impl AuthService {
@@ -17,6 +18,7 @@ impl AuthService {
     pub(super) async fn authenticate_personal_token(
         &self,
         token: &str,
+        origin: RequestOrigin,
     ) -> Result<Principal, AuthenticateError> {
         let (found, user) = self.live_personal_token(token).await?.ok_or_else(|| {
             AuthenticateError::InvalidToken {
@@ -38,8 +40,8 @@ impl AuthService {
                 .scopes
                 .intersection(Scopes::allowed_for(user.is_admin)),
             user,
-            session_id: None,
-            origin: RequestOrigin::default(),
+            credential: Credential::PersonalToken(found.id),
+            origin,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::{AuthService, AuthenticateError, Principal};
+use super::{AuthService, AuthenticateError, LoginPrincipal, Principal};
 use crate::{
     crypto::AccessClaims,
     error::Unknown,
@@ -56,14 +56,14 @@ impl AuthService {
     }
 
     /// Ends every session of the caller's account but the caller's own. Returns how many.
-    pub async fn end_other_sessions(&self, principal: &Principal) -> Result<u64, Unknown> {
+    pub async fn end_other_sessions(&self, principal: &LoginPrincipal) -> Result<u64, Unknown> {
         let event = principal.event_about(SecurityEventKind::SessionRevoked, None);
         Ok(self
             .ports
             .sessions
             .revoke_sessions_of_user(
                 principal.user.id,
-                Some(principal.session()?),
+                Some(principal.session_id()),
                 event.at,
                 &[event],
             )
@@ -71,12 +71,16 @@ impl AuthService {
     }
 
     /// Introspection (RFC 7662): the bearer and the claims of `token` if it would be accepted
-    /// right now, by the same checks as [`AuthService::authenticate`]; `None` otherwise.
+    /// right now, by the same checks as [`AuthService::authenticate`]; `None` otherwise. The
+    /// bearer is not the one asking, so where it calls from is unknown: its origin is empty.
     pub async fn introspect(
         &self,
         token: &str,
-    ) -> Result<Option<(Principal, AccessClaims)>, Unknown> {
-        match self.authenticate_claims(token).await {
+    ) -> Result<Option<(LoginPrincipal, AccessClaims)>, Unknown> {
+        match self
+            .authenticate_claims(token, RequestOrigin::default())
+            .await
+        {
             Ok(found) => Ok(Some(found)),
             Err(AuthenticateError::InvalidToken { .. }) => Ok(None),
             Err(AuthenticateError::Unknown(err)) => Err(err.into()),

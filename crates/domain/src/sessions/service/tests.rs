@@ -12,7 +12,7 @@ use crate::{
     events::MockSecurityEventRepository,
     mfa::MockMfaRepository,
     personal_tokens::MockPersonalTokenRepository,
-    scope::UnknownScopeError,
+    scope::{Scope, UnknownScopeError},
     sessions::{AuthMethods, ClientId, MockSessionRepository, SessionOrigin},
 };
 

@@ -35,10 +35,13 @@ async fn a_valid_token_of_an_active_session_identifies_its_user() {
     let session_id = session.id;
     let service = authenticating(Some(session), Some(ann(true, false)), "profile");
 
-    let principal = service.authenticate("the-token").await.unwrap();
+    let principal = service
+        .authenticate("the-token", RequestOrigin::default())
+        .await
+        .unwrap();
 
     assert_eq!(principal.user.email.as_str(), EMAIL);
-    assert_eq!(principal.session_id, Some(session_id));
+    assert_eq!(principal.session_id(), Some(session_id));
     assert!(principal.has_scope(Scope::Profile));
     assert!(!principal.has_scope(Scope::PostsRead));
 }
@@ -48,7 +51,10 @@ async fn a_demoted_admins_token_loses_the_admin_scope_at_once() {
     let session = session_of(UserId::new(1), false, "profile admin");
     let service = authenticating(Some(session), Some(ann(true, false)), "profile admin");
 
-    let principal = service.authenticate("the-token").await.unwrap();
+    let principal = service
+        .authenticate("the-token", RequestOrigin::default())
+        .await
+        .unwrap();
 
     assert!(!principal.has_scope(Scope::Admin));
     assert!(principal.has_scope(Scope::Profile));
@@ -64,7 +70,10 @@ async fn a_token_the_verifier_refuses_is_invalid() {
     mocks.sessions.expect_find_session().never();
     let service = mocks.service();
 
-    let err = service.authenticate("forged").await.unwrap_err();
+    let err = service
+        .authenticate("forged", RequestOrigin::default())
+        .await
+        .unwrap_err();
 
     assert!(
         matches!(&err, AuthenticateError::InvalidToken { reason } if reason == "bad signature"),
@@ -73,7 +82,10 @@ async fn a_token_the_verifier_refuses_is_invalid() {
 }
 
 async fn assert_invalid(service: AuthService) {
-    let err = service.authenticate("the-token").await.unwrap_err();
+    let err = service
+        .authenticate("the-token", RequestOrigin::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, AuthenticateError::InvalidToken { .. }),
         "{err:?}"

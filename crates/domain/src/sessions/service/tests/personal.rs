@@ -44,12 +44,12 @@ async fn a_live_token_authenticates_its_user_without_a_session_and_within_the_ac
 
     let principal = mocks
         .service()
-        .authenticate("wdn_pat_secret")
+        .authenticate("wdn_pat_secret", RequestOrigin::default())
         .await
         .unwrap();
 
     assert_eq!(principal.user.id, UserId::new(1));
-    assert_eq!(principal.session_id, None);
+    assert_eq!(principal.session_id(), None);
     assert_eq!(principal.scopes, Scopes::parse("posts:read").unwrap());
 }
 
@@ -62,7 +62,7 @@ async fn a_revoked_or_expired_token_or_one_of_a_disabled_account_is_refused() {
     ] {
         let err = finding(found, user)
             .service()
-            .authenticate("wdn_pat_secret")
+            .authenticate("wdn_pat_secret", RequestOrigin::default())
             .await
             .unwrap_err();
         assert!(

@@ -166,14 +166,14 @@ async fn a_demoted_admin_refreshes_without_the_admin_scope() {
 
 #[tokio::test]
 async fn logging_out_ends_the_callers_session() {
-    let principal = Principal {
-        user: ann(true, false),
-        session_id: Some(SessionId::random()),
-        scopes: Scopes::empty(),
-        origin: RequestOrigin::new(None, Some("curl/8")),
-    };
+    let principal = LoginPrincipal::new(
+        ann(true, false),
+        SessionId::random(),
+        Scopes::empty(),
+        RequestOrigin::new(None, Some("curl/8")),
+    );
     let mut mocks = Mocks::default();
-    let session_id = principal.session_id.unwrap();
+    let session_id = principal.session_id();
     mocks
         .sessions
         .expect_revoke_session()

@@ -4,13 +4,13 @@ use mockall::predicate::always;
 
 use super::*;
 
-fn principal(session_id: SessionId) -> Principal {
-    Principal {
-        user: ann(true, false),
-        session_id: Some(session_id),
-        scopes: Scopes::parse("profile").unwrap(),
-        origin: RequestOrigin::default(),
-    }
+fn principal(session_id: SessionId) -> LoginPrincipal {
+    LoginPrincipal::new(
+        ann(true, false),
+        session_id,
+        Scopes::parse("profile").unwrap(),
+        RequestOrigin::default(),
+    )
 }
 
 #[tokio::test]
@@ -137,7 +137,13 @@ async fn a_request_records_its_use_of_a_session_last_used_over_a_minute_ago() {
         .times(1)
         .returning(|_, _| Ok(()));
 
-    assert!(mocks.service().authenticate("the-token").await.is_ok());
+    assert!(
+        mocks
+            .service()
+            .authenticate("the-token", RequestOrigin::default())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -147,5 +153,11 @@ async fn a_request_writes_nothing_for_a_session_used_within_the_minute() {
     let mut mocks = authenticating(session);
     mocks.sessions.expect_record_session_use().never();
 
-    assert!(mocks.service().authenticate("the-token").await.is_ok());
+    assert!(
+        mocks
+            .service()
+            .authenticate("the-token", RequestOrigin::default())
+            .await
+            .is_ok()
+    );
 }
