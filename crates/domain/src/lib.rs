@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod mail;
 pub mod mfa;
+pub mod paging;
 pub mod personal_tokens;
 pub mod posts;
 pub mod retention;

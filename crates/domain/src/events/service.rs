@@ -9,7 +9,7 @@ use crate::{
     accounts::UserId,
     error::Unknown,
     events::{
-        EventId, EventLimit, EventQuery, EventRetention, SecurityEvent, SecurityEventKind,
+        EventId, EventQuery, EventRetention, SecurityEvent, SecurityEventKind,
         SecurityEventRepository,
     },
     sessions::Principal,
@@ -42,13 +42,8 @@ impl std::fmt::Debug for EventService {
     }
 }
 
-/// Which page of events to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventPage {
-    /// Only events older than this one (the last of the previous page).
-    pub before: Option<EventId>,
-    pub limit: EventLimit,
-}
+/// Which page of events to read: those older than event `before` when given, at most `limit`.
+pub type EventPage = crate::paging::KeysetPage<EventId>;
 
 impl EventService {
     pub fn new(ports: EventPorts, retention: EventRetention) -> Self {
@@ -111,7 +106,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::events::MockSecurityEventRepository;
+    use crate::events::{EventLimit, MockSecurityEventRepository};
 
     #[tokio::test]
     async fn listing_never_reaches_past_the_retention() {
