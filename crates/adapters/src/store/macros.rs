@@ -91,9 +91,7 @@ macro_rules! in_pooled_transaction {
 /// ```ignore
 /// let changed = write_transaction!(self, |tx| {
 ///     let changed = sqlx::query(SQL).bind(id).execute(&mut *tx).await?.rows_affected();
-///     if changed > 0 {
-///         tx.record(events);
-///     }
+///     tx.record_if(changed > 0, events);
 ///     changed
 /// })
 /// .db_context("cannot change it")?;
@@ -159,6 +157,14 @@ impl<'c, DB: Database> RecordingTransaction<'c, DB> {
     /// commits.
     pub(crate) fn record(&mut self, events: &[NewSecurityEvent]) {
         self.events.extend_from_slice(events);
+    }
+
+    /// Writes `events` as [`record`](Self::record) does, if the change `happened`: for a
+    /// change that may find nothing to change, and is recorded only when it does.
+    pub(crate) fn record_if(&mut self, happened: bool, events: &[NewSecurityEvent]) {
+        if happened {
+            self.record(events);
+        }
     }
 
     /// Ends the transaction now, undoing the change: nothing recorded is written.

@@ -190,9 +190,7 @@ impl PersonalTokenRepository for Store {
                 .await?
                 .rows_affected()
                 > 0;
-            if revoked {
-                tx.record(events);
-            }
+            tx.record_if(revoked, events);
             revoked
         })
         .db_context("cannot revoke a personal token")?;

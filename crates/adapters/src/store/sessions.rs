@@ -329,9 +329,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke session")?;
@@ -395,9 +393,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke session")?;
@@ -439,9 +435,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke sessions")?;
