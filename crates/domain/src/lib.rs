@@ -9,6 +9,19 @@
 //! Adapters implement the ports; the `warden` app drives the services. That keeps every rule
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
+/// `Debug` for a type that shows none of its fields (ports are trait objects; some fields are
+/// secrets): `Name { .. }`.
+macro_rules! opaque_debug {
+    ($type:ident) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use opaque_debug;
+
 pub mod accounts;
 pub mod crypto;
 pub mod error;

@@ -20,11 +20,7 @@ pub struct RetentionPorts {
     pub tokens: Arc<dyn PersonalTokenRepository>,
 }
 
-impl std::fmt::Debug for RetentionPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetentionPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(RetentionPorts);
 
 /// Pruning ended sessions, refresh tokens and personal tokens.
 #[derive(Clone)]

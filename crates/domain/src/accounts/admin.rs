@@ -62,11 +62,7 @@ pub struct AdminPorts {
     pub sessions: Arc<dyn SessionRepository>,
 }
 
-impl std::fmt::Debug for AdminPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AdminPorts);
 
 /// The admin operations on other people's accounts (contract section 9).
 #[derive(Clone)]
@@ -74,11 +70,7 @@ pub struct AdminService {
     ports: AdminPorts,
 }
 
-impl std::fmt::Debug for AdminService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminService").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AdminService);
 
 impl AdminService {
     pub fn new(ports: AdminPorts) -> Self {

@@ -22,11 +22,7 @@ pub struct EventPorts {
     pub events: Arc<dyn SecurityEventRepository>,
 }
 
-impl std::fmt::Debug for EventPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EventPorts);
 
 #[derive(Clone)]
 pub struct EventService {

@@ -57,11 +57,7 @@ pub struct EmailPorts {
     pub secrets: Arc<dyn SecretCodec>,
 }
 
-impl std::fmt::Debug for EmailPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EmailPorts);
 
 /// The account flows that go through a mailbox. Exists only when mail is configured.
 #[derive(Clone)]
@@ -372,11 +368,7 @@ pub struct DeliveryPorts {
     pub sender: Arc<dyn MailSender>,
 }
 
-impl std::fmt::Debug for DeliveryPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeliveryPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(DeliveryPorts);
 
 /// Sends what the outbox holds, retrying with exponential backoff.
 #[derive(Clone)]

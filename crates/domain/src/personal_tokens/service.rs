@@ -69,11 +69,7 @@ pub struct PersonalTokenPorts {
     pub secrets: Arc<dyn SecretCodec>,
 }
 
-impl std::fmt::Debug for PersonalTokenPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersonalTokenPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PersonalTokenPorts);
 
 #[derive(Clone)]
 pub struct PersonalTokenService {
