@@ -225,6 +225,13 @@ mod tests {
         }
     }
 
+    fn service(users: MockUserRepository, sessions: MockSessionRepository) -> AdminService {
+        AdminService::new(AdminPorts {
+            users: Arc::new(users),
+            sessions: Arc::new(sessions),
+        })
+    }
+
     /// The kinds of `events`, all of account `id` and with no context (an admin acted).
     fn admin_kinds(events: &[NewSecurityEvent], id: i64) -> Vec<SecurityEventKind> {
         assert!(
@@ -265,10 +272,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(3));
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let updated = service
             .update_user(&admin(), UserId::new(2), disable())
@@ -291,10 +295,7 @@ mod tests {
             .returning(|_, _, _| Ok(Some(user(2, true, true))));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
         let flags = UserFlags {
             is_active: Some(true),
             is_admin: Some(true),
@@ -313,10 +314,7 @@ mod tests {
     async fn an_admin_cannot_disable_or_demote_themself() {
         let mut users = MockUserRepository::new();
         users.expect_update_user_flags().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(MockSessionRepository::new()),
-        });
+        let service = service(users, MockSessionRepository::new());
         let demote = UserFlags {
             is_active: None,
             is_admin: Some(false),
@@ -338,10 +336,7 @@ mod tests {
         users.expect_update_user_flags().never();
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .update_user(&admin(), UserId::new(9), disable())
@@ -371,10 +366,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(2));
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         assert_eq!(
             service
@@ -391,10 +383,7 @@ mod tests {
         users.expect_find_user().returning(|_| Ok(None));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .end_sessions_of(&admin(), UserId::new(9))
@@ -413,10 +402,7 @@ mod tests {
         users.expect_find_user().never();
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .end_sessions_of(&admin(), UserId::new(1))
@@ -438,10 +424,7 @@ mod tests {
             .returning(|_, _, _| Err(UserChangeError::LastAdmin));
         let mut sessions = MockSessionRepository::new();
         sessions.expect_revoke_sessions_of_user().never();
-        let service = AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        });
+        let service = service(users, sessions);
 
         let err = service
             .update_user(&admin(), UserId::new(2), disable())
