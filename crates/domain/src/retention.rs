@@ -29,13 +29,7 @@ pub struct RetentionService {
     retention: EventRetention,
 }
 
-impl std::fmt::Debug for RetentionService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetentionService")
-            .field("retention", &self.retention)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(RetentionService { retention });
 
 impl RetentionService {
     pub fn new(ports: RetentionPorts, retention: EventRetention) -> Self {

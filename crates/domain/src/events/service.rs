@@ -30,13 +30,7 @@ pub struct EventService {
     retention: EventRetention,
 }
 
-impl std::fmt::Debug for EventService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventService")
-            .field("retention", &self.retention)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EventService { retention });
 
 /// Which page of events to read: those older than event `before` when given, at most `limit`.
 pub type EventPage = crate::paging::KeysetPage<EventId>;

@@ -67,13 +67,7 @@ pub struct EmailService {
     password: PasswordCheck,
 }
 
-impl std::fmt::Debug for EmailService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailService")
-            .field("lifetimes", &self.lifetimes)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EmailService { lifetimes });
 
 impl EmailService {
     pub fn new(ports: EmailPorts, lifetimes: EmailTokenLifetimes) -> Self {
@@ -377,13 +371,7 @@ pub struct MailDelivery {
     retry: MailRetry,
 }
 
-impl std::fmt::Debug for MailDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MailDelivery")
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(MailDelivery { retry });
 
 impl MailDelivery {
     /// How long a worker holds a mail it took before another may take it: far longer than a
