@@ -116,15 +116,12 @@ impl EmailService {
         };
         let user = credentials.user;
         if user.is_active {
-            let (token, mail) = self.token(
+            self.mail_token(
+                &user,
                 EmailTokenPurpose::PasswordReset,
-                &user.email,
                 MailKind::PasswordReset,
-            );
-            self.ports
-                .mail
-                .issue_email_token(user.id, &token, &[mail])
-                .await?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -188,15 +185,12 @@ impl EmailService {
         if user.email_verified {
             return Err(ResendVerificationError::AlreadyVerified);
         }
-        let (token, mail) = self.token(
+        self.mail_token(
+            user,
             EmailTokenPurpose::EmailVerification,
-            &user.email,
             MailKind::EmailVerification,
-        );
-        self.ports
-            .mail
-            .issue_email_token(user.id, &token, &[mail])
-            .await?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -267,6 +261,21 @@ impl EmailService {
         self.ports
             .mail
             .delete_expired_email_tokens(Utc::now())
+            .await
+    }
+
+    /// Queues a new token for `purpose` to `user`'s address, in the mail of `kind` that carries
+    /// it (see [`token`](Self::token)).
+    async fn mail_token(
+        &self,
+        user: &User,
+        purpose: EmailTokenPurpose,
+        kind: MailKind,
+    ) -> anyhow::Result<()> {
+        let (token, mail) = self.token(purpose, &user.email, kind);
+        self.ports
+            .mail
+            .issue_email_token(user.id, &token, &[mail])
             .await
     }
 
