@@ -9,12 +9,28 @@
 //! Adapters implement the ports; the `warden` app drives the services. That keeps every rule
 //! (who may log in, which scopes a token gets, when a token stops working) testable with mocks.
 
+/// `Debug` for a type that shows only the fields named, if any (ports are trait objects; some
+/// fields are secrets): `Name { field: .., .. }`.
+macro_rules! opaque_debug {
+    ($type:ident $({ $($field:ident),* })?) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $($(.field(stringify!($field), &self.$field))*)?
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use opaque_debug;
+
 pub mod accounts;
 pub mod crypto;
 pub mod error;
 pub mod events;
 pub mod mail;
 pub mod mfa;
+pub mod paging;
 pub mod personal_tokens;
 pub mod posts;
 pub mod retention;

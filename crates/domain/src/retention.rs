@@ -20,11 +20,7 @@ pub struct RetentionPorts {
     pub tokens: Arc<dyn PersonalTokenRepository>,
 }
 
-impl std::fmt::Debug for RetentionPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetentionPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(RetentionPorts);
 
 /// Pruning ended sessions, refresh tokens and personal tokens.
 #[derive(Clone)]
@@ -33,13 +29,7 @@ pub struct RetentionService {
     retention: EventRetention,
 }
 
-impl std::fmt::Debug for RetentionService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetentionService")
-            .field("retention", &self.retention)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(RetentionService { retention });
 
 impl RetentionService {
     pub fn new(ports: RetentionPorts, retention: EventRetention) -> Self {

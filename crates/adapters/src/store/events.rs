@@ -16,7 +16,7 @@ use warden_domain::{
     sessions::SessionId,
 };
 
-use super::macros::{on_pool, on_writer, write_transaction};
+use super::macros::{on_pool, write_transaction};
 use super::{DbResultExt, Store, stored_time};
 
 /// Inserts one security event: see [`write_transaction!`](super::macros::write_transaction).
@@ -38,10 +38,6 @@ pub(super) fn log_events(events: &[NewSecurityEvent]) {
         );
     }
 }
-
-/// How many old events one statement deletes: each batch is a short transaction, well inside
-/// the statement timeout, however far behind the pruning is.
-const DELETE_BATCH: i64 = 5_000;
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
@@ -123,22 +119,7 @@ impl SecurityEventRepository for Store {
     async fn delete_events_before(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
         const SQL: &str = "DELETE FROM security_events WHERE id IN \
                            (SELECT id FROM security_events WHERE at < $1 LIMIT $2)";
-        let cutoff = stored_time(cutoff);
-        let mut deleted = 0;
-        loop {
-            let batch = on_writer!(self, |pool| {
-                sqlx::query(SQL)
-                    .bind(cutoff)
-                    .bind(DELETE_BATCH)
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            })
-            .db_context("cannot delete old security events")?;
-            deleted += batch;
-            if batch < u64::try_from(DELETE_BATCH).unwrap_or(u64::MAX) {
-                return Ok(deleted);
-            }
-        }
+        super::retention::delete_in_batches(self, SQL, cutoff, "cannot delete old security events")
+            .await
     }
 }

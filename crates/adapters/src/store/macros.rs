@@ -20,21 +20,23 @@ use warden_domain::events::NewSecurityEvent;
 /// `Result<_, sqlx::Error>`. Behind a transaction pooler, see [`on_postgres!`].
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite { readers: $pool, .. } => $body,
-            $crate::store::Pool::Postgres {
-                pool,
-                transaction_pooling,
-            } => $crate::store::macros::on_postgres!(pool, *transaction_pooling, |$pool| $body),
-        }
+        $crate::store::macros::on_either!($store, readers, |$pool| $body)
     };
 }
 
 /// As [`on_pool!`], for code that writes: on SQLite, the single writer connection.
 macro_rules! on_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
+        $crate::store::macros::on_either!($store, writer, |$pool| $body)
+    };
+}
+
+/// [`on_pool!`] and [`on_writer!`]: `$body` on SQLite's `$sqlite` pool (`readers` or
+/// `writer`), or on PostgreSQL's one pool through [`on_postgres!`].
+macro_rules! on_either {
+    ($store:expr, $sqlite:ident, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Pool::Sqlite { $sqlite: $pool, .. } => $body,
             $crate::store::Pool::Postgres {
                 pool,
                 transaction_pooling,
@@ -91,9 +93,7 @@ macro_rules! in_pooled_transaction {
 /// ```ignore
 /// let changed = write_transaction!(self, |tx| {
 ///     let changed = sqlx::query(SQL).bind(id).execute(&mut *tx).await?.rows_affected();
-///     if changed > 0 {
-///         tx.record(events);
-///     }
+///     tx.record_if(changed > 0, events);
 ///     changed
 /// })
 /// .db_context("cannot change it")?;
@@ -138,7 +138,9 @@ macro_rules! write_transaction {
     }};
 }
 
-pub(crate) use {in_pooled_transaction, on_pool, on_postgres, on_writer, write_transaction};
+pub(crate) use {
+    in_pooled_transaction, on_either, on_pool, on_postgres, on_writer, write_transaction,
+};
 
 /// The transaction of a [`write_transaction!`]: the connection to run the change on (through
 /// `Deref`), and the security events that record it, written when it commits.
@@ -159,6 +161,14 @@ impl<'c, DB: Database> RecordingTransaction<'c, DB> {
     /// commits.
     pub(crate) fn record(&mut self, events: &[NewSecurityEvent]) {
         self.events.extend_from_slice(events);
+    }
+
+    /// Writes `events` as [`record`](Self::record) does, if the change `happened`: for a
+    /// change that may find nothing to change, and is recorded only when it does.
+    pub(crate) fn record_if(&mut self, happened: bool, events: &[NewSecurityEvent]) {
+        if happened {
+            self.record(events);
+        }
     }
 
     /// Ends the transaction now, undoing the change: nothing recorded is written.

@@ -196,9 +196,7 @@ impl MfaRepository for Store {
                 .await?
                 .rows_affected()
                 > 0;
-            if used {
-                tx.record(events);
-            }
+            tx.record_if(used, events);
             used
         })
         .db_context("cannot use a recovery code")?;
@@ -242,9 +240,7 @@ impl MfaRepository for Store {
                 .execute(&mut *tx)
                 .await?;
             let removed = matches!(confirmed_at, Some(Some(_)));
-            if removed {
-                tx.record(events);
-            }
+            tx.record_if(removed, events);
             removed
         })
         .db_context("cannot remove a TOTP factor")?;

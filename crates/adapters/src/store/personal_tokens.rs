@@ -15,7 +15,7 @@ use warden_domain::{
 };
 
 use super::macros::{on_pool, on_writer, write_transaction};
-use super::users::UserRow;
+use super::users::{JoinedUserRow, joined_user_columns};
 use super::{DbResultExt, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
@@ -54,11 +54,8 @@ impl TryFrom<TokenRow> for PersonalToken {
 struct TokenUserRow {
     #[sqlx(flatten)]
     token: TokenRow,
-    user_email: String,
-    user_is_active: bool,
-    user_is_admin: bool,
-    user_email_verified: bool,
-    user_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    user: JoinedUserRow,
 }
 
 #[async_trait]
@@ -153,12 +150,13 @@ impl PersonalTokenRepository for Store {
         &self,
         hash: &SecretHash,
     ) -> anyhow::Result<Option<(PersonalToken, User)>> {
-        const SQL: &str = "SELECT t.id, t.user_id, t.name, t.scopes, t.created_at, \
-                                  t.expires_at, t.last_used_at, t.revoked_at, \
-                                  u.email AS user_email, u.is_active AS user_is_active, \
-                                  u.is_admin AS user_is_admin, u.email_verified AS user_email_verified, u.created_at AS user_created_at \
-                           FROM personal_tokens t JOIN users u ON u.id = t.user_id \
-                           WHERE t.token_hash = $1";
+        const SQL: &str = concat!(
+            "SELECT t.id, t.user_id, t.name, t.scopes, t.created_at, \
+             t.expires_at, t.last_used_at, t.revoked_at, ",
+            joined_user_columns!(),
+            " FROM personal_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1"
+        );
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, TokenUserRow>(SQL)
                 .bind(hash.as_str())
@@ -167,14 +165,7 @@ impl PersonalTokenRepository for Store {
         })
         .db_context("cannot read a personal token")?;
         row.map(|row| {
-            let user = User::try_from(UserRow {
-                id: row.token.user_id,
-                email: row.user_email,
-                is_active: row.user_is_active,
-                is_admin: row.user_is_admin,
-                email_verified: row.user_email_verified,
-                created_at: row.user_created_at,
-            })?;
+            let user = row.user.into_user(row.token.user_id)?;
             Ok((PersonalToken::try_from(row.token)?, user))
         })
         .transpose()
@@ -199,9 +190,7 @@ impl PersonalTokenRepository for Store {
                 .await?
                 .rows_affected()
                 > 0;
-            if revoked {
-                tx.record(events);
-            }
+            tx.record_if(revoked, events);
             revoked
         })
         .db_context("cannot revoke a personal token")?;

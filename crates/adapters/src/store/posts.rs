@@ -4,21 +4,24 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use warden_domain::{
-    accounts::{User, UserId},
+    accounts::UserId,
     posts::{Post, PostContent, PostDraft, PostId, PostList, PostQuery, PostRepository, PostTitle},
 };
 
 use super::macros::{on_pool, on_writer};
-use super::users::UserRow;
+use super::users::JoinedUserRow;
 use super::{DbResultExt, Pool, Store, count_to_i64, now};
 
 /// The columns of a post with its owner and vote count. Macros, not consts, so that `concat!`
 /// can build whole queries from them as `&'static str`s.
 macro_rules! post_columns {
     () => {
-        "SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, \
-                u.id AS owner_id, u.email AS owner_email, u.is_active AS owner_is_active, \
-                u.is_admin AS owner_is_admin, u.email_verified AS owner_email_verified, u.created_at AS owner_created_at, p.votes "
+        concat!(
+            "SELECT p.id, p.title, p.content, p.published, p.created_at, p.updated_at, \
+                u.id AS owner_id, ",
+            $crate::store::users::joined_user_columns!(),
+            ", p.votes "
+        )
     };
 }
 
@@ -97,11 +100,8 @@ struct PostRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     owner_id: i64,
-    owner_email: String,
-    owner_is_active: bool,
-    owner_is_admin: bool,
-    owner_email_verified: bool,
-    owner_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    owner: JoinedUserRow,
     votes: i64,
 }
 
@@ -117,14 +117,7 @@ impl TryFrom<PostRow> for Post {
             published: row.published,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            owner: User::try_from(UserRow {
-                id: row.owner_id,
-                email: row.owner_email,
-                is_active: row.owner_is_active,
-                is_admin: row.owner_is_admin,
-                email_verified: row.owner_email_verified,
-                created_at: row.owner_created_at,
-            })?,
+            owner: row.owner.into_user(row.owner_id)?,
             votes: u64::try_from(row.votes).context("negative vote count")?,
         })
     }

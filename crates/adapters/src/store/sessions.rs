@@ -16,7 +16,7 @@ use warden_domain::{
 };
 
 use super::macros::{on_pool, on_writer, write_transaction};
-use super::users::UserRow;
+use super::users::{JoinedUserRow, joined_user_columns};
 use super::{DbResultExt, Store, stored_time};
 
 #[derive(sqlx::FromRow)]
@@ -68,11 +68,8 @@ impl TryFrom<SessionRow> for Session {
 struct SessionUserRow {
     #[sqlx(flatten)]
     session: SessionRow,
-    user_email: String,
-    user_is_active: bool,
-    user_is_admin: bool,
-    user_email_verified: bool,
-    user_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    user: JoinedUserRow,
 }
 
 /// A session's columns, as [`SessionRow`] reads them.
@@ -209,9 +206,9 @@ impl SessionRepository for Store {
         const SQL: &str = concat!(
             "SELECT ",
             session_columns!("s"),
-            ", u.email AS user_email, u.is_active AS user_is_active, \
-             u.is_admin AS user_is_admin, u.email_verified AS user_email_verified, u.created_at AS user_created_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+            ", ",
+            joined_user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
         );
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, SessionUserRow>(SQL)
@@ -221,14 +218,7 @@ impl SessionRepository for Store {
         })
         .db_context("cannot read session")?;
         row.map(|row| {
-            let user = User::try_from(UserRow {
-                id: row.session.user_id,
-                email: row.user_email,
-                is_active: row.user_is_active,
-                is_admin: row.user_is_admin,
-                email_verified: row.user_email_verified,
-                created_at: row.user_created_at,
-            })?;
+            let user = row.user.into_user(row.session.user_id)?;
             Ok((Session::try_from(row.session)?, user))
         })
         .transpose()
@@ -339,9 +329,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke session")?;
@@ -405,9 +393,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke session")?;
@@ -449,9 +435,7 @@ impl SessionRepository for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if revoked > 0 {
-                tx.record(events);
-            }
+            tx.record_if(revoked > 0, events);
             revoked
         })
         .db_context("cannot revoke sessions")?;

@@ -60,6 +60,43 @@ impl TryFrom<UserRow> for User {
     }
 }
 
+/// The columns of user `u` joined to what they own (a session, a personal token, a post), as
+/// [`JoinedUserRow`] reads them. A macro, not a const, so that `concat!` can build whole queries
+/// from it.
+macro_rules! joined_user_columns {
+    () => {
+        "u.email AS user_email, u.is_active AS user_is_active, \
+         u.is_admin AS user_is_admin, u.email_verified AS user_email_verified, \
+         u.created_at AS user_created_at"
+    };
+}
+pub(super) use joined_user_columns;
+
+/// The user joined to a row they own, from [`joined_user_columns!`]; their id is the row's own
+/// (`user_id`, `owner_id`).
+#[derive(sqlx::FromRow)]
+pub(super) struct JoinedUserRow {
+    user_email: String,
+    user_is_active: bool,
+    user_is_admin: bool,
+    user_email_verified: bool,
+    user_created_at: DateTime<Utc>,
+}
+
+impl JoinedUserRow {
+    /// User `id`, validated as [`UserRow`]s are.
+    pub(super) fn into_user(self, id: i64) -> anyhow::Result<User> {
+        User::try_from(UserRow {
+            id,
+            email: self.user_email,
+            is_active: self.user_is_active,
+            is_admin: self.user_is_admin,
+            email_verified: self.user_email_verified,
+            created_at: self.user_created_at,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct CredentialsRow {
     #[sqlx(flatten)]

@@ -62,11 +62,7 @@ pub struct AdminPorts {
     pub sessions: Arc<dyn SessionRepository>,
 }
 
-impl std::fmt::Debug for AdminPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AdminPorts);
 
 /// The admin operations on other people's accounts (contract section 9).
 #[derive(Clone)]
@@ -74,11 +70,7 @@ pub struct AdminService {
     ports: AdminPorts,
 }
 
-impl std::fmt::Debug for AdminService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminService").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AdminService);
 
 impl AdminService {
     pub fn new(ports: AdminPorts) -> Self {
@@ -231,6 +223,13 @@ mod tests {
             scopes: Scopes::allowed_for(true),
             origin: crate::events::RequestOrigin::default(),
         }
+    }
+
+    fn service(users: MockUserRepository, sessions: MockSessionRepository) -> AdminService {
+        AdminService::new(AdminPorts {
+            users: Arc::new(users),
+            sessions: Arc::new(sessions),
+        })
     }
 
     /// The kinds of `events`, all of account `id` and with no context (an admin acted).

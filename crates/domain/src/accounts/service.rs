@@ -101,11 +101,7 @@ pub struct PasswordCheck {
     hasher: Arc<dyn PasswordHasher>,
 }
 
-impl std::fmt::Debug for PasswordCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordCheck").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PasswordCheck);
 
 impl PasswordCheck {
     pub fn new(users: Arc<dyn UserRepository>, hasher: Arc<dyn PasswordHasher>) -> Self {
@@ -137,11 +133,7 @@ pub struct UserPorts {
     pub hasher: Arc<dyn PasswordHasher>,
 }
 
-impl std::fmt::Debug for UserPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(UserPorts);
 
 /// Account registration, lookup and self-service.
 #[derive(Clone)]
@@ -150,11 +142,7 @@ pub struct UserService {
     password: PasswordCheck,
 }
 
-impl std::fmt::Debug for UserService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserService").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(UserService);
 
 impl UserService {
     pub fn new(ports: UserPorts) -> Self {

@@ -9,7 +9,7 @@ use crate::{
     accounts::UserId,
     error::Unknown,
     events::{
-        EventId, EventLimit, EventQuery, EventRetention, SecurityEvent, SecurityEventKind,
+        EventId, EventQuery, EventRetention, SecurityEvent, SecurityEventKind,
         SecurityEventRepository,
     },
     sessions::Principal,
@@ -22,11 +22,7 @@ pub struct EventPorts {
     pub events: Arc<dyn SecurityEventRepository>,
 }
 
-impl std::fmt::Debug for EventPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EventPorts);
 
 #[derive(Clone)]
 pub struct EventService {
@@ -34,21 +30,10 @@ pub struct EventService {
     retention: EventRetention,
 }
 
-impl std::fmt::Debug for EventService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventService")
-            .field("retention", &self.retention)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EventService { retention });
 
-/// Which page of events to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventPage {
-    /// Only events older than this one (the last of the previous page).
-    pub before: Option<EventId>,
-    pub limit: EventLimit,
-}
+/// Which page of events to read: those older than event `before` when given, at most `limit`.
+pub type EventPage = crate::paging::KeysetPage<EventId>;
 
 impl EventService {
     pub fn new(ports: EventPorts, retention: EventRetention) -> Self {
@@ -111,7 +96,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::events::MockSecurityEventRepository;
+    use crate::events::{EventLimit, MockSecurityEventRepository};
 
     #[tokio::test]
     async fn listing_never_reaches_past_the_retention() {

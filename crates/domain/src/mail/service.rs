@@ -57,11 +57,7 @@ pub struct EmailPorts {
     pub secrets: Arc<dyn SecretCodec>,
 }
 
-impl std::fmt::Debug for EmailPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EmailPorts);
 
 /// The account flows that go through a mailbox. Exists only when mail is configured.
 #[derive(Clone)]
@@ -71,13 +67,7 @@ pub struct EmailService {
     password: PasswordCheck,
 }
 
-impl std::fmt::Debug for EmailService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailService")
-            .field("lifetimes", &self.lifetimes)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(EmailService { lifetimes });
 
 impl EmailService {
     pub fn new(ports: EmailPorts, lifetimes: EmailTokenLifetimes) -> Self {
@@ -126,15 +116,12 @@ impl EmailService {
         };
         let user = credentials.user;
         if user.is_active {
-            let (token, mail) = self.token(
+            self.mail_token(
+                &user,
                 EmailTokenPurpose::PasswordReset,
-                &user.email,
                 MailKind::PasswordReset,
-            );
-            self.ports
-                .mail
-                .issue_email_token(user.id, &token, &[mail])
-                .await?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -198,15 +185,12 @@ impl EmailService {
         if user.email_verified {
             return Err(ResendVerificationError::AlreadyVerified);
         }
-        let (token, mail) = self.token(
+        self.mail_token(
+            user,
             EmailTokenPurpose::EmailVerification,
-            &user.email,
             MailKind::EmailVerification,
-        );
-        self.ports
-            .mail
-            .issue_email_token(user.id, &token, &[mail])
-            .await?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -277,6 +261,21 @@ impl EmailService {
         self.ports
             .mail
             .delete_expired_email_tokens(Utc::now())
+            .await
+    }
+
+    /// Queues a new token for `purpose` to `user`'s address, in the mail of `kind` that carries
+    /// it (see [`token`](Self::token)).
+    async fn mail_token(
+        &self,
+        user: &User,
+        purpose: EmailTokenPurpose,
+        kind: MailKind,
+    ) -> anyhow::Result<()> {
+        let (token, mail) = self.token(purpose, &user.email, kind);
+        self.ports
+            .mail
+            .issue_email_token(user.id, &token, &[mail])
             .await
     }
 
@@ -372,11 +371,7 @@ pub struct DeliveryPorts {
     pub sender: Arc<dyn MailSender>,
 }
 
-impl std::fmt::Debug for DeliveryPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeliveryPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(DeliveryPorts);
 
 /// Sends what the outbox holds, retrying with exponential backoff.
 #[derive(Clone)]
@@ -385,13 +380,7 @@ pub struct MailDelivery {
     retry: MailRetry,
 }
 
-impl std::fmt::Debug for MailDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MailDelivery")
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(MailDelivery { retry });
 
 impl MailDelivery {
     /// How long a worker holds a mail it took before another may take it: far longer than a

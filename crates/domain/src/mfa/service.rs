@@ -26,11 +26,7 @@ pub struct SecondFactor {
     codec: Arc<dyn TotpCodec>,
 }
 
-impl std::fmt::Debug for SecondFactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecondFactor").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(SecondFactor);
 
 impl SecondFactor {
     pub fn new(mfa: Arc<dyn MfaRepository>, codec: Arc<dyn TotpCodec>) -> Self {
@@ -127,11 +123,7 @@ pub struct MfaPorts {
     pub codec: Arc<dyn TotpCodec>,
 }
 
-impl std::fmt::Debug for MfaPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(MfaPorts);
 
 /// Managing one's second factor, and an admin's reset of another's.
 #[derive(Clone)]
@@ -141,11 +133,7 @@ pub struct MfaService {
     password: PasswordCheck,
 }
 
-impl std::fmt::Debug for MfaService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaService").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(MfaService);
 
 impl MfaService {
     pub fn new(ports: MfaPorts) -> Self {

@@ -129,25 +129,12 @@ pub struct NewPersonalToken {
 
 /// Which page of a user's live personal tokens to list, newest first: those older than token
 /// `before` when given, at most `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PersonalTokenPage {
-    /// Only tokens older than this one (the last of the previous page).
-    pub before: Option<PersonalTokenId>,
-    pub limit: crate::events::EventLimit,
-}
+pub type PersonalTokenPage = crate::paging::KeysetPage<PersonalTokenId>;
 
-impl PersonalTokenPage {
-    /// The default page: 50 tokens, as many as an account holds by default
-    /// (`MAX_PERSONAL_TOKENS`), so that the first page is the whole list.
-    pub const DEFAULT_LIMIT: i64 = 50;
-
-    /// The first page, of the default size.
-    pub fn first() -> Self {
-        Self {
-            before: None,
-            limit: crate::events::EventLimit::new(Self::DEFAULT_LIMIT).expect("within 1..=200"),
-        }
-    }
+/// The default page: 50 tokens, as many as an account holds by default
+/// (`MAX_PERSONAL_TOKENS`), so that the first page is the whole list.
+impl crate::paging::PageKey for PersonalTokenId {
+    const DEFAULT_LIMIT: i64 = 50;
 }
 
 #[cfg(test)]

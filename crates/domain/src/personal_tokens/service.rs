@@ -69,11 +69,7 @@ pub struct PersonalTokenPorts {
     pub secrets: Arc<dyn SecretCodec>,
 }
 
-impl std::fmt::Debug for PersonalTokenPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersonalTokenPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PersonalTokenPorts);
 
 #[derive(Clone)]
 pub struct PersonalTokenService {
@@ -86,12 +82,7 @@ pub struct PersonalTokenService {
 /// How many live personal tokens an account holds by default (`MAX_PERSONAL_TOKENS`).
 pub const DEFAULT_MAX_PERSONAL_TOKENS: u32 = 50;
 
-impl std::fmt::Debug for PersonalTokenService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersonalTokenService")
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PersonalTokenService);
 
 impl PersonalTokenService {
     pub fn new(ports: PersonalTokenPorts) -> Self {

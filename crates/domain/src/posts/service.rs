@@ -59,22 +59,14 @@ pub struct PostPorts {
     pub votes: Arc<dyn VoteRepository>,
 }
 
-impl std::fmt::Debug for PostPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PostPorts);
 
 #[derive(Clone)]
 pub struct PostService {
     ports: PostPorts,
 }
 
-impl std::fmt::Debug for PostService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostService").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(PostService);
 
 impl PostService {
     pub fn new(ports: PostPorts) -> Self {

@@ -209,27 +209,14 @@ pub enum Rotation {
 }
 
 /// Which page of a user's active sessions to list (newest first, as `GET /users/me/sessions`
-/// pages them): those listed after session `before` when given, at most `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionPage {
-    /// Only sessions listed after this one (the last of the previous page); an id that names
-    /// none of the user's sessions gives an empty page.
-    pub before: Option<SessionId>,
-    pub limit: crate::events::EventLimit,
-}
+/// pages them): those listed after session `before` when given, at most `limit`; an id that
+/// names none of the user's sessions gives an empty page.
+pub type SessionPage = crate::paging::KeysetPage<SessionId>;
 
-impl SessionPage {
-    /// The default page: 100 sessions, as many as an account holds by default
-    /// (`MAX_SESSIONS_PER_ACCOUNT`), so that the first page is the whole list.
-    pub const DEFAULT_LIMIT: i64 = 100;
-
-    /// The first page, of the default size.
-    pub fn first() -> Self {
-        Self {
-            before: None,
-            limit: crate::events::EventLimit::new(Self::DEFAULT_LIMIT).expect("within 1..=200"),
-        }
-    }
+/// The default page: 100 sessions, as many as an account holds by default
+/// (`MAX_SESSIONS_PER_ACCOUNT`), so that the first page is the whole list.
+impl crate::paging::PageKey for SessionId {
+    const DEFAULT_LIMIT: i64 = 100;
 }
 
 #[cfg(test)]
