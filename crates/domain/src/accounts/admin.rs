@@ -249,13 +249,6 @@ mod tests {
         }
     }
 
-    fn service(users: MockUserRepository, sessions: MockSessionRepository) -> AdminService {
-        AdminService::new(AdminPorts {
-            users: Arc::new(users),
-            sessions: Arc::new(sessions),
-        })
-    }
-
     #[tokio::test]
     async fn disabling_a_user_ends_all_their_sessions() {
         let mut users = MockUserRepository::new();

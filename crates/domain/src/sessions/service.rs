@@ -114,13 +114,7 @@ pub struct Lifetimes {
     pub refresh_token: TimeDelta,
 }
 
-impl std::fmt::Debug for AuthService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService")
-            .field("lifetimes", &self.lifetimes)
-            .finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AuthService { lifetimes });
 
 /// The outbound ports the auth service drives.
 #[derive(Clone)]
@@ -137,11 +131,7 @@ pub struct AuthPorts {
     pub personal_tokens: Arc<dyn PersonalTokenRepository>,
 }
 
-impl std::fmt::Debug for AuthPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthPorts").finish_non_exhaustive()
-    }
-}
+crate::opaque_debug!(AuthPorts);
 
 impl AuthService {
     pub fn new(ports: AuthPorts, lifetimes: Lifetimes) -> Self {
