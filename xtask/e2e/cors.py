@@ -1,9 +1,12 @@
 """`cargo xtask e2e`, CORS: a browser front end on another origin uses Warden.
 
 A page served from http://127.0.0.1:ALLOWED (on Warden's CORS_ALLOWED_ORIGINS) logs in with
-fetch and calls GET /users/me with the token: the browser sends a preflight for that call, and
-both must succeed. The same page served from http://127.0.0.1:OTHER (not on the list) must be
-stopped by the browser: Warden answers it, but without Access-Control-Allow-Origin.
+fetch and calls GET /users/me with the token, its own X-Request-Id and a W3C traceparent: the
+browser sends a preflight for that call, and both must succeed. The page then reads what the
+contract exposes (section 7): the X-Request-Id of the answer, the WWW-Authenticate of a 401,
+and the Retry-After of a 429 after wrong passwords. The same page served from
+http://127.0.0.1:OTHER (not on the list) must be stopped by the browser: Warden answers it, but
+without Access-Control-Allow-Origin.
 """
 
 import os
@@ -34,8 +37,26 @@ PAGE = """<!doctype html><title>starting</title><script>
       body: "username=%(username)s&password=%(password)s",
     });
     const token = (await login.json()).access_token;
-    const me = await fetch("%(api)s/users/me", {headers: {"Authorization": "Bearer " + token}});
-    document.title = "answered " + me.status + " " + (await me.json()).email;
+    const me = await fetch("%(api)s/users/me", {headers: {
+      "Authorization": "Bearer " + token,
+      "X-Request-Id": "e2e-cors-request",
+      "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    }});
+    const email = (await me.json()).email;
+    const refused = await fetch("%(api)s/users/me", {headers: {"Authorization": "Bearer not-a-token"}});
+    let retryAfter = null;
+    for (let i = 0; i < 10 && retryAfter === null; i++) {
+      const wrong = await fetch("%(api)s/login", {
+        method: "POST",
+        headers: {"Content-Type": "application/x-www-form-urlencoded"},
+        body: "username=%(throttled)s&password=wrong+password",
+      });
+      if (wrong.status === 429) retryAfter = wrong.headers.get("Retry-After");
+    }
+    document.title = "answered " + me.status + " " + email
+      + " id=" + me.headers.get("X-Request-Id")
+      + " challenge=" + refused.status + " " + (refused.headers.get("WWW-Authenticate") || "none").split(" ")[0]
+      + " retry-after=" + retryAfter;
   } catch (error) {
     document.title = "blocked: " + error;
   }
@@ -70,6 +91,7 @@ def main():
         "api": API,
         "username": email.replace("@", "%40"),
         "password": PASSWORD.replace(" ", "+"),
+        "throttled": f"throttled-{uuid.uuid4().hex[:8]}%40example.com",
     }
     servers = [serve(ALLOWED, page), serve(OTHER, page)]
     titles = {}
@@ -86,12 +108,16 @@ def main():
             for server in servers:
                 server.shutdown()
 
-    if titles[ALLOWED] != f"answered 200 {email}":
-        sys.exit(f"from the allowed origin: {titles[ALLOWED]!r}")
+    answered = titles[ALLOWED]
+    expected = f"answered 200 {email} id=e2e-cors-request challenge=401 Bearer retry-after="
+    retry_after = answered.removeprefix(expected)
+    if not answered.startswith(expected) or not retry_after.isdigit():
+        sys.exit(f"from the allowed origin: {answered!r}")
     if not titles[OTHER].startswith("blocked"):
         sys.exit(f"from an origin not on the list: {titles[OTHER]!r}")
-    print(f"CORS in Chromium: http://127.0.0.1:{ALLOWED} logged in and read /users/me; "
-          f"http://127.0.0.1:{OTHER} was blocked")
+    print(f"CORS in Chromium: http://127.0.0.1:{ALLOWED} logged in, read /users/me with its "
+          f"X-Request-Id and traceparent, and read X-Request-Id, WWW-Authenticate and "
+          f"Retry-After ({retry_after} s); http://127.0.0.1:{OTHER} was blocked")
 
 
 main()

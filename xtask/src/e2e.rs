@@ -2,7 +2,7 @@
 //! the committed OpenAPI document is validated (openapi-spec-validator); Swagger UI's Authorize
 //! button logs in through `/login` and calls a protected operation with the token, and so does
 //! a pasted personal access token (contract sections 1 and 13, `xtask/e2e/swagger_ui.py`); and a page on another origin,
-//! allowed by `CORS_ALLOWED_ORIGINS`, logs in and calls `GET /users/me`, while the same page on
+//! allowed by `CORS_ALLOWED_ORIGINS`, logs in, calls `GET /users/me` and reads the exposed headers, while the same page on
 //! an origin not on the list is blocked (contract section 7, `xtask/e2e/cors.py`). Then Authlib,
 //! a standard OAuth2 client library, discovers the endpoints and logs in, refreshes,
 //! introspects and revokes (contract section 13, `xtask/e2e/authlib_client.py`).
@@ -76,12 +76,23 @@ fn authlib(venv: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// A page on another origin, allowed by CORS_ALLOWED_ORIGINS, logs in and calls
-/// `GET /users/me` in headless Chromium (the call with `Authorization` makes the browser send a
-/// real preflight); the same page from an origin not on the list is blocked by the browser.
+/// `GET /users/me` in headless Chromium with its own `X-Request-Id` and a `traceparent` (the
+/// browser sends a real preflight for them), then reads the exposed `X-Request-Id`, a 401's
+/// `WWW-Authenticate` and a 429's `Retry-After`; the same page from an origin not on the list
+/// is blocked by the browser.
 fn cors(chromium: &std::path::Path, venv: &std::path::Path) -> anyhow::Result<()> {
     let (allowed, other) = (net::free_port()?, net::free_port()?);
     let origin = format!("http://127.0.0.1:{allowed}");
-    let server = Served::start_with("e2e-cors", None, &[("CORS_ALLOWED_ORIGINS", &origin)])?;
+    // The per-username budget on (the checks run unthrottled otherwise), so that the page meets
+    // a 429 and reads its Retry-After.
+    let server = Served::start_with(
+        "e2e-cors",
+        None,
+        &[
+            ("CORS_ALLOWED_ORIGINS", &origin),
+            ("LOGIN_MAX_FAILURES_PER_USERNAME", "3"),
+        ],
+    )?;
     let mut script = Command::new(venv.join("bin/python"));
     script
         .arg(root().join("xtask/e2e/cors.py"))

@@ -14,10 +14,14 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::routes::RouteTable;
 
-/// Headers a cross-origin request may send.
-const ALLOW_HEADERS: &str = "Authorization, Content-Type";
-/// Headers a cross-origin caller may read besides the simple ones.
-const EXPOSE_HEADERS: &str = "X-Total-Count";
+/// Headers a cross-origin request may send: its credentials and body type, the proof of a
+/// DPoP-bound token, its own request id, and the W3C trace context it continues.
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP, X-Request-Id, traceparent";
+/// Headers a cross-origin caller may read besides the simple ones: a list's total, how long to
+/// wait after a 429 or 503, the request id to quote to an operator, why a token was refused,
+/// and the next DPoP nonce.
+const EXPOSE_HEADERS: &str =
+    "X-Total-Count, Retry-After, X-Request-Id, WWW-Authenticate, DPoP-Nonce";
 /// How long a browser may cache a preflight's answer, in seconds.
 const MAX_AGE: &str = "600";
 

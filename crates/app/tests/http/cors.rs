@@ -45,8 +45,10 @@ async fn a_preflight_from_an_allowed_origin_is_allowed_with_the_paths_methods() 
         header(&response, "access-control-allow-methods").as_deref(),
         Some("DELETE, GET, PATCH")
     );
-    let headers = header(&response, "access-control-allow-headers").unwrap();
-    assert!(headers.contains("Authorization") && headers.contains("Content-Type"));
+    assert_eq!(
+        header(&response, "access-control-allow-headers").as_deref(),
+        Some("Authorization, Content-Type, DPoP, X-Request-Id, traceparent")
+    );
     // A trailing slash is the same path.
     let response = preflight(&app, APP, "/posts/").await;
     assert_eq!(
@@ -97,7 +99,7 @@ async fn allowed_origins_may_read_answers_errors_and_the_total_count() {
     );
     assert_eq!(
         header(&response, "access-control-expose-headers").as_deref(),
-        Some("X-Total-Count")
+        Some("X-Total-Count, Retry-After, X-Request-Id, WWW-Authenticate, DPoP-Nonce")
     );
     assert_eq!(header(&response, "vary").as_deref(), Some("Origin"));
     // An error is readable too.
@@ -111,6 +113,13 @@ async fn allowed_origins_may_read_answers_errors_and_the_total_count() {
     assert_eq!(
         header(&response, "access-control-allow-origin").as_deref(),
         Some(APP)
+    );
+    // ...with why the token was refused.
+    assert!(header(&response, "www-authenticate").is_some());
+    assert!(
+        header(&response, "access-control-expose-headers")
+            .unwrap()
+            .contains("WWW-Authenticate")
     );
 }
 
